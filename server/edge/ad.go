@@ -1,0 +1,220 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/adreq"
+	"github.com/adedge/adedge/server/profiles"
+	"github.com/adedge/adedge/server/selection"
+	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/token"
+)
+
+// Bucket labels until the A/B layer assigns buckets: every request is
+// control of the snapshot's experiment set.
+const (
+	controlTest    = "control"
+	controlVariant = "control"
+)
+
+func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+
+	var ferr *adreq.FieldError
+	if ctx.IsPost() {
+		if len(ctx.PostBody()) > adreq.MaxBodyLen {
+			s.metrics.badRequests.Inc()
+			jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(adreq.MaxBodyLen)+" bytes", "body")
+			return
+		}
+		ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
+	} else {
+		ferr = adreq.ParseQuery(ctx.QueryArgs(), &st.req)
+	}
+	if ferr != nil {
+		s.metrics.badRequests.Inc()
+		jsonError(ctx, fasthttp.StatusBadRequest, ferr.Error(), ferr.Field)
+		return
+	}
+
+	snap := s.src.Acquire()
+	if snap == nil {
+		s.metrics.noSnapshot.Inc()
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "no snapshot loaded yet", "")
+		return
+	}
+	defer snap.Release()
+	exp := s.experiment(snap)
+
+	// Profile, under its own deadline: a miss serves unpersonalised.
+	var prof *profiles.Profile
+	if len(st.req.Device) == 0 || s.store == nil {
+		s.metrics.profile[ProfileSkipped].Inc()
+	} else {
+		st.prof.Reset()
+		pctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProfileTimeout)
+		err := s.store.Get(pctx, unsafe.String(unsafe.SliceData(st.req.Device), len(st.req.Device)), &st.prof)
+		cancel()
+		switch {
+		case err == nil:
+			prof = &st.prof
+			s.metrics.profile[ProfileHit].Inc()
+		case errors.Is(err, profiles.ErrNotFound):
+			s.metrics.profile[ProfileMiss].Inc()
+		case errors.Is(err, profiles.ErrTimeout):
+			s.metrics.profile[ProfileTimeout].Inc()
+		default:
+			s.metrics.profile[ProfileError].Inc()
+		}
+	}
+
+	now := time.Now()
+	seq := s.reqSeq.Add(1)
+	st.sreq = selection.Request{
+		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,
+		OSVersion: st.req.OSVersion, DeviceType: st.req.DeviceType, Now: now.Unix(), Seed: seq,
+	}
+	s.sel.Select(snap.R, &st.sreq, prof, &exp.params, &st.res)
+	res := &st.res
+	s.metrics.adRequests[res.Outcome].Inc()
+	for i, n := range res.Skipped {
+		if n > 0 {
+			s.metrics.skips[i].Add(float64(n))
+		}
+	}
+	if res.Truncated {
+		s.metrics.truncated.Inc()
+	}
+	switch res.Outcome {
+	case selection.Filled:
+		var err error
+		st.buf, err = s.appendAd(st.buf[:0], st, snap, exp, seq, now)
+		if err != nil {
+			// Only reachable with ids over the token limits, which the
+			// builder refuses; answer no-fill rather than a broken URL.
+			s.event("token_error", err)
+			ctx.SetStatusCode(fasthttp.StatusNoContent)
+			break
+		}
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(st.buf)
+	case selection.UnknownPlacement:
+		s.metrics.badRequests.Inc()
+		jsonError(ctx, fasthttp.StatusBadRequest, "placement: unknown in snapshot "+snap.Version, "placement")
+	default:
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	}
+	ctx.Response.Header.Set("X-Adedge-Env", s.cfg.Env)
+	el := time.Since(start)
+	s.metrics.adLatency.Observe(el.Seconds())
+	s.access(st, ctx.Response.StatusCode(), el, snap)
+}
+
+// appendAd encodes the 200 response: request id, campaign, creative, signed
+// impression and click URLs, price and bucket labels.
+func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *expInfo, seq uint64, now time.Time) ([]byte, error) {
+	r := snap.R
+	camp, _ := r.Campaign(st.res.Campaign)
+	cr, _ := r.Creative(st.res.Creative)
+	campID, crID := r.String(camp.ID), r.String(cr.ID)
+
+	st.claims = token.Claims{
+		Issued: now.UnixMilli(), PriceMicros: st.res.PriceMicros, CapPeriod: st.res.CapPeriod,
+		Env: s.envCode, Test: 0,
+		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
+		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
+		Device:   st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),
+		Variant: []byte(controlVariant), Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
+	}
+	var err error
+	st.tok, err = s.signer.Append(st.tok[:0], &st.claims)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `{"request_id":"`...)
+	b = appendHex64(b, seq^s.reqSalt)
+	b = append(b, `","campaign":`...)
+	b = appendJSONString(b, campID)
+	b = append(b, `,"creative":{"id":`...)
+	b = appendJSONString(b, crID)
+	b = append(b, `,"format":"`...)
+	b = append(b, cr.Format.String()...)
+	b = append(b, `","width":`...)
+	b = strconv.AppendUint(b, uint64(cr.Width), 10)
+	b = append(b, `,"height":`...)
+	b = strconv.AppendUint(b, uint64(cr.Height), 10)
+	b = append(b, `,"asset_url":`...)
+	b = appendJSONString(b, r.String(cr.AssetURL))
+	b = append(b, `},"impression_url":"`...)
+	b = appendJSONStringBody(b, s.cfg.PublicURL)
+	b = append(b, "/v1/imp?t="...)
+	b = append(b, st.tok...) // base64url: needs no escaping
+	b = append(b, `","click_url":"`...)
+	b = appendJSONStringBody(b, s.cfg.PublicURL)
+	b = append(b, "/v1/click?t="...)
+	b = append(b, st.tok...)
+	b = append(b, `","price_micros":`...)
+	b = strconv.AppendInt(b, st.res.PriceMicros, 10)
+	b = append(b, `,"ecpm_micros":`...)
+	b = strconv.AppendInt(b, st.res.ECPMMicros, 10)
+	b = append(b, `,"bucket":{"env":"`...)
+	b = append(b, s.cfg.Env...)
+	b = append(b, `","experiment":`...)
+	b = appendJSONString(b, exp.id)
+	b = append(b, `,"test":"`+controlTest+`","variant":"`+controlVariant+`"},"snapshot":"`...)
+	b = append(b, snap.Version...)
+	b = append(b, `"}`...)
+	return b, nil
+}
+
+// experiment returns the snapshot's experiment set id and control params,
+// parsed once per snapshot version.
+func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
+	if e := s.exp.Load(); e != nil && e.version == snap.Version {
+		return e
+	}
+	e := &expInfo{version: snap.Version, params: abtest.Defaults}
+	var set struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(snap.R.ExperimentsJSON(), &set); err == nil {
+		e.id = set.ID
+	}
+	s.exp.Store(e)
+	return e
+}
+
+// access writes the request's access-log line through the ring.
+func (s *Server) access(st *reqState, code int, el time.Duration, snap *snapsource.Snap) {
+	if s.log == nil {
+		return
+	}
+	b := st.line[:0]
+	b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, " ad "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, el.Microseconds(), 10)
+	b = append(b, "us "...)
+	b = append(b, st.res.Outcome.String()...)
+	b = append(b, " placement="...)
+	b = append(b, st.req.Placement...)
+	if st.res.Outcome == selection.Filled {
+		c, _ := snap.R.Campaign(st.res.Campaign)
+		b = append(b, " campaign="...)
+		b = append(b, snap.R.String(c.ID)...)
+	}
+	st.line = b
+	s.log.Write(b)
+}

@@ -1,0 +1,273 @@
+// Package edge is the serving side of adedge: fasthttp handlers for ad
+// requests, impression and click tracking, and /health, wired to a
+// hot-swappable snapshot, a profile store and a tracking-token signer.
+//
+// The ad path parses, reads the profile under a deadline, selects, and
+// encodes the response into pooled buffers; it takes no lock shared across
+// requests (snapshot references are atomics, counters are Prometheus
+// atomics, logging goes through a lock-free ring).
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/server/adreq"
+	"github.com/adedge/adedge/server/eventlog"
+	"github.com/adedge/adedge/server/profiles"
+	"github.com/adedge/adedge/server/selection"
+	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/token"
+)
+
+// Config is the edge's serving configuration.
+type Config struct {
+	// PublicURL prefixes tracking URLs ("https://ads.example.com"); the SDK
+	// fires them, so it must be the address clients reach.
+	PublicURL string
+	// ProfileTimeout is the profile read's own deadline; a miss serves the
+	// ad unpersonalised. Default 1 ms.
+	ProfileTimeout time.Duration
+	// Env labels the responses and tokens ("production" or "staging").
+	Env string
+	// MaxScan bounds candidates examined per request (selection.DefaultMaxScan).
+	MaxScan int
+	// CapQueue bounds pending frequency-cap updates; CapWorkers drain it.
+	CapQueue, CapWorkers int
+	// CapTimeout is the deadline of one cap update against the store.
+	CapTimeout time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.ProfileTimeout <= 0 {
+		c.ProfileTimeout = time.Millisecond
+	}
+	if c.Env == "" {
+		c.Env = "production"
+	}
+	if c.CapQueue <= 0 {
+		c.CapQueue = 65536
+	}
+	if c.CapWorkers <= 0 {
+		c.CapWorkers = 4
+	}
+	if c.CapTimeout <= 0 {
+		c.CapTimeout = 50 * time.Millisecond
+	}
+}
+
+// Server handles the serving port.
+type Server struct {
+	cfg     Config
+	src     *snapsource.Source
+	store   profiles.Store
+	signer  *token.Signer
+	metrics *Metrics
+	log     *eventlog.Ring // may be nil
+	health  *health.State
+	sel     selection.Selector
+
+	envCode  uint8
+	inFlight atomic.Int64
+	reqSeq   atomic.Uint64
+	reqSalt  uint64
+	capQ     chan capUpdate
+	pool     sync.Pool // *reqState
+	exp      atomic.Pointer[expInfo]
+}
+
+// reqState is the per-request scratch memory, pooled.
+type reqState struct {
+	req     adreq.Request
+	scratch adreq.Scratch
+	prof    profiles.Profile
+	sreq    selection.Request
+	res     selection.Result
+	claims  token.Claims
+	buf     []byte
+	tok     []byte
+	line    []byte
+}
+
+// New wires a Server. log may be nil (no access log).
+func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, h *health.State) *Server {
+	cfg.defaults()
+	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, health: h,
+		sel: selection.Selector{MaxScan: cfg.MaxScan}, capQ: make(chan capUpdate, cfg.CapQueue)}
+	if cfg.Env == "staging" {
+		s.envCode = 1
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s.reqSalt = binary.LittleEndian.Uint64(b[:])
+	s.pool.New = func() any { return &reqState{buf: make([]byte, 0, 2048)} }
+	if h != nil {
+		h.InFlightFn = s.inFlight.Load
+		h.SnapshotFn = func() (health.Snapshot, bool) {
+			snap := src.Acquire()
+			if snap == nil {
+				return health.Snapshot{}, false
+			}
+			defer snap.Release()
+			return health.Snapshot{Version: snap.Version, Created: snap.Created}, true
+		}
+	}
+	return s
+}
+
+// InFlight is the number of requests being served.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// Handler is the fasthttp entry point for the serving port.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	path := ctx.Path()
+	switch string(path) { // the compiler does not allocate for this conversion
+	case "/v1/ad":
+		s.metrics.httpRequests["ad"].Inc()
+		if !ctx.IsGet() && !ctx.IsPost() {
+			methodNotAllowed(ctx, "GET, POST")
+			return
+		}
+		s.serveAd(ctx)
+	case "/v1/imp":
+		s.metrics.httpRequests["imp"].Inc()
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.serveTrack(ctx, false)
+	case "/v1/click":
+		s.metrics.httpRequests["click"].Inc()
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.serveTrack(ctx, true)
+	case "/health":
+		s.metrics.httpRequests["health"].Inc()
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		s.serveHealth(ctx)
+	default:
+		s.metrics.httpRequests["other"].Inc()
+		jsonError(ctx, fasthttp.StatusNotFound, "no such endpoint: see docs/API.md", "")
+	}
+}
+
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	if s.health == nil {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return
+	}
+	var code int
+	st.buf, code = s.health.AppendJSON(st.buf[:0], time.Now())
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(st.buf)
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	jsonError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
+}
+
+// jsonError writes {"error": msg, "field": field} with code.
+func jsonError(ctx *fasthttp.RequestCtx, code int, msg, field string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	b := ctx.Response.BodyWriter()
+	buf := make([]byte, 0, 96+len(msg))
+	buf = append(buf, `{"error":`...)
+	buf = appendJSONString(buf, msg)
+	if field != "" {
+		buf = append(buf, `,"field":`...)
+		buf = appendJSONString(buf, field)
+	}
+	buf = append(buf, '}')
+	_, _ = b.Write(buf)
+}
+
+// expInfo caches the serving snapshot's experiment set id.
+type expInfo struct {
+	version string
+	id      string
+	params  abtest.Params
+}
+
+// RunCapWorkers drains the frequency-cap queue into the store until ctx
+// ends, then finishes what is queued (bounded by CapTimeout per update).
+func (s *Server) RunCapWorkers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < s.cfg.CapWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case u := <-s.capQ:
+					s.applyCap(u)
+				case <-ctx.Done():
+					for {
+						select {
+						case u := <-s.capQ:
+							s.applyCap(u)
+						default:
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+type capUpdate struct {
+	device, campaign string
+	period           uint32
+	now              int64
+}
+
+func (s *Server) applyCap(u capUpdate) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CapTimeout)
+	defer cancel()
+	if err := s.store.IncrementCap(ctx, u.device, u.campaign, u.period, u.now); err != nil {
+		s.metrics.capUpdates["error"].Inc()
+		s.event("cap_update_error", errors.Unwrap(err))
+		return
+	}
+	s.metrics.capUpdates["ok"].Inc()
+}
+
+// event logs a rare event line through the ring.
+func (s *Server) event(name string, err error) {
+	if s.log == nil {
+		return
+	}
+	b := make([]byte, 0, 128)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, " event="...)
+	b = append(b, name...)
+	if err != nil {
+		b = append(b, " err="...)
+		b = strconv.AppendQuote(b, err.Error())
+	}
+	s.log.Write(b)
+}

@@ -1,0 +1,103 @@
+package edge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adedge/adedge/server/selection"
+)
+
+// Metrics are the edge's Prometheus series. Label values are resolved once
+// here, so the request path only does atomic adds.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	adRequests   [selection.NumOutcomes]prometheus.Counter
+	badRequests  prometheus.Counter
+	noSnapshot   prometheus.Counter
+	skips        [selection.NumSkips]prometheus.Counter
+	truncated    prometheus.Counter
+	profile      map[string]prometheus.Counter
+	adLatency    prometheus.Histogram
+	impressions  prometheus.Counter
+	clicks       prometheus.Counter
+	revenue      prometheus.Counter
+	trackReject  map[string]prometheus.Counter
+	capUpdates   map[string]prometheus.Counter
+	httpRequests map[string]prometheus.Counter
+}
+
+// Profile lookup results, as labels.
+const (
+	ProfileHit     = "hit"
+	ProfileMiss    = "miss"
+	ProfileTimeout = "timeout"
+	ProfileError   = "error"
+	ProfileSkipped = "no_device"
+)
+
+// NewMetrics registers the edge's series in a fresh registry (plus the Go
+// runtime and process collectors).
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m := &Metrics{Registry: reg}
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_ad_requests_total",
+		Help: "Valid ad requests by selection outcome (filled or the no-fill reason)."}, []string{"outcome"})
+	f(outcomes)
+	for o := selection.Outcome(0); o < selection.NumOutcomes; o++ {
+		m.adRequests[o] = outcomes.WithLabelValues(o.String())
+	}
+	m.badRequests = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_ad_bad_requests_total", Help: "Ad requests refused with 4xx."})
+	m.noSnapshot = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_ad_no_snapshot_total", Help: "Ad requests answered 503 because no snapshot is loaded."})
+	m.truncated = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_selection_scan_truncated_total", Help: "Selections stopped by the scan bound."})
+	f(m.badRequests)
+	f(m.noSnapshot)
+	f(m.truncated)
+	skips := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_selection_skips_total",
+		Help: "Candidates skipped during selection, by reason."}, []string{"reason"})
+	f(skips)
+	for i, n := range selection.SkipNames {
+		m.skips[i] = skips.WithLabelValues(n)
+	}
+	prof := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_profile_lookups_total",
+		Help: "Profile reads by result; timeout and error serve unpersonalised."}, []string{"result"})
+	f(prof)
+	m.profile = map[string]prometheus.Counter{}
+	for _, r := range []string{ProfileHit, ProfileMiss, ProfileTimeout, ProfileError, ProfileSkipped} {
+		m.profile[r] = prof.WithLabelValues(r)
+	}
+	m.adLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "adedge_ad_request_duration_seconds",
+		Help:    "Server time of /v1/ad, parse to response written.",
+		Buckets: []float64{25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 700e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3}})
+	f(m.adLatency)
+	m.impressions = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_impressions_total", Help: "Verified impression pixels."})
+	m.clicks = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_clicks_total", Help: "Verified clicks."})
+	m.revenue = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_revenue_micros_total", Help: "Revenue of verified impressions, micros."})
+	f(m.impressions)
+	f(m.clicks)
+	f(m.revenue)
+	tr := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_tracking_rejected_total",
+		Help: "Impression and click tokens refused, by reason."}, []string{"reason"})
+	f(tr)
+	m.trackReject = map[string]prometheus.Counter{}
+	for _, r := range []string{"missing", "malformed", "forged", "expired"} {
+		m.trackReject[r] = tr.WithLabelValues(r)
+	}
+	cu := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_cap_updates_total",
+		Help: "Frequency-cap increments by result; dropped means the bounded queue was full."}, []string{"result"})
+	f(cu)
+	m.capUpdates = map[string]prometheus.Counter{}
+	for _, r := range []string{"ok", "dropped", "error"} {
+		m.capUpdates[r] = cu.WithLabelValues(r)
+	}
+	hr := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_http_requests_total",
+		Help: "Requests on the serving port by endpoint."}, []string{"endpoint"})
+	f(hr)
+	m.httpRequests = map[string]prometheus.Counter{}
+	for _, e := range []string{"ad", "imp", "click", "health", "other"} {
+		m.httpRequests[e] = hr.WithLabelValues(e)
+	}
+	return m
+}

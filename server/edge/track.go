@@ -1,0 +1,86 @@
+package edge
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/server/token"
+)
+
+// serveTrack answers /v1/imp and /v1/click: verify the token, count, queue
+// the frequency-cap update (impressions only), and for clicks redirect to
+// the creative's click URL when the serving snapshot still has it.
+func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	tok := ctx.QueryArgs().Peek("t")
+	if len(tok) == 0 {
+		s.metrics.trackReject["missing"].Inc()
+		jsonError(ctx, fasthttp.StatusBadRequest, "t: required", "t")
+		return
+	}
+	now := time.Now()
+	if err := s.signer.Verify(tok, now, &st.claims); err != nil {
+		reason, code := "forged", fasthttp.StatusForbidden
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			reason = "expired"
+		case errors.Is(err, token.ErrMalformed):
+			reason = "malformed"
+		}
+		s.metrics.trackReject[reason].Inc()
+		jsonError(ctx, code, "t: "+reason+" token", "t")
+		return
+	}
+	c := &st.claims
+	if click {
+		s.metrics.clicks.Inc()
+		if u := s.clickURL(c.Creative); u != "" {
+			ctx.Response.Header.Set("Location", u)
+			ctx.SetStatusCode(fasthttp.StatusFound)
+			return
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	s.metrics.impressions.Inc()
+	s.metrics.revenue.Add(float64(c.PriceMicros))
+	if c.CapPeriod > 0 && len(c.Device) > 0 && s.store != nil {
+		u := capUpdate{device: string(c.Device), campaign: string(c.Campaign), period: c.CapPeriod, now: now.Unix()}
+		select {
+		case s.capQ <- u:
+		default:
+			s.metrics.capUpdates["dropped"].Inc()
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// clickURL finds a creative's click URL by id in the serving snapshot
+// (creatives are sorted by id: a binary search).
+func (s *Server) clickURL(id []byte) string {
+	snap := s.src.Acquire()
+	if snap == nil {
+		return ""
+	}
+	defer snap.Release()
+	r := snap.R
+	want := string(id)
+	lo, hi := 0, r.NumCreatives()
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		cr, _ := r.Creative(m)
+		if strings.Compare(r.String(cr.ID), want) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if cr, ok := r.Creative(lo); ok && r.String(cr.ID) == want {
+		return strings.Clone(r.String(cr.ClickURL)) // the header outlives the mapping reference
+	}
+	return ""
+}

@@ -1,0 +1,540 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	as "github.com/aerospike/aerospike-client-go/v7"
+	"github.com/aerospike/aerospike-client-go/v7/types"
+)
+
+// Record layout (documented in docs/PROFILES.md; keep both in sync).
+const (
+	BinSegments = "seg"  // list of strings
+	BinApps     = "apps" // list of int64: AppHash bit patterns
+	BinCaps     = "caps" // key-ordered map "campaignID:windowStart" -> count
+)
+
+// getBins is shared so Get passes bin names without allocating.
+var getBins = []string{BinSegments, BinApps, BinCaps}
+
+// Defaults for AerospikeConfig fields left zero.
+const (
+	DefaultReadTimeout    = time.Millisecond
+	DefaultWriteTimeout   = 100 * time.Millisecond
+	DefaultConnectTimeout = 2 * time.Second
+	DefaultMinConns       = 16
+	DefaultMaxConns       = 256
+)
+
+// TTLNever, as AerospikeConfig.TTL, makes written records never expire.
+const TTLNever = time.Duration(-1)
+
+// AerospikeConfig says where profiles live and how hard to try. Build it
+// with ParseAerospikeSpec or by hand; zero fields take the defaults above.
+type AerospikeConfig struct {
+	Hosts     []string // "host:port" seeds
+	Namespace string
+	Set       string
+
+	// ReadTimeout bounds Get when its context has no deadline.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds IncrementCap and PutProfile when their context
+	// has no deadline.
+	WriteTimeout time.Duration
+	// ConnectTimeout bounds cluster discovery in OpenAerospike and the
+	// tend (info) requests afterwards.
+	ConnectTimeout time.Duration
+	// TTL is the record time-to-live set by every write (cap increments
+	// included): 0 = the namespace's default-ttl, TTLNever = never expire.
+	TTL time.Duration
+	// MinConns connections per node are opened at start and kept open so
+	// the first requests don't pay for a TCP handshake.
+	MinConns int
+	// MaxConns bounds connections per node; when all are busy a request
+	// fails at once instead of queueing past its deadline.
+	MaxConns int
+}
+
+// ParseAerospikeSpec parses
+//
+//	aerospike://HOST:PORT[,HOST:PORT...]/NAMESPACE/SET[?OPTION=VALUE&...]
+//
+// Options: timeout, write_timeout, connect_timeout (Go durations), ttl (a
+// duration, 0 for the namespace default or -1 for never), min_conns,
+// max_conns. Errors name the part of the spec that is wrong.
+func ParseAerospikeSpec(spec string) (AerospikeConfig, error) {
+	const want = "want aerospike://HOST:PORT[,HOST:PORT...]/NAMESPACE/SET"
+	bad := func(format string, args ...any) (AerospikeConfig, error) {
+		return AerospikeConfig{}, fmt.Errorf("profiles: store spec %q: %s", spec, fmt.Sprintf(format, args...))
+	}
+	rest, ok := strings.CutPrefix(spec, "aerospike://")
+	if !ok {
+		return bad("%s", want)
+	}
+	rest, query, _ := strings.Cut(rest, "?")
+	hostPart, path, _ := strings.Cut(rest, "/")
+	var cfg AerospikeConfig
+	if hostPart == "" {
+		return bad("no hosts (%s)", want)
+	}
+	for _, h := range strings.Split(hostPart, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return bad("host %q: want HOST:PORT", h)
+		}
+		if host == "" {
+			return bad("host %q: empty host name", h)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return bad("host %q: port must be 1-65535", h)
+		}
+		cfg.Hosts = append(cfg.Hosts, h)
+	}
+	parts := strings.Split(path, "/")
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return bad("need /NAMESPACE/SET after the hosts (%s)", want)
+	}
+	cfg.Namespace, cfg.Set = parts[0], parts[1]
+	if len(cfg.Namespace) > 31 {
+		return bad("namespace %q longer than 31 bytes", cfg.Namespace)
+	}
+	if len(cfg.Set) > 63 {
+		return bad("set %q longer than 63 bytes", cfg.Set)
+	}
+	if query == "" {
+		return cfg, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return bad("options: %v", err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "timeout":
+			cfg.ReadTimeout, err = positiveDuration(v)
+		case "write_timeout":
+			cfg.WriteTimeout, err = positiveDuration(v)
+		case "connect_timeout":
+			cfg.ConnectTimeout, err = positiveDuration(v)
+		case "ttl":
+			if v == "-1" {
+				cfg.TTL = TTLNever
+				break
+			}
+			cfg.TTL, err = time.ParseDuration(v)
+			if err == nil && (cfg.TTL < 0 || cfg.TTL > math.MaxUint32*time.Second/2) {
+				err = errors.New("want 0, -1 or a positive duration")
+			}
+			if err == nil && cfg.TTL > 0 && cfg.TTL < time.Second {
+				err = errors.New("ttl below 1s")
+			}
+		case "min_conns":
+			cfg.MinConns, err = strconv.Atoi(v)
+			if err == nil && cfg.MinConns < 0 {
+				err = errors.New("negative")
+			}
+		case "max_conns":
+			cfg.MaxConns, err = strconv.Atoi(v)
+			if err == nil && cfg.MaxConns < 1 {
+				err = errors.New("want at least 1")
+			}
+		default:
+			return bad("unknown option %q (known: timeout, write_timeout, connect_timeout, ttl, min_conns, max_conns)", k)
+		}
+		if err != nil {
+			return bad("option %s=%q: %v", k, v, err)
+		}
+	}
+	return cfg, nil
+}
+
+func positiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err == nil && d <= 0 {
+		err = errors.New("want a positive duration such as 2ms")
+	}
+	return d, err
+}
+
+// AerospikeStore reads profiles from and counts caps in Aerospike through
+// the official v7 client. See docs/PROFILES.md for the record layout.
+type AerospikeStore struct {
+	counters
+	cfg    AerospikeConfig
+	name   string
+	client *as.Client
+	closed atomic.Bool
+
+	readTemplate as.BasePolicy
+	writeTTL     uint32
+	capPolicy    *as.MapPolicy
+	policies     sync.Pool // *as.BasePolicy for Get, to spare an allocation
+}
+
+// OpenAerospike connects to the cluster, checks that it serves the
+// namespace and opens cfg.MinConns connections per node.
+func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
+	if len(cfg.Hosts) == 0 || cfg.Namespace == "" || cfg.Set == "" {
+		return nil, errors.New("profiles: aerospike: hosts, namespace and set are required")
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MinConns == 0 {
+		cfg.MinConns = DefaultMinConns
+	}
+	// The client panics if min > max; one connection is kept for tending.
+	cfg.MinConns = min(cfg.MinConns, cfg.MaxConns-1)
+
+	s := &AerospikeStore{
+		cfg:  cfg,
+		name: fmt.Sprintf("aerospike://%s/%s/%s", strings.Join(cfg.Hosts, ","), cfg.Namespace, cfg.Set),
+	}
+	hosts := make([]*as.Host, 0, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return nil, fmt.Errorf("profiles: aerospike: host %q: %w", h, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("profiles: aerospike: host %q: bad port", h)
+		}
+		hosts = append(hosts, as.NewHost(host, p))
+	}
+
+	cp := as.NewClientPolicy()
+	cp.Timeout = cfg.ConnectTimeout
+	cp.ConnectionQueueSize = cfg.MaxConns
+	cp.MinConnectionsPerNode = cfg.MinConns
+	cp.LimitConnectionsToQueueSize = true
+	cp.FailIfNotConnected = true
+	client, aerr := as.NewClientWithPolicyAndHost(cp, hosts...)
+	if aerr != nil {
+		return nil, fmt.Errorf("profiles: aerospike: cannot connect to %s: %w", strings.Join(cfg.Hosts, ","), aerr)
+	}
+	s.client = client
+	if err := s.checkNamespace(); err != nil {
+		client.Close()
+		return nil, err
+	}
+
+	s.readTemplate = *as.NewPolicy()
+	s.readTemplate.MaxRetries = 0 // a retry cannot fit in a 1 ms budget
+	s.readTemplate.SleepBetweenRetries = 0
+	// Not ExitFastOnExhaustedConnectionPool: v7.10.2 also applies it when
+	// the pool is merely empty for a moment (errors.Is matches on the
+	// result code alone), failing bursts that a fresh connection would
+	// serve well within the deadline.
+	s.policies.New = func() any { return new(as.BasePolicy) }
+
+	switch {
+	case cfg.TTL == TTLNever:
+		s.writeTTL = as.TTLDontExpire
+	case cfg.TTL > 0:
+		s.writeTTL = uint32(cfg.TTL / time.Second)
+	default:
+		s.writeTTL = as.TTLServerDefault
+	}
+	s.capPolicy = as.NewMapPolicy(as.MapOrder.KEY_ORDERED, as.MapWriteMode.UPDATE)
+	return s, nil
+}
+
+// checkNamespace fails early on a typo instead of failing every request.
+func (s *AerospikeStore) checkNamespace() error {
+	nodes := s.client.GetNodes()
+	if len(nodes) == 0 {
+		return fmt.Errorf("profiles: aerospike %s: no cluster nodes", s.name)
+	}
+	info, aerr := nodes[0].RequestInfo(&as.InfoPolicy{Timeout: s.cfg.ConnectTimeout}, "namespaces")
+	if aerr != nil {
+		return fmt.Errorf("profiles: aerospike %s: list namespaces: %w", s.name, aerr)
+	}
+	list := info["namespaces"]
+	for _, ns := range strings.Split(list, ";") {
+		if ns == s.cfg.Namespace {
+			return nil
+		}
+	}
+	return fmt.Errorf("profiles: aerospike %s: namespace %q not on the cluster (it has %q)", s.name, s.cfg.Namespace, list)
+}
+
+// budget returns how long an operation may take: the context's remaining
+// time, or def when it has no deadline.
+func budget(ctx context.Context, def time.Duration, op string) (time.Duration, error) {
+	if err := ctxErr(ctx, op); err != nil {
+		return 0, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		d := time.Until(dl)
+		if d <= 0 {
+			return 0, ErrTimeout
+		}
+		return d, nil
+	}
+	return def, nil
+}
+
+// classify maps a client error to the package's errors.
+func (s *AerospikeStore) classify(ctx context.Context, aerr as.Error, op string) error {
+	switch {
+	case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
+		return ErrNotFound
+	case aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE):
+		// The client reports a pool that stayed empty as a timeout; say
+		// what really happened so operators raise max_conns/min_conns.
+		return fmt.Errorf("profiles: aerospike %s: no free connection (max_conns=%d): %w", op, s.cfg.MaxConns, aerr)
+	case aerr.Matches(types.TIMEOUT):
+		return ErrTimeout
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return ErrTimeout
+	}
+	return fmt.Errorf("profiles: aerospike %s %s/%s: %w", op, s.cfg.Namespace, s.cfg.Set, aerr)
+}
+
+// Get implements Store. It reads only the profile bins, with the context's
+// deadline as the client's total and socket timeout and no retries.
+func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) error {
+	dst.Reset()
+	if device == "" {
+		return s.countGet(ErrNotFound)
+	}
+	if s.closed.Load() {
+		return s.countGet(errClosed)
+	}
+	d, err := budget(ctx, s.cfg.ReadTimeout, "get")
+	if err != nil {
+		return s.countGet(err)
+	}
+	key, aerr := as.NewKey(s.cfg.Namespace, s.cfg.Set, device)
+	if aerr != nil {
+		return s.countGet(fmt.Errorf("profiles: aerospike key: %w", aerr))
+	}
+	p := s.policies.Get().(*as.BasePolicy)
+	*p = s.readTemplate
+	p.TotalTimeout, p.SocketTimeout = d, d
+	rec, aerr := s.client.Get(p, key, getBins...)
+	s.policies.Put(p)
+	if aerr != nil {
+		return s.countGet(s.classify(ctx, aerr, "get"))
+	}
+	if rec == nil { // not expected from the client; never dereference nil
+		return s.countGet(ErrNotFound)
+	}
+	if err := fillProfile(rec.Bins, dst); err != nil {
+		dst.Reset()
+		return s.countGet(err)
+	}
+	return s.countGet(nil)
+}
+
+// writePolicy builds the policy for one write bounded by ctx.
+func (s *AerospikeStore) writePolicy(ctx context.Context, op string, retries int) (*as.WritePolicy, error) {
+	d, err := budget(ctx, s.cfg.WriteTimeout, op)
+	if err != nil {
+		return nil, err
+	}
+	wp := as.NewWritePolicy(0, s.writeTTL)
+	wp.TotalTimeout, wp.SocketTimeout = d, d
+	wp.MaxRetries = retries
+	return wp, nil
+}
+
+// CapKey is the caps map key for campaignID's window starting at
+// windowStart: "campaignID:" plus the window start zero-padded to 10
+// digits, so one campaign's windows sort in time order.
+func CapKey(campaignID string, windowStart int64) string {
+	return fmt.Sprintf("%s:%010d", campaignID, windowStart)
+}
+
+// IncrementCap implements Store with one Operate call: it removes the
+// campaign's keys for earlier windows and increments the current one, both
+// server-side, so concurrent edges never lose counts. It is not retried:
+// a retry after an ambiguous failure could count twice.
+func (s *AerospikeStore) IncrementCap(ctx context.Context, device, campaignID string, periodSeconds uint32, now int64) error {
+	if err := checkCapArgs(device, campaignID, periodSeconds, now); err != nil {
+		return s.countCap(err)
+	}
+	if s.closed.Load() {
+		return s.countCap(errClosed)
+	}
+	wp, err := s.writePolicy(ctx, "increment cap", 0)
+	if err != nil {
+		return s.countCap(err)
+	}
+	key, aerr := as.NewKey(s.cfg.Namespace, s.cfg.Set, device)
+	if aerr != nil {
+		return s.countCap(fmt.Errorf("profiles: aerospike key: %w", aerr))
+	}
+	cur := CapKey(campaignID, WindowStart(now, periodSeconds))
+	_, aerr = s.client.Operate(wp, key,
+		as.MapRemoveByKeyRangeOp(BinCaps, campaignID+":", cur, as.MapReturnType.NONE),
+		as.MapIncrementOp(s.capPolicy, BinCaps, cur, 1),
+	)
+	if aerr != nil {
+		err := s.classify(ctx, aerr, "increment cap")
+		if err == ErrNotFound { // cannot happen for writes; keep the cause visible
+			err = fmt.Errorf("profiles: aerospike increment cap: %w", aerr)
+		}
+		return s.countCap(err)
+	}
+	return s.countCap(nil)
+}
+
+// PutProfile implements Putter: it writes the seg and apps bins of device
+// (creating the record if needed) and leaves the caps bin alone. Writes
+// are idempotent, so they are retried twice within the deadline.
+func (s *AerospikeStore) PutProfile(ctx context.Context, device string, p *Profile) error {
+	if device == "" {
+		return fmt.Errorf("%w: empty device id", ErrInvalid)
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	wp, err := s.writePolicy(ctx, "put", 2)
+	if err != nil {
+		return err
+	}
+	key, aerr := as.NewKey(s.cfg.Namespace, s.cfg.Set, device)
+	if aerr != nil {
+		return fmt.Errorf("profiles: aerospike key: %w", aerr)
+	}
+	segs := make([]any, len(p.Segments))
+	for i, v := range p.Segments {
+		segs[i] = v
+	}
+	apps := make([]any, len(p.InstalledApps))
+	for i, v := range p.InstalledApps {
+		apps[i] = int64(v) // Aerospike integers are signed; keep the bits
+	}
+	aerr = s.client.PutBins(wp, key,
+		as.NewBin(BinSegments, as.NewListValue(segs)),
+		as.NewBin(BinApps, as.NewListValue(apps)),
+	)
+	if aerr != nil {
+		return s.classify(ctx, aerr, "put")
+	}
+	return nil
+}
+
+// Name implements Store.
+func (s *AerospikeStore) Name() string { return s.name }
+
+// Close implements Store; it closes the client's connections.
+func (s *AerospikeStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.client.Close()
+	return nil
+}
+
+// fillProfile decodes the profile bins into dst. Unknown bins are ignored;
+// wrongly typed ones are an error so corrupt data shows up in Stats.
+func fillProfile(bins as.BinMap, dst *Profile) error {
+	if v, ok := bins[BinSegments]; ok && v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("profiles: aerospike bin %q is %T, want a list", BinSegments, v)
+		}
+		for i, e := range list {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("profiles: aerospike bin %q[%d] is %T, want a string", BinSegments, i, e)
+			}
+			dst.Segments = append(dst.Segments, s)
+		}
+	}
+	if v, ok := bins[BinApps]; ok && v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("profiles: aerospike bin %q is %T, want a list", BinApps, v)
+		}
+		for i, e := range list {
+			h, ok := asUint64(e)
+			if !ok {
+				return fmt.Errorf("profiles: aerospike bin %q[%d] is %T, want an integer", BinApps, i, e)
+			}
+			dst.InstalledApps = append(dst.InstalledApps, h)
+		}
+		dst.InstalledApps = sortApps(dst.InstalledApps)
+	}
+	if v, ok := bins[BinCaps]; ok && v != nil {
+		switch m := v.(type) {
+		case map[any]any: // unordered map
+			for k, c := range m {
+				appendCap(dst, k, c)
+			}
+		case []as.MapPair: // key-ordered map, as written by IncrementCap
+			for _, p := range m {
+				appendCap(dst, p.Key, p.Value)
+			}
+		default:
+			return fmt.Errorf("profiles: aerospike bin %q is %T, want a map", BinCaps, v)
+		}
+	}
+	return nil
+}
+
+// appendCap adds one caps map entry; keys not in CapKey form are skipped
+// so foreign entries cannot break reads.
+func appendCap(dst *Profile, k, v any) {
+	ks, ok := k.(string)
+	if !ok {
+		return
+	}
+	i := strings.LastIndexByte(ks, ':')
+	if i <= 0 {
+		return
+	}
+	ws, err := strconv.ParseInt(ks[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	var n uint32
+	switch x := v.(type) {
+	case int:
+		n = uint32(max(0, min(x, math.MaxUint32)))
+	case int64:
+		n = uint32(max(0, min(x, math.MaxUint32)))
+	default:
+		return
+	}
+	dst.Caps = append(dst.Caps, Cap{CampaignID: ks[:i], Count: n, WindowStart: ws})
+}
+
+func asUint64(v any) (uint64, bool) {
+	switch x := v.(type) {
+	case int:
+		return uint64(x), true
+	case int64:
+		return uint64(x), true
+	case uint64:
+		return x, true
+	case int32:
+		return uint64(x), true
+	}
+	return 0, false
+}
