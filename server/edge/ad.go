@@ -25,6 +25,8 @@ const (
 	controlVariant = "control"
 )
 
+var controlVariantBytes = []byte(controlVariant)
+
 func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st := s.pool.Get().(*reqState)
@@ -129,7 +131,7 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	cr, _ := r.Creative(st.res.Creative)
 	campID, crID := r.String(camp.ID), r.String(cr.ID)
 
-	st.claims = token.Claims{
+	st.sign = token.Claims{
 		Issued: now.UnixMilli(), PriceMicros: st.res.PriceMicros, CapPeriod: st.res.CapPeriod,
 		Env: s.envCode, Test: 0,
 		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
@@ -138,7 +140,7 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 		Variant: []byte(controlVariant), Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
 	}
 	var err error
-	st.tok, err = s.signer.Append(st.tok[:0], &st.claims)
+	st.tok, err = s.signer.Append(st.tok[:0], &st.sign)
 	if err != nil {
 		return b, err
 	}

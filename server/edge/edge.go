@@ -93,7 +93,8 @@ type reqState struct {
 	prof    profiles.Profile
 	sreq    selection.Request
 	res     selection.Result
-	claims  token.Claims
+	claims  token.Claims // Verify's target: keeps its decode buffer across requests
+	sign    token.Claims // Append's input: aliases snapshot and request bytes
 	buf     []byte
 	tok     []byte
 	line    []byte

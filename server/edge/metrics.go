@@ -82,7 +82,7 @@ func NewMetrics() *Metrics {
 		Help: "Impression and click tokens refused, by reason."}, []string{"reason"})
 	f(tr)
 	m.trackReject = map[string]prometheus.Counter{}
-	for _, r := range []string{"missing", "malformed", "forged", "expired"} {
+	for _, r := range []string{"missing", "malformed", "forged", "expired", "not_yet_valid"} {
 		m.trackReject[r] = tr.WithLabelValues(r)
 	}
 	cu := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_cap_updates_total",

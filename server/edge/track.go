@@ -28,6 +28,8 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		switch {
 		case errors.Is(err, token.ErrExpired):
 			reason = "expired"
+		case errors.Is(err, token.ErrNotYetValid):
+			reason = "not_yet_valid"
 		case errors.Is(err, token.ErrMalformed):
 			reason = "malformed"
 		}

@@ -1,0 +1,5 @@
+//go:build race
+
+package adreq
+
+const raceEnabled = true

@@ -1,0 +1,365 @@
+// Package token signs and verifies the tracking tokens carried by impression
+// and click URLs (`t=<token>`).
+//
+// A token is everything /v1/imp and /v1/click need to count revenue and
+// update frequency caps without a snapshot lookup, so those endpoints work
+// across snapshot swaps and on any edge that shares the key.
+//
+// # Wire format (version 1)
+//
+// token = base64url-without-padding(payload || mac), where mac is
+// HMAC-SHA256(key, payload) truncated to MACSize bytes and payload is,
+// little-endian:
+//
+//	0   uint8   version (1)
+//	1   int64   issued, unix milliseconds (> 0)
+//	9   int64   price, micros (>= 0)
+//	17  uint32  frequency-cap period, seconds (0 = no cap)
+//	21  uint8   env (<= MaxEnv)
+//	22  uint8   test (<= MaxTest)
+//	23  then six ids in this order, each a uint8 length and that many bytes:
+//	    campaign, creative, device, experiment, variant, snapshot
+//
+// The encoding is canonical: one Claims value has exactly one token (strict
+// base64, no trailing payload bytes), so tokens can be deduplicated as
+// strings.
+package token
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"sync"
+	"time"
+)
+
+// Version is the payload format version this package writes and reads.
+const Version = 1
+
+// Limits and sizes of the format.
+const (
+	MACSize     = 16  // truncated HMAC-SHA256: 128 bits is ample for a short-lived token
+	MinKeySize  = 32  // bytes; HMAC-SHA256 gains nothing from longer keys beyond 64
+	MaxIDLen    = 128 // campaign, creative, experiment, variant, snapshot ids
+	MaxDeviceID = 64  // IDFA/GAID are 36; leaves room, keeps URLs short
+	MaxEnv      = 1   // 0 production, 1 staging
+	MaxTest     = 3   // 0 control, 1..3 A/B tests
+	// DefaultMaxSkew is how far in the future a token's issue time may lie:
+	// the edge that signs and the edge that verifies have different clocks.
+	DefaultMaxSkew = 5 * time.Second
+
+	fixedSize   = 23
+	numIDs      = 6
+	minRawSize  = fixedSize + numIDs + MACSize
+	maxRawSize  = fixedSize + numIDs + 5*MaxIDLen + MaxDeviceID + MACSize
+	minTokenLen = (minRawSize*8 + 5) / 6 // base64 without padding
+)
+
+// MaxTokenLen is the longest token Append can produce (999 bytes); Verify
+// refuses longer input before decoding anything.
+const MaxTokenLen = (maxRawSize*8 + 5) / 6
+
+// Errors returned by Verify. They are distinct so the edge can count forged
+// and expired tokens apart; all of them mean HTTP 403.
+var (
+	ErrMalformed   = errors.New("token: malformed")
+	ErrForged      = errors.New("token: bad signature")
+	ErrExpired     = errors.New("token: expired")
+	ErrNotYetValid = errors.New("token: issued in the future")
+)
+
+// ErrInvalidClaims is wrapped by Append's error when the claims cannot be
+// encoded (an id too long, a label out of range, no issue time).
+var ErrInvalidClaims = errors.New("token: invalid claims")
+
+// b64 is strict so that a token has exactly one spelling (otherwise the
+// unused low bits of the last character would be malleable).
+var b64 = base64.RawURLEncoding.Strict()
+
+// Claims is what a token carries.
+//
+// After Verify the id fields alias a buffer owned by this Claims value: they
+// stay valid until the next Verify into the same Claims. Reuse one Claims per
+// request (or per worker) so verification does not allocate; assigning a
+// Claims literal to it drops that buffer, so keep a separate Claims for Append.
+type Claims struct {
+	Issued      int64  // unix milliseconds
+	PriceMicros int64  // revenue per impression, micros
+	CapPeriod   uint32 // campaign frequency-cap period in seconds (0 = no cap)
+	Env, Test   uint8  // bucket labels: env 0 production, 1 staging; test 0 control, 1..3
+
+	Campaign, Creative, Device, Experiment, Variant, Snapshot []byte
+
+	buf []byte // decoded token; the id fields above alias it after Verify
+}
+
+// reset zeroes c but keeps its buffer's capacity.
+func (c *Claims) reset() { *c = Claims{buf: c.buf[:0]} }
+
+// ids lists the id fields in wire order with their limits.
+func (c *Claims) ids() [numIDs]*[]byte {
+	return [numIDs]*[]byte{&c.Campaign, &c.Creative, &c.Device, &c.Experiment, &c.Variant, &c.Snapshot}
+}
+
+var idNames = [numIDs]string{"campaign", "creative", "device", "experiment", "variant", "snapshot"}
+
+func idLimit(i int) int {
+	if i == 2 {
+		return MaxDeviceID
+	}
+	return MaxIDLen
+}
+
+// Signer issues and verifies tokens. It is safe for concurrent use.
+type Signer struct {
+	cur, prev *keyState // prev is nil without WithPreviousKey
+	ttlMs     int64
+	skewMs    int64
+}
+
+// keyState pools HMAC states for one key: hmac.New precomputes the keyed
+// inner and outer SHA-256 states, so a pooled one costs only the payload's
+// blocks per token (measured faster than re-hashing ipad/opad per call).
+type keyState struct {
+	pool sync.Pool
+}
+
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	raw [maxRawSize]byte // Append's payload||mac before base64
+}
+
+func newKeyState(key []byte) *keyState {
+	k := append([]byte(nil), key...)
+	ks := &keyState{}
+	ks.pool.New = func() any { return &macState{h: hmac.New(sha256.New, k)} }
+	return ks
+}
+
+// mac computes the truncated MAC of payload into m.sum[:MACSize].
+func (m *macState) mac(payload []byte) []byte {
+	m.h.Reset()
+	m.h.Write(payload)
+	return m.h.Sum(m.sum[:0])[:MACSize]
+}
+
+// Option configures a Signer.
+type Option func(*Signer) error
+
+// WithPreviousKey lets tokens signed with the key in force before a rotation
+// still verify until they expire. New tokens are always signed with the
+// current key.
+func WithPreviousKey(key []byte) Option {
+	return func(s *Signer) error {
+		if len(key) < MinKeySize {
+			return fmt.Errorf("token: previous key is %d bytes, need at least %d", len(key), MinKeySize)
+		}
+		s.prev = newKeyState(key)
+		return nil
+	}
+}
+
+// WithMaxSkew sets how far in the future an issue time may be before Verify
+// refuses it (default DefaultMaxSkew).
+func WithMaxSkew(d time.Duration) Option {
+	return func(s *Signer) error {
+		if d < 0 {
+			return errors.New("token: negative skew")
+		}
+		s.skewMs = d.Milliseconds()
+		return nil
+	}
+}
+
+// NewSigner returns a Signer for key (at least MinKeySize bytes; copied)
+// whose tokens are valid for ttl after their issue time.
+func NewSigner(key []byte, ttl time.Duration, opts ...Option) (*Signer, error) {
+	if len(key) < MinKeySize {
+		return nil, fmt.Errorf("token: key is %d bytes, need at least %d", len(key), MinKeySize)
+	}
+	if ttl < time.Millisecond {
+		return nil, fmt.Errorf("token: ttl %v too short", ttl)
+	}
+	s := &Signer{cur: newKeyState(key), ttlMs: ttl.Milliseconds(), skewMs: DefaultMaxSkew.Milliseconds()}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// check reports why c cannot be encoded. It allocates only on failure.
+func check(c *Claims) error {
+	if c.Issued <= 0 {
+		return fmt.Errorf("%w: issued time %d not set", ErrInvalidClaims, c.Issued)
+	}
+	if c.PriceMicros < 0 {
+		return fmt.Errorf("%w: negative price %d", ErrInvalidClaims, c.PriceMicros)
+	}
+	if c.Env > MaxEnv {
+		return fmt.Errorf("%w: env %d > %d", ErrInvalidClaims, c.Env, MaxEnv)
+	}
+	if c.Test > MaxTest {
+		return fmt.Errorf("%w: test %d > %d", ErrInvalidClaims, c.Test, MaxTest)
+	}
+	for i, p := range c.ids() {
+		if len(*p) > idLimit(i) {
+			return fmt.Errorf("%w: %s id is %d bytes, max %d", ErrInvalidClaims, idNames[i], len(*p), idLimit(i))
+		}
+	}
+	return nil
+}
+
+// Append appends c's token to dst. On error it returns dst unchanged and an
+// error wrapping ErrInvalidClaims, so a bad claim never becomes a URL that
+// later fails verification. It does not allocate when dst has room for
+// MaxTokenLen more bytes.
+func (s *Signer) Append(dst []byte, c *Claims) ([]byte, error) {
+	if err := check(c); err != nil {
+		return dst, err
+	}
+	m := s.cur.pool.Get().(*macState)
+	raw := m.raw[:fixedSize]
+	raw[0] = Version
+	binary.LittleEndian.PutUint64(raw[1:], uint64(c.Issued))
+	binary.LittleEndian.PutUint64(raw[9:], uint64(c.PriceMicros))
+	binary.LittleEndian.PutUint32(raw[17:], c.CapPeriod)
+	raw[21] = c.Env
+	raw[22] = c.Test
+	for _, p := range c.ids() {
+		raw = append(raw, byte(len(*p)))
+		raw = append(raw, *p...)
+	}
+	raw = append(raw, m.mac(raw)...)
+	dst = b64.AppendEncode(dst, raw)
+	s.cur.pool.Put(m)
+	return dst, nil
+}
+
+// Verify checks tok at time now and decodes it into dst. It returns
+// ErrMalformed (not a token), ErrForged (signature matches neither key),
+// ErrExpired or ErrNotYetValid. The signature is checked before anything in
+// the payload is trusted. dst's id fields alias dst's own buffer (see
+// Claims); dst is left zeroed on error. Steady state allocates nothing.
+func (s *Signer) Verify(tok []byte, now time.Time, dst *Claims) error {
+	dst.reset()
+	if len(tok) < minTokenLen || len(tok) > MaxTokenLen {
+		return ErrMalformed
+	}
+	raw, err := b64.AppendDecode(dst.buf, tok)
+	dst.buf = raw[:0] // keep the capacity for the next call
+	// Go's decoder skips CR and LF even in strict mode; a token with them
+	// would have two spellings, so require every character to count.
+	if err != nil || b64.EncodedLen(len(raw)) != len(tok) || len(raw) < minRawSize {
+		return ErrMalformed
+	}
+	payload, tag := raw[:len(raw)-MACSize], raw[len(raw)-MACSize:]
+	if !s.cur.verify(payload, tag) && (s.prev == nil || !s.prev.verify(payload, tag)) {
+		return ErrForged
+	}
+	if !decode(payload, dst) {
+		dst.reset()
+		return ErrMalformed
+	}
+	nowMs := now.UnixMilli()
+	if dst.Issued > nowMs+s.skewMs {
+		dst.reset()
+		return ErrNotYetValid
+	}
+	if nowMs-dst.Issued > s.ttlMs {
+		dst.reset()
+		return ErrExpired
+	}
+	return nil
+}
+
+func (k *keyState) verify(payload, tag []byte) bool {
+	m := k.pool.Get().(*macState)
+	ok := hmac.Equal(m.mac(payload), tag)
+	k.pool.Put(m)
+	return ok
+}
+
+// decode parses a payload whose MAC already matched. It applies the same
+// limits as Append (a matching MAC from an old or buggy signer must still
+// not push out-of-range labels into counters) and requires every byte to be
+// consumed, so the encoding stays canonical.
+func decode(p []byte, c *Claims) bool {
+	if len(p) < fixedSize || p[0] != Version {
+		return false
+	}
+	c.Issued = int64(binary.LittleEndian.Uint64(p[1:]))
+	c.PriceMicros = int64(binary.LittleEndian.Uint64(p[9:]))
+	c.CapPeriod = binary.LittleEndian.Uint32(p[17:])
+	c.Env, c.Test = p[21], p[22]
+	if c.Issued <= 0 || c.PriceMicros < 0 || c.Env > MaxEnv || c.Test > MaxTest {
+		return false
+	}
+	p = p[fixedSize:]
+	for i, f := range c.ids() {
+		if len(p) < 1 {
+			return false
+		}
+		n := int(p[0])
+		if n > idLimit(i) || len(p) < 1+n {
+			return false
+		}
+		*f = p[1 : 1+n : 1+n]
+		p = p[1+n:]
+	}
+	return len(p) == 0
+}
+
+// GenerateKey returns a new random key of MinKeySize bytes.
+func GenerateKey() []byte {
+	k := make([]byte, MinKeySize)
+	rand.Read(k) // never fails since Go 1.24 (it crashes the program instead)
+	return k
+}
+
+// LoadKey reads a signing key from path. A file whose content, with
+// surrounding whitespace trimmed, is all hex digits is decoded as hex (as
+// `openssl rand -hex 32` writes it); any other content is the raw key, byte
+// for byte. Either way the key must be at least MinKeySize
+// bytes. Keep the file readable by the edge's user only (mode 0600): anyone
+// holding the key can mint revenue-bearing tokens. LoadKey does not enforce
+// the mode, since secret managers mount files with their own permissions.
+func LoadKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	key := b
+	if t := bytes.TrimSpace(b); len(t) > 0 && isHex(t) {
+		if len(t)%2 != 0 {
+			return nil, fmt.Errorf("token: %s: odd number of hex digits", path)
+		}
+		key = make([]byte, len(t)/2)
+		if _, err := hex.Decode(key, t); err != nil {
+			return nil, fmt.Errorf("token: %s: %w", path, err)
+		}
+	}
+	if len(key) < MinKeySize {
+		return nil, fmt.Errorf("token: %s: key is %d bytes, need at least %d (hex: %d digits)", path, len(key), MinKeySize, 2*MinKeySize)
+	}
+	return key, nil
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
