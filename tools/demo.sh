@@ -38,4 +38,54 @@ if "$bin/adbuilder" build --quiet --input "$work/bad" --out "$work/bad-out"; the
 fi
 test ! -e "$work/bad-out" && echo "(no output directory was created)"
 
+say "7. start an edge on the demo snapshot with embedded profiles"
+port=${ADEDGE_DEMO_PORT:-18080}
+admin=${ADEDGE_DEMO_ADMIN:-19090}
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token.key"
+"$bin/adedge" --snapshot-dir "$work/snapshots" --listen 127.0.0.1:$port --admin 127.0.0.1:$admin \
+  --profiles "file:$work/inventory/profiles.jsonl" --token-key "$work/token.key" --access-log "$work/access.log" \
+  > "$work/edge.log" 2>&1 &
+edge=$!
+trap 'kill $edge 2>/dev/null || true' EXIT
+for i in $(seq 1 50); do
+  curl -fs "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
+  sleep 0.1
+done
+if ! kill -0 $edge 2>/dev/null; then
+  echo "demo: the edge did not start (port $port busy? set ADEDGE_DEMO_PORT):" >&2; cat "$work/edge.log" >&2; exit 1
+fi
+curl -s "http://127.0.0.1:$port/health"; echo
+
+say "8. sample ad requests (GET and POST)"
+dev=$(sed -n 3p "$work/inventory/profiles.jsonl" | sed 's/.*"device":"\([^"]*\)".*/\1/')
+for pl in $(sed -n '2p;3p;7p' "$work/inventory/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+  echo "GET /v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev"
+  curl -s -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev" | cut -c1-400
+done
+echo "POST /v1/ad {\"placement\":\"$pl\",\"country\":\"GB\",\"os\":\"ios\",\"osv\":\"17.2\"}"
+curl -s -w '  -> HTTP %{http_code}\n' -X POST -d "{\"placement\":\"$pl\",\"country\":\"GB\",\"os\":\"ios\",\"osv\":\"17.2\"}" "http://127.0.0.1:$port/v1/ad" | cut -c1-400
+echo "bad input: GET /v1/ad?placement=$pl&country=USA&os=android"
+curl -s -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/v1/ad?placement=$pl&country=USA&os=android"
+
+say "9. fire the impression and click URLs of a fill"
+resp=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev")
+imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
+click=$(echo "$resp" | sed 's/.*"click_url":"\([^"]*\)".*/\1/')
+if [ -n "$imp" ] && [ "$imp" != "$resp" ]; then
+  curl -s -o /dev/null -w "impression -> HTTP %{http_code}\n" "$imp"
+  curl -s -o /dev/null -w "click      -> HTTP %{http_code} Location %{redirect_url}\n" "$click"
+  curl -s -o /dev/null -w "forged     -> HTTP %{http_code}\n" "${imp}A"
+fi
+
+say "10. three seconds of traffic at 500 requests/s from the synthetic device population"
+"$bin/adtool" loadgen --quiet --target "http://127.0.0.1:$port" --inventory "$work/inventory" --rate 500 --duration 3s --conns 16
+
+say "11. what the edge counted (admin port, Prometheus format)"
+curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|profile_lookups_total|impressions_total|clicks_total|revenue_micros_total)'
+
+kill -TERM $edge
+wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
+trap - EXIT
+tail -2 "$work/edge.log"
+
 say "demo done: files in $work"

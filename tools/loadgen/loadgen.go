@@ -1,10 +1,13 @@
 // Package loadgen drives an adedge (or any HTTP server) at a fixed request
 // rate and measures latency the way an SDK population experiences it.
 //
-// It is open-loop: request i has an intended send time start + i/rate, and
-// its latency is measured from that time, not from when a connection was
-// free. A server that stalls therefore shows the stall in every request
-// queued behind it instead of hiding it (coordinated omission). Latencies go
+// It is open-loop: request i is due at start + i/rate whether or not earlier
+// ones have finished, and its latency is measured from when it was due and
+// queued for a connection, not from when a connection was free. A server
+// that stalls therefore shows the stall in every request queued behind it
+// instead of hiding it (coordinated omission). The generator's own lateness
+// (a timer firing late on a busy machine) is reported as late sends rather
+// than charged to the server. Latencies go
 // into HdrHistograms, one per connection, merged at the end.
 package loadgen
 
@@ -169,8 +172,12 @@ send:
 		} else if -d > time.Millisecond {
 			late++
 		}
+		// Latency counts from the moment the request was due and handed to a
+		// connection: time spent waiting for a free connection (a slow
+		// server) counts, the generator's own timer overshoot does not
+		// (late sends are reported separately).
 		select {
-		case jobs <- job{intended: at, uri: targets[rng.IntN(len(targets))]}:
+		case jobs <- job{intended: time.Now(), uri: targets[rng.IntN(len(targets))]}:
 			atomic.AddInt64(&sent, 1)
 		case <-ctx.Done():
 			break send

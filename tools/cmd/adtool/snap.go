@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/adedge/adedge/tools/snaptool"
+)
+
+func init() {
+	register("inspect", "summarise a snapshot: counts, bytes per section, biggest candidate lists", runInspect)
+	register("verify", "verify a snapshot's checksums and references (exit 1 on any mismatch)", runVerify)
+	register("diff", "compare two snapshots: campaigns, placements, ranking on the busiest keys", runDiff)
+	register("lookup", "rank a placement's candidates for a country and OS, with eCPM and eligibility", runLookup)
+}
+
+// exitFor maps a tool error to an exit code: 1 for a finding, 2 for bad
+// arguments or unreadable input.
+func exitFor(cmd string, err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "adtool %s: %v\n", cmd, err)
+	if errors.Is(err, snaptool.ErrVerify) || errors.Is(err, snaptool.ErrNotFound) {
+		return 1
+	}
+	return 2
+}
+
+func oneArg(fs *flag.FlagSet, args []string, want int) ([]string, bool) {
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	if fs.NArg() != want {
+		fmt.Fprintf(os.Stderr, "adtool %s: want %d snapshot path(s), got %d\n", fs.Name(), want, fs.NArg())
+		fs.Usage()
+		return nil, false
+	}
+	return fs.Args(), true
+}
+
+func runInspect(args []string) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	var o snaptool.InspectOptions
+	fs.IntVar(&o.Top, "top", 10, "how many of the biggest candidate lists to show")
+	fs.BoolVar(&o.JSON, "json", false, "JSON output")
+	paths, ok := oneArg(fs, args, 1)
+	if !ok {
+		return 2
+	}
+	return exitFor("inspect", snaptool.Inspect(os.Stdout, paths[0], o))
+}
+
+func runVerify(args []string) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var o snaptool.VerifyOptions
+	manifest := fs.String("manifest", "", "manifest to check size and xxhash64 against (default: the one beside the file)")
+	fs.BoolVar(&o.NoManifest, "no-manifest", false, "skip the manifest comparison")
+	fs.BoolVar(&o.JSON, "json", false, "JSON output")
+	paths, ok := oneArg(fs, args, 1)
+	if !ok {
+		return 2
+	}
+	return exitFor("verify", snaptool.Verify(os.Stdout, paths[0], *manifest, o))
+}
+
+func runDiff(args []string) int {
+	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
+	var o snaptool.DiffOptions
+	fs.IntVar(&o.Keys, "keys", 5, "busiest candidate lists to compare")
+	fs.IntVar(&o.Top, "top", 10, "ranks compared per list")
+	fs.IntVar(&o.Limit, "limit", 50, "changed records listed per kind (-1 = all)")
+	fs.BoolVar(&o.JSON, "json", false, "JSON output")
+	paths, ok := oneArg(fs, args, 2)
+	if !ok {
+		return 2
+	}
+	return exitFor("diff", snaptool.Diff(os.Stdout, paths[0], paths[1], o))
+}
+
+func runLookup(args []string) int {
+	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
+	var o snaptool.LookupOptions
+	path := fs.String("snapshot", "", "snapshot file")
+	placement := fs.String("placement", "", "placement id")
+	country := fs.String("country", "US", "two-letter country code")
+	osName := fs.String("os", "android", "android | ios")
+	fs.StringVar(&o.OSVersion, "osv", "", "device OS version (empty = unknown)")
+	fs.StringVar(&o.DeviceType, "devtype", "", "phone | tablet")
+	fs.IntVar(&o.Limit, "limit", 20, "candidates shown (-1 = all)")
+	at := fs.String("at", "", "evaluate schedules at this RFC 3339 time (default now)")
+	fs.BoolVar(&o.JSON, "json", false, "JSON output")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || *placement == "" {
+		fmt.Fprintln(os.Stderr, "adtool lookup: --snapshot and --placement are required")
+		return 2
+	}
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "adtool lookup: --at: %v\n", err)
+			return 2
+		}
+		o.Now = t
+	}
+	return exitFor("lookup", snaptool.Lookup(os.Stdout, *path, *placement, *country, *osName, o))
+}
