@@ -77,6 +77,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 			s.metrics.profile[ProfileTimeout].Inc()
 		default:
 			s.metrics.profile[ProfileError].Inc()
+			s.event("profile_error", err)
 		}
 	}
 

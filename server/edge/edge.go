@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -251,7 +250,7 @@ func (s *Server) applyCap(u capUpdate) {
 	defer cancel()
 	if err := s.store.IncrementCap(ctx, u.device, u.campaign, u.period, u.now); err != nil {
 		s.metrics.capUpdates["error"].Inc()
-		s.event("cap_update_error", errors.Unwrap(err))
+		s.event("cap_update_error", err)
 		return
 	}
 	s.metrics.capUpdates["ok"].Inc()

@@ -38,6 +38,7 @@ type config struct {
 	profileTimeout, readTimeout, writeTimeout, idleTimeout, shutdownTimeout   time.Duration
 	tokenTTL, poll                                                            time.Duration
 	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
+	profileMaxPending                                                         int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -48,6 +49,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.snapshotDir, "snapshot-dir", "", "directory of <version>.snap files; the newest good one serves")
 	fs.StringVar(&c.profiles, "profiles", "none", "profile store: none | file:PATH | aerospike://HOST:PORT/NAMESPACE/SET")
 	fs.DurationVar(&c.profileTimeout, "profile-timeout", time.Millisecond, "deadline of one profile read; a miss serves unpersonalised")
+	fs.IntVar(&c.profileMaxPending, "profile-max-pending", 1024, "network profile reads in flight at once; beyond it requests go unpersonalised at once")
 	fs.StringVar(&c.tokenKey, "token-key", "", "file with the tracking-token HMAC key (>= 32 bytes, hex or raw); empty = a random key for this process only")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 24*time.Hour, "how long impression and click URLs stay valid")
 	fs.StringVar(&c.publicURL, "public-url", "", "base of tracking URLs as clients reach this edge (default http://<listen>)")
@@ -102,13 +104,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "adedge: %v\n", err)
 		os.Exit(2)
 	}
-	if err := run(cfg); err != nil {
+	if err := run(context.Background(), cfg, nil); err != nil {
 		log.Printf("adedge: %v", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg *config) error {
+// run serves until SIGTERM or SIGINT (or the end of parent, the same drain
+// without a signal), reloading snapshots on SIGHUP. ready, if not nil, is
+// called once both listeners are bound and the signal handler is installed,
+// with their addresses.
+func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr)) error {
 	log.SetFlags(log.LUTC | log.Ldate | log.Ltime | log.Lmicroseconds)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -131,6 +137,11 @@ func run(cfg *config) error {
 		return fmt.Errorf("--profiles %s: %w", cfg.profiles, err)
 	}
 	defer store.Close()
+	if strings.HasPrefix(cfg.profiles, "aerospike://") {
+		// A network client may overrun its deadline (dials, a 1 ms floor on
+		// socket timeouts); the request must not.
+		store = profiles.Bounded(store, cfg.profileMaxPending)
+	}
 
 	var ring *eventlog.Ring
 	logCtx, stopLog := context.WithCancel(context.Background())
@@ -197,21 +208,7 @@ func run(cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
-	fs := &fasthttp.Server{
-		Handler:                       srv.Handler,
-		Name:                          "adedge",
-		NoDefaultServerHeader:         true,
-		ReadTimeout:                   cfg.readTimeout,
-		WriteTimeout:                  cfg.writeTimeout,
-		IdleTimeout:                   cfg.idleTimeout,
-		Concurrency:                   cfg.maxConns,
-		MaxConnsPerIP:                 cfg.maxConnsPerIP,
-		ReadBufferSize:                cfg.readBuffer,
-		MaxRequestBodySize:            16 << 10,
-		DisableHeaderNamesNormalizing: true,
-		TCPKeepalive:                  true,
-		CloseOnShutdown:               true,
-	}
+	fs := newHTTPServer(cfg, srv.Handler)
 	st := src.Stats()
 	log.Printf("adedge %s: serving on %s (admin %s), snapshot %q, profiles %s, profile timeout %s",
 		buildVersion, ln.Addr(), adminLn.Addr(), st.Version, store.Name(), cfg.profileTimeout)
@@ -221,31 +218,63 @@ func run(cfg *config) error {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if ready != nil {
+		ready(ln.Addr(), adminLn.Addr())
+	}
 	for {
+		var why fmt.Stringer
 		select {
 		case err := <-serveErr:
 			return err
+		case <-parent.Done():
+			why = syscall.SIGTERM // the same drain
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				swapped, err := src.Reload()
 				log.Printf("SIGHUP: reload: swapped=%v err=%v", swapped, err)
 				continue
 			}
-			log.Printf("%s: draining: /health now 503, finishing in-flight requests (up to %s)", sig, cfg.shutdownTimeout)
-			hs.Drain()
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-			err := fs.ShutdownWithContext(sctx)
-			cancel()
-			stopCaps()
-			<-capsDone
-			_ = admin.Close()
-			stopLog()
-			<-logDone
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			log.Printf("stopped cleanly")
-			return nil
+			why = sig
 		}
+		log.Printf("%s: draining: /health now 503, finishing in-flight requests (up to %s)", why, cfg.shutdownTimeout)
+		hs.Drain()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		err := fs.ShutdownWithContext(sctx)
+		cancel()
+		stopCaps()
+		<-capsDone
+		_ = admin.Close()
+		stopLog()
+		<-logDone
+		if err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		log.Printf("stopped cleanly")
+		return nil
 	}
 }
+
+// newHTTPServer is the serving port's fasthttp.Server.
+func newHTTPServer(cfg *config, h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       h,
+		Name:                          "adedge",
+		NoDefaultServerHeader:         true,
+		ReadTimeout:                   cfg.readTimeout,
+		WriteTimeout:                  cfg.writeTimeout,
+		IdleTimeout:                   cfg.idleTimeout,
+		Concurrency:                   cfg.maxConns,
+		MaxConnsPerIP:                 cfg.maxConnsPerIP,
+		ReadBufferSize:                cfg.readBuffer,
+		MaxRequestBodySize:            maxRequestBodySize,
+		DisableHeaderNamesNormalizing: true,
+		TCPKeepalive:                  true,
+		CloseOnShutdown:               true,
+	}
+}
+
+// maxRequestBodySize bounds what fasthttp reads of a body (413 and a closed
+// connection beyond); the ad handler refuses bodies over adreq.MaxBodyLen
+// itself with a JSON 413.
+const maxRequestBodySize = 16 << 10

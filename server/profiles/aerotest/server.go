@@ -130,6 +130,12 @@ func (c *serverConn) drop() {
 // Start listens on a free 127.0.0.1 port and serves the given namespaces
 // ("test" when none are given).
 func Start(namespaces ...string) (*Server, error) {
+	return StartOn("127.0.0.1:0", namespaces...)
+}
+
+// StartOn is Start on a chosen loopback address ("127.0.0.1:3000"), for
+// benchmarks and demos that run an edge against it as a separate process.
+func StartOn(addr string, namespaces ...string) (*Server, error) {
 	if len(namespaces) == 0 {
 		namespaces = []string{"test"}
 	}
@@ -138,7 +144,7 @@ func Start(namespaces ...string) (*Server, error) {
 			return nil, fmt.Errorf("aerotest: bad namespace name %q", ns)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("aerotest: listen: %w", err)
 	}

@@ -1,0 +1,100 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrBusy means a Bounded store already has its maximum of reads pending:
+// the request is served unpersonalised rather than queued behind them.
+var ErrBusy = errors.New("profiles: too many reads pending")
+
+// Bounded wraps a network store so a request never waits past its deadline,
+// whatever the client library does (connection dials, a 1 ms floor on
+// socket deadlines, a stalled node): Get runs the read on its own goroutine
+// and returns ErrTimeout when ctx ends first, leaving the read to finish in
+// the background. At most maxPending reads run at once; beyond that Get
+// returns ErrBusy at once, so a dead backend cannot pile up goroutines.
+func Bounded(s Store, maxPending int) Store {
+	if maxPending <= 0 {
+		maxPending = 1024
+	}
+	b := &bounded{Store: s, sem: make(chan struct{}, maxPending)}
+	b.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
+	return b
+}
+
+type bounded struct {
+	Store
+	sem   chan struct{}
+	calls sync.Pool
+	busy  atomic.Uint64
+}
+
+// call is one background read. Whoever finishes second (the reader or the
+// abandoning request) returns it to the pool.
+type call struct {
+	prof  Profile
+	err   error
+	done  chan struct{}
+	state atomic.Int32 // 0 running, 1 finished, 2 abandoned
+}
+
+func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
+	dst.Reset()
+	select {
+	case b.sem <- struct{}{}:
+	default:
+		b.busy.Add(1)
+		return ErrBusy
+	}
+	c := b.calls.Get().(*call)
+	c.state.Store(0)
+	device = string([]byte(device)) // the caller's bytes may be reused once we return
+	go func() {
+		c.prof.Reset()
+		c.err = b.Store.Get(ctx, device, &c.prof)
+		<-b.sem
+		if c.state.CompareAndSwap(0, 1) {
+			c.done <- struct{}{}
+			return
+		}
+		b.calls.Put(c) // abandoned: the request is gone, recycle here
+	}()
+	select {
+	case <-c.done:
+		err := c.err
+		if err == nil {
+			dst.Segments = append(dst.Segments, c.prof.Segments...)
+			dst.InstalledApps = append(dst.InstalledApps, c.prof.InstalledApps...)
+			dst.Caps = append(dst.Caps, c.prof.Caps...)
+		}
+		b.calls.Put(c)
+		return err
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(0, 2) {
+			return ErrTimeout
+		}
+		<-c.done // finished at the same instant: use the answer
+		err := c.err
+		if err == nil {
+			dst.Segments = append(dst.Segments, c.prof.Segments...)
+			dst.InstalledApps = append(dst.InstalledApps, c.prof.InstalledApps...)
+			dst.Caps = append(dst.Caps, c.prof.Caps...)
+		}
+		b.calls.Put(c)
+		return err
+	}
+}
+
+// Stats adds reads refused as busy to the wrapped store's timeouts.
+func (b *bounded) Stats() Stats {
+	st := b.Store.Stats()
+	st.Timeouts += b.busy.Load()
+	return st
+}
+
+// Unwrap returns the wrapped store (for type assertions such as Putter).
+func (b *bounded) Unwrap() Store { return b.Store }
