@@ -1,0 +1,123 @@
+// Package inventory reads and validates the data pipeline's inventory export:
+// a directory of JSONL files (one JSON object a line) plus experiments.json.
+// Every field is documented in docs/INPUTS.md; this file is the schema.
+//
+// Validation is all-or-nothing: Load reads every file, collects every problem
+// as a "file:line: message" Problem, and returns an error if there is any, so
+// a bad export is refused before the builder writes a byte.
+package inventory
+
+// File names inside an inventory directory.
+const (
+	CampaignsFile   = "campaigns.jsonl"
+	CreativesFile   = "creatives.jsonl"
+	PlacementsFile  = "placements.jsonl"
+	PredictionsFile = "predictions.jsonl"
+	ExperimentsFile = "experiments.json"
+	ProfilesFile    = "profiles.jsonl" // optional; read by the edge's embedded profile store, not the builder
+)
+
+// Campaign is one line of campaigns.jsonl.
+type Campaign struct {
+	ID                string        `json:"id"`
+	Advertiser        string        `json:"advertiser"`
+	Category          string        `json:"category"`
+	BidType           string        `json:"bid_type"`            // cpm | cpc | cpi
+	BidMicros         int64         `json:"bid_micros"`          // price per unit of BidType, micros of the account currency
+	DailyBudgetMicros int64         `json:"daily_budget_micros"` // optional; 0 = no daily limit
+	Start             string        `json:"start"`               // RFC 3339
+	End               string        `json:"end"`                 // RFC 3339, after Start
+	Targeting         Targeting     `json:"targeting"`
+	FrequencyCap      *FrequencyCap `json:"frequency_cap,omitempty"` // absent: no cap
+	PromotedApp       string        `json:"promoted_app,omitempty"`  // app id; users who have it installed are skipped
+	CreativeIDs       []string      `json:"creative_ids"`
+}
+
+// Targeting says who a campaign may be shown to.
+type Targeting struct {
+	Countries   []string   `json:"countries"`              // ISO 3166-1 alpha-2, at least one
+	OS          []OSTarget `json:"os"`                     // at least one
+	DeviceTypes []string   `json:"device_types,omitempty"` // phone | tablet; empty = all
+	Segments    []string   `json:"segments,omitempty"`     // any-of; empty = everyone
+}
+
+// OSTarget is one targeted operating system with its minimum version.
+type OSTarget struct {
+	Name       string `json:"name"`                  // android | ios
+	MinVersion string `json:"min_version,omitempty"` // "major[.minor[.patch]]"; empty = any
+}
+
+// FrequencyCap limits impressions per device per period.
+type FrequencyCap struct {
+	Count         uint32 `json:"count"`          // >= 1
+	PeriodSeconds uint32 `json:"period_seconds"` // >= 60
+}
+
+// Creative is one line of creatives.jsonl.
+type Creative struct {
+	ID       string `json:"id"`
+	Format   string `json:"format"`    // banner | interstitial | rewarded | native
+	Width    uint16 `json:"width"`     // pixels; banner: > 0; other formats: 0 x 0 = fullscreen/any
+	Height   uint16 `json:"height"`    // pixels; given with Width (both 0 or both > 0)
+	AssetURL string `json:"asset_url"` // https URL
+	ClickURL string `json:"click_url"` // https URL
+}
+
+// Placement is one line of placements.jsonl.
+type Placement struct {
+	ID                 string   `json:"id"`
+	App                string   `json:"app"`
+	Format             string   `json:"format"`
+	FloorMicros        int64    `json:"floor_micros"` // minimum eCPM, micros; optional, 0 = no floor
+	BlockedAdvertisers []string `json:"blocked_advertisers,omitempty"`
+	BlockedCategories  []string `json:"blocked_categories,omitempty"`
+}
+
+// Prediction is one line of predictions.jsonl: the model's rates for a
+// campaign in one country and OS. Sparse: a missing row means DefaultCTR and
+// DefaultInstallRate.
+type Prediction struct {
+	CampaignID  string  `json:"campaign_id"`
+	Country     string  `json:"country"`
+	OS          string  `json:"os"`
+	CTR         float64 `json:"ctr"`          // clicks per impression, [0,1]
+	InstallRate float64 `json:"install_rate"` // installs per impression, [0,1]
+}
+
+// Defaults used where predictions.jsonl has no row for a campaign, country
+// and OS. Deliberately pessimistic (well below typical mobile rates) so an
+// unmodelled campaign does not outrank modelled ones on a guess.
+const (
+	DefaultCTR         = 0.002
+	DefaultInstallRate = 0.0002
+)
+
+// Experiments is experiments.json: the A/B experiment set shipped inside the
+// snapshot so every edge switches together.
+type Experiments struct {
+	ID    string           `json:"id"`   // experiment set id, in every report row
+	Salt  string           `json:"salt"` // bucketing salt; a new salt re-randomises devices
+	Tests []ExperimentTest `json:"tests"`
+}
+
+// ExperimentTest is one A/B test: a share of traffic that gets parameter
+// overrides. Control is whatever share the tests leave.
+type ExperimentTest struct {
+	ID      string             `json:"id"`
+	Variant string             `json:"variant"`  // label in reports, e.g. "floor_plus_10"
+	ShareBP uint32             `json:"share_bp"` // share in 0.01% units (2000 = 20%), >= 1; all tests <= TotalShareBP
+	Params  map[string]float64 `json:"params"`   // overrides; names from abtest.ParamNames; empty = A/A test
+}
+
+// Limits the validator enforces.
+const (
+	MaxTests        = 3
+	TotalShareBP    = 10000
+	MaxIDLen        = 128
+	MaxURLLen       = 2048
+	MaxBidMicros    = 1_000_000_000 // 1000 currency units per action: nothing sane bids more
+	MaxFloorMicros  = 200_000_000   // a 200-unit CPM floor: anything above blocks every sane bid
+	MaxBudgetMicros = 1_000_000_000_000_000
+	MaxLineBytes    = 1 << 20 // a longer line is refused, not buffered
+	MaxProblems     = 100     // reported in full; the rest are counted
+)
