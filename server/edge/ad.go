@@ -138,7 +138,7 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
 		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
 		Device:   st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),
-		Variant: []byte(controlVariant), Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
+		Variant: controlVariantBytes, Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
 	}
 	var err error
 	st.tok, err = s.signer.Append(st.tok[:0], &st.sign)

@@ -12,6 +12,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -181,6 +183,26 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(st.buf)
+}
+
+// ErrorHandler is the serving fasthttp.Server's ErrorHandler: it answers
+// requests fasthttp refuses before Handler runs in the same JSON as the
+// handler's own errors, with the status that names the problem (fasthttp's
+// default answers a body over MaxRequestBodySize with a text/plain 400
+// "Error when parsing request"). fasthttp closes the connection after it.
+func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var nerr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(adreq.MaxBodyLen)+" bytes", "body")
+	case errors.As(err, &small):
+		jsonError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
+	case errors.As(err, &nerr) && nerr.Timeout():
+		jsonError(ctx, fasthttp.StatusRequestTimeout, "request not received in time", "")
+	default:
+		jsonError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
+	}
 }
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {

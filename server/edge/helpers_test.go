@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/builder/inventory"
 	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
@@ -150,7 +152,26 @@ type envOpts struct {
 	capQueue   int
 	noWorkers  bool
 	env        string
-	httpServer bool // serve over an in-memory listener (default for newEnv)
+	httpServer bool // serve over an in-memory listener
+	accessLog  bool // an eventlog ring drained into env.logBuf
+}
+
+// syncBuf is a goroutine-safe bytes.Buffer for the log ring's output.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // env is one edge: snapshot source, profile store, signer, metrics,
@@ -168,6 +189,8 @@ type env struct {
 	srv     *Server
 	ln      *fasthttputil.InmemoryListener
 	client  *fasthttp.HostClient
+	ring    *eventlog.Ring
+	logBuf  syncBuf
 }
 
 func newEnv(tb testing.TB, o envOpts) *env {
@@ -205,7 +228,14 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	e.metrics = NewMetrics()
 	e.metrics.RegisterSourceMetrics(e.src)
 	e.health = health.New("test")
-	e.srv = New(Config{PublicURL: publicURL, Env: o.env, CapQueue: o.capQueue, CapWorkers: 2}, e.src, e.store, e.signer, e.metrics, nil, e.health)
+	if o.accessLog {
+		e.ring = eventlog.New(1024)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.ring.Run(ctx, &e.logBuf, 10*time.Millisecond); close(done) }()
+		tb.Cleanup(func() { cancel(); <-done })
+	}
+	e.srv = New(Config{PublicURL: publicURL, Env: o.env, CapQueue: o.capQueue, CapWorkers: 2}, e.src, e.store, e.signer, e.metrics, e.ring, e.health)
 	e.metrics.RegisterServerMetrics(e.srv, nil)
 	if !o.noWorkers {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -225,6 +255,7 @@ func (e *env) serve() {
 	e.ln = fasthttputil.NewInmemoryListener()
 	fs := &fasthttp.Server{
 		Handler:                       e.srv.Handler,
+		ErrorHandler:                  ErrorHandler,
 		Name:                          "adedge",
 		NoDefaultServerHeader:         true,
 		ReadTimeout:                   5 * time.Second,
@@ -396,7 +427,7 @@ func (e *env) search(limit int, want func(r *snapshot.Reader, c *snapshot.Campai
 	now := time.Now().Unix()
 	for pi := 0; pi < r.NumPlacements() && len(out) < limit; pi++ {
 		pl, _ := r.Placement(pi)
-		pid := r.String(pl.ID)
+		pid := strings.Clone(r.String(pl.ID)) // the mapping may go away before the test ends
 		for _, cc := range []string{"US", "GB", "DE", "JP", "BR", "IN", "FR"} {
 			ci, _ := snapshot.CountryIndex(cc)
 			for _, osName := range []string{"ios", "android"} {
@@ -410,7 +441,7 @@ func (e *env) search(limit int, want func(r *snapshot.Reader, c *snapshot.Campai
 				}
 				c, _ := r.Campaign(res.Campaign)
 				if want(r, &c) && len(out) < limit {
-					out = append(out, adQuery{placement: pid, country: cc, os: osName, osv: "20.0", campaign: r.String(c.ID)})
+					out = append(out, adQuery{placement: pid, country: cc, os: osName, osv: "20.0", campaign: strings.Clone(r.String(c.ID))})
 				}
 			}
 		}
@@ -451,7 +482,7 @@ func (e *env) creative(id string) creativeInfo {
 	for i := 0; i < r.NumCreatives(); i++ {
 		c, _ := r.Creative(i)
 		if r.String(c.ID) == id {
-			return creativeInfo{id: id, format: c.Format.String(), asset: r.String(c.AssetURL), click: r.String(c.ClickURL),
+			return creativeInfo{id: id, format: c.Format.String(), asset: strings.Clone(r.String(c.AssetURL)), click: strings.Clone(r.String(c.ClickURL)),
 				width: int(c.Width), height: int(c.Height)}
 		}
 	}
@@ -469,7 +500,7 @@ func (e *env) campaignCreatives(id string) []string {
 	l := snap.R.List(c.Creatives)
 	for i := 0; i < l.Len(); i++ {
 		cr, _ := snap.R.Creative(int(l.At(i)))
-		ids = append(ids, snap.R.String(cr.ID))
+		ids = append(ids, strings.Clone(snap.R.String(cr.ID)))
 	}
 	sort.Strings(ids)
 	return ids

@@ -307,10 +307,13 @@ func (s *AerospikeStore) classify(ctx context.Context, aerr as.Error, op string)
 		return fmt.Errorf("profiles: aerospike %s: no free connection (max_conns=%d): %w", op, s.cfg.MaxConns, aerr)
 	case aerr.Matches(types.TIMEOUT):
 		return ErrTimeout
-	case aerr.Matches(types.MAX_RETRIES_EXCEEDED) && strings.Contains(aerr.Error(), "timed out"):
-		// With MaxRetries 0 a socket deadline surfaces as "retries
-		// exceeded"; it is the same blown deadline.
-		return ErrTimeout
+	case aerr.Matches(types.MAX_RETRIES_EXCEEDED):
+		// With MaxRetries 0 the client reports a socket deadline and a
+		// dropped connection alike ("timed out ... exceeded number of
+		// retries"); only the clock tells them apart.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 250*time.Microsecond {
+			return ErrTimeout
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
 		return ErrTimeout

@@ -259,6 +259,7 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 func newHTTPServer(cfg *config, h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:                       h,
+		ErrorHandler:                  edge.ErrorHandler,
 		Name:                          "adedge",
 		NoDefaultServerHeader:         true,
 		ReadTimeout:                   cfg.readTimeout,
