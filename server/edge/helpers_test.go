@@ -321,6 +321,33 @@ func (e *env) try(method, uri string, body []byte) (*resp, error) {
 	return out, nil
 }
 
+// rawHeadersOnly sends a request line and headers announcing a body of
+// contentLength bytes, sends no body, and reads the answer.
+func (e *env) rawHeadersOnly(method, uri string, contentLength int) (*resp, error) {
+	c, err := e.ln.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", method, uri, contentLength); err != nil {
+		return nil, err
+	}
+	res := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(res)
+	if err := res.Read(bufio.NewReader(c)); err != nil {
+		return nil, err
+	}
+	out := &resp{code: res.StatusCode(), body: append([]byte(nil), res.Body()...), header: map[string]string{}}
+	for k, v := range res.Header.All() {
+		out.header[strings.ToLower(string(k))] = string(v)
+	}
+	if res.ConnectionClose() {
+		out.header["connection"] = "close"
+	}
+	return out, nil
+}
+
 func (e *env) get(uri string) *resp { e.t.Helper(); return e.do("GET", uri, nil) }
 
 // adResponse is the 200 body of /v1/ad.

@@ -230,6 +230,13 @@ func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
 	cp.MinConnectionsPerNode = cfg.MinConns
 	cp.LimitConnectionsToQueueSize = true
 	cp.FailIfNotConnected = true
+	// The client's circuit breaker fails every command to a node for the
+	// rest of a tend interval after 100 errors, timeouts included. With a
+	// sub-millisecond budget at tens of thousands of reads a second, a 1%
+	// timeout rate trips it and turns a blip into a second of misses. The
+	// edge sheds load itself (Bounded caps pending reads), so the breaker
+	// is off.
+	cp.MaxErrorRate = 0
 	client, aerr := as.NewClientWithPolicyAndHost(cp, hosts...)
 	if aerr != nil {
 		return nil, fmt.Errorf("profiles: aerospike: cannot connect to %s: %w", strings.Join(cfg.Hosts, ","), aerr)

@@ -38,37 +38,56 @@ srv "$bin/adtool" baseline --listen 127.0.0.1:28081 > /dev/null 2>&1 & pids+=($!
 wait_http http://127.0.0.1:28080/health
 wait_http http://127.0.0.1:28081/
 
-# One fixed URL that fills, so every response has the same size as the baseline's body.
-pl=$(sed -n 2p "$work/inv/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/')
-url="http://127.0.0.1:28080/v1/ad?placement=$pl&country=US&os=android&osv=12"
-size=$(curl -s -o /dev/null -w '%{size_download}' "$url")
-echo "## throughput: wrk -t1 -c64 -d${dur}s, $runs interleaved runs (adedge body $size bytes)"
-for i in $(seq 1 "$runs"); do
-  a=$(cli wrk -t1 -c64 -d${dur}s "$url" | awk '/Requests\/sec/ {print $2}')
-  b=$(cli wrk -t1 -c64 -d${dur}s http://127.0.0.1:28081/ | awk '/Requests\/sec/ {print $2}')
-  echo "run $i: adedge $a req/s, baseline $b req/s, ratio $(echo "$a / $b" | bc -l | cut -c1-5)"
-  echo "$a $b" >> "$work/tput.txt"
-done
-best=$(sort -n "$work/tput.txt" | awk '{print $1}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-half=$(echo "$best / 2" | bc)
-rm -f "$work/tput.txt"
-echo
-echo "## latency at half of adedge's median max ($half req/s), loadgen mix from the medium inventory, ${dur}s"
-cli "$bin/adtool" loadgen --quiet --target http://127.0.0.1:28080 --inventory "$work/inv" --rate "$half" --duration ${dur}s --conns 64 | sed 's/^/  file:      /'
-
-"$bin/adtool" aerofake --listen 127.0.0.1:23000 > /dev/null 2>&1 & pids+=($!)
+cli "$bin/adtool" aerofake --listen 127.0.0.1:23000 > /dev/null 2>&1 & pids+=($!)
 sleep 0.5
 "$bin/adtool" profiles load --from "$work/inv/profiles.jsonl" --to aerospike://127.0.0.1:23000/test/profiles > /dev/null 2>&1
 srv "$bin/adedge" --snapshot-dir "$work/snap" --listen 127.0.0.1:28082 --admin 127.0.0.1:29082 \
   --profiles aerospike://127.0.0.1:23000/test/profiles --token-key "$work/key" > "$work/edge-aero.log" 2>&1 & pids+=($!)
 wait_http http://127.0.0.1:28082/health
-cli "$bin/adtool" loadgen --quiet --target http://127.0.0.1:28082 --inventory "$work/inv" --rate "$half" --duration ${dur}s --conns 64 | sed 's/^/  aerospike: /'
-curl -s http://127.0.0.1:29082/metrics | grep '^adedge_profile_lookups_total' | sed 's/^/  aerospike: /'
 
+# One fixed URL that fills, with a device that has a profile, so every
+# response has about the size of the baseline's body and reads a profile.
+pl=$(sed -n 2p "$work/inv/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+dev=$(sed -n 3p "$work/inv/profiles.jsonl" | sed 's/.*"device":"\([^"]*\)".*/\1/')
+q="placement=$pl&country=US&os=android&osv=12&device=$dev"
+size=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:28080/v1/ad?$q")
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+rps() { cli wrk -t1 -c64 -d${dur}s "$1" | awk '/Requests\/sec/ {print int($2)}'; }
+echo "## throughput: wrk -t1 -c64 -d${dur}s, $runs interleaved runs (adedge body $size bytes, profile read on every request)"
+: > "$work/t-file"; : > "$work/t-base"; : > "$work/t-aero"; : > "$work/t-ratio"
+for i in $(seq 1 "$runs"); do
+  a=$(rps "http://127.0.0.1:28080/v1/ad?$q"); b=$(rps http://127.0.0.1:28081/); c=$(rps "http://127.0.0.1:28082/v1/ad?$q")
+  r=$(echo "scale=3; $a / $b" | bc)
+  echo "run $i: adedge(file) $a req/s, baseline $b req/s, ratio $r; adedge(aerospike) $c req/s"
+  echo "$a" >> "$work/t-file"; echo "$b" >> "$work/t-base"; echo "$c" >> "$work/t-aero"; echo "$r" >> "$work/t-ratio"
+done
+maxf=$(median < "$work/t-file"); maxa=$(median < "$work/t-aero")
+echo "median: adedge(file) $maxf, baseline $(median < "$work/t-base"), ratio $(median < "$work/t-ratio"), adedge(aerospike) $maxa"
+
+lat() { # name url-base admin-port rate
+  local before=$work/m-before after=$work/m-after
+  [ -n "$3" ] && curl -s "http://127.0.0.1:$3/metrics" > "$before"
+  cli "$bin/adtool" loadgen --quiet --target "$2" --path "$4" --inventory "$work/inv" --rate "$5" --duration ${dur}s --conns 64 | grep -E 'rate|latency|status' | sed "s/^/  $1: /" || true
+  if [ -n "$3" ]; then
+    curl -s "http://127.0.0.1:$3/metrics" > "$after"
+    echo "  $1: $(python3 tools/bench/histq.py "$before" "$after" adedge_ad_request_duration_seconds)"
+  fi
+}
+echo
+half=$((maxf / 2))
+echo "## latency at half of adedge(file)'s max: $half req/s for ${dur}s, loadgen request mix (skewed devices, 10% without one)"
+lat "adedge(file)     " http://127.0.0.1:28080 29080 /v1/ad $half
+lat "baseline (floor) " http://127.0.0.1:28081 "" / $half
+echo
+halfa=$((maxa / 2))
+echo "## latency at half of adedge(aerospike)'s max: $halfa req/s for ${dur}s (aerofake shares CPU 1 with the load generator)"
+lat "adedge(aerospike)" http://127.0.0.1:28082 29082 /v1/ad $halfa
+lat "baseline (floor) " http://127.0.0.1:28081 "" / $halfa
+curl -s http://127.0.0.1:29082/metrics | grep '^adedge_profile_lookups_total' | sed 's/^/  /'
 echo
 rate=$((half / 2))
 echo "## snapshot swap every 2 s under load ($rate req/s, 20 s), p99 vs no swaps"
-cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/noswap.json"
+cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/noswap.json" || true
 (
   end=$((SECONDS + 20)); n=0
   while [ $SECONDS -lt $end ]; do
@@ -78,7 +97,7 @@ cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inven
     curl -s -X POST http://127.0.0.1:29080/admin/reload > /dev/null || true
   done
 ) & swapper=$!
-cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/swap.json"
+cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/swap.json" || true
 wait $swapper
 python3 - "$work/noswap.json" "$work/swap.json" <<'PY'
 import json, sys

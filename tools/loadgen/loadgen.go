@@ -126,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			defer fasthttp.ReleaseResponse(resp)
 			for j := range jobs {
 				req.SetRequestURI(o.Target + j.uri)
-				err := hc.DoTimeout(req, resp, o.Timeout)
+				err := hc.Do(req, resp) // ReadTimeout/WriteTimeout bound it; DoTimeout would cost a goroutine per call
 				lat := time.Since(j.intended)
 				completed.Add(1)
 				if err != nil {
