@@ -64,9 +64,14 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		s.metrics.profile[ProfileSkipped].Inc()
 	} else {
 		st.prof.Reset()
-		pctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProfileTimeout)
+		pctx, cancel := context.Background(), context.CancelFunc(nil)
+		if !s.memStore {
+			pctx, cancel = context.WithTimeout(pctx, s.cfg.ProfileTimeout)
+		}
 		err := s.store.Get(pctx, unsafe.String(unsafe.SliceData(st.req.Device), len(st.req.Device)), &st.prof)
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		switch {
 		case err == nil:
 			prof = &st.prof

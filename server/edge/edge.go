@@ -69,14 +69,17 @@ func (c *Config) defaults() {
 
 // Server handles the serving port.
 type Server struct {
-	cfg     Config
-	src     *snapsource.Source
-	store   profiles.Store
-	signer  *token.Signer
-	metrics *Metrics
-	log     *eventlog.Ring // may be nil
-	health  *health.State
-	sel     selection.Selector
+	cfg   Config
+	src   *snapsource.Source
+	store profiles.Store
+	// memStore: the store answers from memory (profiles.InMemory), so a
+	// request needs no deadline context for it.
+	memStore bool
+	signer   *token.Signer
+	metrics  *Metrics
+	log      *eventlog.Ring // may be nil
+	health   *health.State
+	sel      selection.Selector
 
 	envCode  uint8
 	inFlight atomic.Int64
@@ -106,6 +109,7 @@ func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token
 	cfg.defaults()
 	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, health: h,
 		sel: selection.Selector{MaxScan: cfg.MaxScan}, capQ: make(chan capUpdate, cfg.CapQueue)}
+	_, s.memStore = store.(profiles.InMemory)
 	if cfg.Env == "staging" {
 		s.envCode = 1
 	}

@@ -29,7 +29,11 @@ var getBins = []string{BinSegments, BinApps, BinCaps}
 
 // Defaults for AerospikeConfig fields left zero.
 const (
-	DefaultReadTimeout    = time.Millisecond
+	// DefaultReadTimeout is the client's budget for a read whose context has
+	// no deadline, which is how Bounded runs it: the request stops waiting
+	// at --profile-timeout, the read may finish (and keep its pooled
+	// connection) for this long.
+	DefaultReadTimeout    = 25 * time.Millisecond
 	DefaultWriteTimeout   = 100 * time.Millisecond
 	DefaultConnectTimeout = 2 * time.Second
 	DefaultMinConns       = 16
@@ -309,9 +313,7 @@ func (s *AerospikeStore) classify(ctx context.Context, aerr as.Error, op string)
 	case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
 		return ErrNotFound
 	case aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE):
-		// The client reports a pool that stayed empty as a timeout; say
-		// what really happened so operators raise max_conns/min_conns.
-		return fmt.Errorf("profiles: aerospike %s: no free connection (max_conns=%d): %w", op, s.cfg.MaxConns, aerr)
+		return &aeroError{op: op, store: s, err: aerr, noConn: true}
 	case aerr.Matches(types.TIMEOUT):
 		return ErrTimeout
 	case aerr.Matches(types.MAX_RETRIES_EXCEEDED):
@@ -325,8 +327,30 @@ func (s *AerospikeStore) classify(ctx context.Context, aerr as.Error, op string)
 	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
 		return ErrTimeout
 	}
-	return fmt.Errorf("profiles: aerospike %s %s/%s: %w", op, s.cfg.Namespace, s.cfg.Set, aerr)
+	return &aeroError{op: op, store: s, err: aerr}
 }
+
+// aeroError wraps a client error without formatting it: the client's
+// Error() builds a long string (in-doubt flag, node, chained causes), and
+// on an overloaded path that formatting cost more CPU than the reads. The
+// message is built only when someone prints it.
+type aeroError struct {
+	op     string
+	store  *AerospikeStore
+	err    as.Error
+	noConn bool
+}
+
+func (e *aeroError) Error() string {
+	if e.noConn {
+		// The client reports a pool that stayed empty as a timeout; say
+		// what really happened so operators raise max_conns/min_conns.
+		return fmt.Sprintf("profiles: aerospike %s: no free connection (max_conns=%d): %v", e.op, e.store.cfg.MaxConns, e.err)
+	}
+	return fmt.Sprintf("profiles: aerospike %s %s/%s: %v", e.op, e.store.cfg.Namespace, e.store.cfg.Set, e.err)
+}
+
+func (e *aeroError) Unwrap() error { return e.err }
 
 // Get implements Store. It reads only the profile bins, with the context's
 // deadline as the client's total and socket timeout and no retries.

@@ -15,7 +15,7 @@ var ErrBusy = errors.New("profiles: too many reads pending")
 // whatever the client library does (connection dials, a 1 ms floor on
 // socket deadlines, a stalled node): Get runs the read on its own goroutine
 // and returns ErrTimeout when ctx ends first, leaving the read to finish in
-// the background. At most maxPending reads run at once; beyond that Get
+// the background under the wrapped store's own timeout (see Get). At most maxPending reads run at once; beyond that Get
 // returns ErrBusy at once, so a dead backend cannot pile up goroutines.
 func Bounded(s Store, maxPending int) Store {
 	if maxPending <= 0 {
@@ -53,9 +53,16 @@ func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
 	c := b.calls.Get().(*call)
 	c.state.Store(0)
 	device = string([]byte(device)) // the caller's bytes may be reused once we return
+	// The background read does not inherit the request's deadline: a
+	// network client that hits its own socket deadline mid-answer must close
+	// that connection (the stream's state is unknown), so a 1 ms budget
+	// under load would churn the pool into a dial per request. The read
+	// runs under the store's own read timeout instead, and the connection
+	// goes back to the pool; only the request stops waiting at its deadline.
+	bg := context.WithoutCancel(ctx)
 	go func() {
 		c.prof.Reset()
-		c.err = b.Store.Get(ctx, device, &c.prof)
+		c.err = b.Store.Get(bg, device, &c.prof)
 		<-b.sem
 		if c.state.CompareAndSwap(0, 1) {
 			c.done <- struct{}{}

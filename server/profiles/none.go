@@ -19,3 +19,6 @@ func (s *noneStore) IncrementCap(context.Context, string, string, uint32, int64)
 func (s *noneStore) Name() string { return "none" }
 
 func (s *noneStore) Close() error { return nil }
+
+// InMemory implements profiles.InMemory: Get never blocks.
+func (s *noneStore) InMemory() {}

@@ -8,7 +8,7 @@
 # usage: tools/bench/edge.sh [WORKDIR]    (needs wrk; ~4 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-work=${1:-/tmp/adedge-bench}
+work=${1:-/tmp/adedge-bench}; export work
 bin=$PWD/bin
 runs=${RUNS:-3}
 dur=${DUR:-10}
@@ -34,9 +34,7 @@ head -c 32 /dev/urandom > "$work/key"
 
 srv "$bin/adedge" --snapshot-dir "$work/snap" --listen 127.0.0.1:28080 --admin 127.0.0.1:29080 \
   --profiles "file:$work/inv/profiles.jsonl" --token-key "$work/key" > "$work/edge.log" 2>&1 & pids+=($!)
-srv "$bin/adtool" baseline --listen 127.0.0.1:28081 > /dev/null 2>&1 & pids+=($!)
 wait_http http://127.0.0.1:28080/health
-wait_http http://127.0.0.1:28081/
 
 cli "$bin/adtool" aerofake --listen 127.0.0.1:23000 > /dev/null 2>&1 & pids+=($!)
 sleep 0.5
@@ -50,7 +48,11 @@ wait_http http://127.0.0.1:28082/health
 pl=$(sed -n 2p "$work/inv/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 dev=$(sed -n 3p "$work/inv/profiles.jsonl" | sed 's/.*"device":"\([^"]*\)".*/\1/')
 q="placement=$pl&country=US&os=android&osv=12&device=$dev"
-size=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:28080/v1/ad?$q")
+# The baseline answers adedge's own body for this URL: same bytes on the wire.
+curl -s -o "$work/body.json" "http://127.0.0.1:28080/v1/ad?$q"
+size=$(stat -c %s "$work/body.json")
+srv "$bin/adtool" baseline --listen 127.0.0.1:28081 --body "$work/body.json" > /dev/null 2>&1 & pids+=($!)
+wait_http http://127.0.0.1:28081/
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rps() { cli wrk -t1 -c64 -d${dur}s "$1" | awk '/Requests\/sec/ {print int($2)}'; }
 echo "## throughput: wrk -t1 -c64 -d${dur}s, $runs interleaved runs (adedge body $size bytes, profile read on every request)"
@@ -87,8 +89,11 @@ curl -s http://127.0.0.1:29082/metrics | grep '^adedge_profile_lookups_total' | 
 echo
 rate=$((half / 2))
 echo "## snapshot swap every 2 s under load ($rate req/s, 20 s), p99 vs no swaps"
+curl -s http://127.0.0.1:29080/metrics > "$work/m0"
 cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/noswap.json" || true
-(
+curl -s http://127.0.0.1:29080/metrics > "$work/m1"
+# The copy runs on the server's CPU: on an edge the fetcher shares the box.
+srv bash -c '(
   end=$((SECONDS + 20)); n=0
   while [ $SECONDS -lt $end ]; do
     sleep 2; n=$((n + 1))
@@ -96,9 +101,12 @@ cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inven
     cp "$f" "$work/snap/.tmp-$n" && mv "$work/snap/.tmp-$n" "$work/snap/$(basename "$f")"
     curl -s -X POST http://127.0.0.1:29080/admin/reload > /dev/null || true
   done
-) & swapper=$!
+)' & swapper=$!
 cli "$bin/adtool" loadgen --quiet --json --target http://127.0.0.1:28080 --inventory "$work/inv" --rate $rate --duration 20s > "$work/swap.json" || true
 wait $swapper
+curl -s http://127.0.0.1:29080/metrics > "$work/m2"
+echo "  no swaps  $(python3 tools/bench/histq.py "$work/m0" "$work/m1" adedge_ad_request_duration_seconds)"
+echo "  swap/2s   $(python3 tools/bench/histq.py "$work/m1" "$work/m2" adedge_ad_request_duration_seconds)"
 python3 - "$work/noswap.json" "$work/swap.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])

@@ -1,14 +1,21 @@
 // Package loadgen drives an adedge (or any HTTP server) at a fixed request
 // rate and measures latency the way an SDK population experiences it.
 //
-// It is open-loop: request i is due at start + i/rate whether or not earlier
-// ones have finished, and its latency is measured from when it was due and
-// queued for a connection, not from when a connection was free. A server
-// that stalls therefore shows the stall in every request queued behind it
-// instead of hiding it (coordinated omission). The generator's own lateness
-// (a timer firing late on a busy machine) is reported as late sends rather
-// than charged to the server. Latencies go
-// into HdrHistograms, one per connection, merged at the end.
+// It is open-loop in the style of wrk2: each connection has its own
+// schedule (connection k of C sends its i-th request at start +
+// (i*C+k)/rate, so the aggregate is evenly spaced), and every latency is
+// measured from the request's scheduled time, not from when it was
+// actually sent. A server that stalls for 300 ms therefore shows the stall
+// in every request scheduled during it, as the phones waiting on it would,
+// instead of in one request per connection (coordinated omission). Sends
+// that leave more than 1 ms after their schedule are counted as late: the
+// server was still answering the connection's previous request, or the
+// generator itself could not keep up (compare with its ceiling against a
+// trivial handler, FindMax on `adtool baseline`).
+//
+// Latencies go into HdrHistograms (the standard for this; it keeps
+// percentiles exact to 3 significant digits at any count in fixed memory),
+// one per connection, merged at the end.
 package loadgen
 
 import (
@@ -20,6 +27,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,35 +41,54 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// Request is one entry of the request mix.
+type Request struct {
+	Method string // GET or POST
+	URI    string // path and query
+	Body   []byte // POST body (JSON), nil for GET
+}
+
 // Options configure a run.
 type Options struct {
 	Target   string        // base URL, e.g. http://127.0.0.1:8080
 	Path     string        // default /v1/ad
-	Rate     float64       // requests per second
-	Duration time.Duration // how long to send
-	Conns    int           // concurrent connections (default 64)
-	Timeout  time.Duration // per request (default 1 s)
-	// Targets are request URIs (path and query) to cycle through; when empty
-	// the mix is drawn from Inventory.
-	Targets   []string
-	Inventory string // directory with placements.jsonl and profiles.jsonl
+	Rate     float64       // requests per second, all connections together
+	Duration time.Duration // how long to send (the warm-up included)
+	// Warmup is the first part of Duration whose latencies are not
+	// recorded: connections are dialled and caches warmed then.
+	Warmup  time.Duration
+	Conns   int           // connections, each with its own schedule (default 64)
+	Timeout time.Duration // per request (default 1 s)
+	// Targets are the requests to cycle through; when empty the mix is
+	// drawn from Inventory.
+	Targets   []Request
+	Inventory string  // directory with placements.jsonl and profiles.jsonl
+	PostShare float64 // share of the mix sent as POST with a JSON body (SDKs do both)
 	Seed      uint64
-	Progress  io.Writer // a line per second; nil for none
+	// Progress gets a status line per second; nil for none. With
+	// ProgressTTY the line is redrawn in place.
+	Progress    io.Writer
+	ProgressTTY bool
 }
 
 // Result is one run's outcome.
 type Result struct {
-	Target      string         `json:"target"`
-	Rate        float64        `json:"rate"`
-	Duration    float64        `json:"duration_seconds"`
-	Sent        int64          `json:"sent"`
-	Completed   int64          `json:"completed"`
-	Errors      int64          `json:"errors"`
-	Achieved    float64        `json:"achieved_rps"`
-	Status      map[string]int `json:"status"`
-	FillRate    float64        `json:"fill_rate"` // 200 / (200 + 204)
-	LatencyUS   Percentiles    `json:"latency_us"`
-	MissedSends int64          `json:"late_sends"` // sends more than 1 ms behind schedule (the generator itself lagging)
+	Target   string         `json:"target"`
+	Rate     float64        `json:"rate"`
+	Conns    int            `json:"conns"`
+	Duration float64        `json:"duration_seconds"`
+	Warmup   float64        `json:"warmup_seconds"`
+	Sent     int64          `json:"sent"`
+	Recorded int64          `json:"recorded"` // completed after the warm-up, in the percentiles
+	Errors   int64          `json:"errors"`
+	ErrKinds map[string]int `json:"error_kinds,omitempty"` // timeout, refused, reset, other
+	Achieved float64        `json:"achieved_rps"`          // answered requests per second
+	Status   map[string]int `json:"status"`
+	FillRate float64        `json:"fill_rate"` // 200 / (200 + 204)
+	// LatencyUS is measured from each request's scheduled time.
+	LatencyUS Percentiles `json:"latency_us"`
+	// LateSends left more than 1 ms after their scheduled time.
+	LateSends int64 `json:"late_sends"`
 }
 
 // Percentiles of latency in microseconds.
@@ -74,10 +101,46 @@ func (p Percentiles) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]float64{"p50": p.P50, "p90": p.P90, "p99": p.P99, "p99.9": p.P999, "max": p.Max, "mean": p.Mean})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *Percentiles) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*p = Percentiles{P50: m["p50"], P90: m["p90"], P99: m["p99"], P999: m["p99.9"], Max: m["max"], Mean: m["mean"]}
+	return nil
+}
+
+// Bad is the count of answers that are neither 200 nor 204, plus errors.
+func (r *Result) Bad() int64 {
+	n := r.Errors
+	for code, c := range r.Status {
+		if code != "200" && code != "204" {
+			n += int64(c)
+		}
+	}
+	return n
+}
+
+const lateAfter = time.Millisecond
+
+// worker is one connection's state; only its goroutine touches it until
+// the run ends.
+type worker struct {
+	h        *hdrhistogram.Histogram
+	status   map[int]int
+	errKinds map[string]int
+	errs     int64
+	late     int64
+}
+
 // Run sends load as configured and returns the measurements.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Rate <= 0 || o.Duration <= 0 {
 		return nil, errors.New("loadgen: rate and duration must be > 0")
+	}
+	if o.Warmup < 0 || o.Warmup >= o.Duration {
+		return nil, errors.New("loadgen: warm-up must be >= 0 and shorter than the duration")
 	}
 	if o.Conns <= 0 {
 		o.Conns = 64
@@ -88,117 +151,147 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Path == "" {
 		o.Path = "/v1/ad"
 	}
+	if o.PostShare < 0 || o.PostShare > 1 {
+		return nil, errors.New("loadgen: post share must be in [0, 1]")
+	}
 	u, err := url.Parse(o.Target)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("loadgen: target %q: want http://HOST:PORT", o.Target)
 	}
+	base := strings.TrimRight(o.Target, "/")
 	targets := o.Targets
 	if len(targets) == 0 {
-		if targets, err = Mix(o.Inventory, o.Path, 20000, o.Seed); err != nil {
+		if targets, err = Mix(o.Inventory, o.Path, 20000, o.PostShare, o.Seed); err != nil {
 			return nil, err
 		}
 	}
-	hc := &fasthttp.HostClient{Addr: u.Host, IsTLS: u.Scheme == "https", MaxConns: o.Conns,
-		ReadTimeout: o.Timeout, WriteTimeout: o.Timeout, MaxIdleConnDuration: time.Minute}
+	// Fewer connections than a rate of one request per connection per
+	// second would leave gaps longer than the run.
+	conns := o.Conns
+	if float64(conns) > o.Rate*o.Duration.Seconds() {
+		conns = max(1, int(o.Rate*o.Duration.Seconds()))
+	}
 
-	total := int64(o.Rate * o.Duration.Seconds())
-	type job struct {
-		intended time.Time
-		uri      string
-	}
-	jobs := make(chan job, max(int(o.Rate), 1024)) // one second of backlog
-	type worker struct {
-		h      *hdrhistogram.Histogram
-		status map[int]int
-		errs   int64
-	}
-	workers := make([]*worker, o.Conns)
-	var completed atomic.Int64
+	start := time.Now().Add(20 * time.Millisecond)
+	end := start.Add(o.Duration)
+	warmEnd := start.Add(o.Warmup)
+	interval := float64(time.Second) / o.Rate
+	var sent, done atomic.Int64
+	workers := make([]*worker, conns)
 	var wg sync.WaitGroup
-	for i := range workers {
-		w := &worker{h: hdrhistogram.New(1, 60_000_000, 3), status: map[int]int{}}
-		workers[i] = w
+	for k := range workers {
+		w := &worker{h: hdrhistogram.New(1, 60_000_000, 3), status: map[int]int{}, errKinds: map[string]int{}}
+		workers[k] = w
+		hc := &fasthttp.HostClient{Addr: u.Host, IsTLS: u.Scheme == "https", MaxConns: 1,
+			ReadTimeout: o.Timeout, WriteTimeout: o.Timeout, MaxIdleConnDuration: time.Minute,
+			NoDefaultUserAgentHeader: true}
+		rng := rand.New(rand.NewPCG(o.Seed, uint64(k)))
 		wg.Add(1)
-		go func() {
+		go func(k int) {
 			defer wg.Done()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			for j := range jobs {
-				req.SetRequestURI(o.Target + j.uri)
-				err := hc.Do(req, resp) // ReadTimeout/WriteTimeout bound it; DoTimeout would cost a goroutine per call
-				lat := time.Since(j.intended)
-				completed.Add(1)
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			for i := 0; ; i++ {
+				at := start.Add(time.Duration(float64(i*conns+k) * interval))
+				if !at.Before(end) || ctx.Err() != nil {
+					return
+				}
+				// Sleep only for gaps worth a timer (its overshoot is ~50 us).
+				if d := time.Until(at); d > 100*time.Microsecond {
+					timer.Reset(d)
+					select {
+					case <-timer.C:
+					case <-ctx.Done():
+						return
+					}
+				} else if -d > lateAfter {
+					w.late++
+				}
+				t := targets[rng.IntN(len(targets))]
+				req.Reset()
+				req.Header.SetMethod(t.Method)
+				req.SetRequestURI(base + t.URI)
+				if t.Body != nil {
+					req.Header.SetContentType("application/json")
+					req.SetBody(t.Body)
+				}
+				sent.Add(1)
+				err := hc.Do(req, resp)
+				lat := time.Since(at)
+				done.Add(1)
 				if err != nil {
 					w.errs++
+					w.errKinds[errKind(err)]++
 					continue
 				}
-				_ = w.h.RecordValue(max(lat.Microseconds(), 1))
-				w.status[resp.StatusCode()]++
-			}
-		}()
-	}
-
-	start := time.Now().Add(10 * time.Millisecond)
-	interval := float64(time.Second) / o.Rate
-	var sent, late int64
-	stopProgress := make(chan struct{})
-	if o.Progress != nil {
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopProgress:
-					return
-				case now := <-t.C:
-					el := now.Sub(start).Seconds()
-					fmt.Fprintf(o.Progress, "loadgen: %5.1fs sent %d completed %d (%.0f/s)\n", el, atomic.LoadInt64(&sent), completed.Load(), float64(completed.Load())/el)
+				if !at.Before(warmEnd) {
+					_ = w.h.RecordValue(max(lat.Microseconds(), 1))
+					w.status[resp.StatusCode()]++
 				}
 			}
-		}()
+		}(k)
 	}
-	rng := rand.New(rand.NewPCG(o.Seed, 99))
-send:
-	for i := int64(0); i < total; i++ {
-		at := start.Add(time.Duration(float64(i) * interval))
-		// Sleep only for gaps worth a timer; shorter ones are sent at once
-		// (latency still counts from the intended time).
-		if d := time.Until(at); d > 200*time.Microsecond {
-			time.Sleep(d)
-			if ctx.Err() != nil {
-				break send
+
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if o.Progress == nil {
+			<-stopProgress
+			return
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-stopProgress:
+				if o.ProgressTTY {
+					fmt.Fprint(o.Progress, "\r\033[K")
+				}
+				return
+			case now := <-t.C:
+				d := done.Load()
+				el := now.Sub(start).Seconds()
+				line := fmt.Sprintf("loadgen: %5.1fs of %.0fs  sent %d  answered %d  %.0f/s now (asked %.0f/s)  in flight %d",
+					el, o.Duration.Seconds(), sent.Load(), d, float64(d-last), o.Rate, sent.Load()-d)
+				last = d
+				if o.ProgressTTY {
+					fmt.Fprintf(o.Progress, "\r\033[K%s", line)
+				} else {
+					fmt.Fprintln(o.Progress, line)
+				}
 			}
-		} else if -d > time.Millisecond {
-			late++
 		}
-		// Latency counts from the moment the request was due and handed to a
-		// connection: time spent waiting for a free connection (a slow
-		// server) counts, the generator's own timer overshoot does not
-		// (late sends are reported separately).
-		select {
-		case jobs <- job{intended: time.Now(), uri: targets[rng.IntN(len(targets))]}:
-			atomic.AddInt64(&sent, 1)
-		case <-ctx.Done():
-			break send
-		}
-	}
-	close(jobs)
+	}()
 	wg.Wait()
 	close(stopProgress)
+	<-progressDone
 	elapsed := time.Since(start)
 
-	res := &Result{Target: o.Target, Rate: o.Rate, Duration: elapsed.Seconds(), Sent: sent, Completed: completed.Load(),
-		Status: map[string]int{}, MissedSends: late}
+	res := &Result{Target: o.Target, Rate: o.Rate, Conns: conns, Duration: elapsed.Seconds(), Warmup: o.Warmup.Seconds(),
+		Sent: sent.Load(), Status: map[string]int{}, ErrKinds: map[string]int{}}
 	h := hdrhistogram.New(1, 60_000_000, 3)
+	var answered int64
 	for _, w := range workers {
 		h.Merge(w.h)
 		res.Errors += w.errs
+		res.LateSends += w.late
 		for code, n := range w.status {
 			res.Status[fmt.Sprint(code)] += n
+			answered += int64(n)
+		}
+		for k, n := range w.errKinds {
+			res.ErrKinds[k] += n
 		}
 	}
-	res.Achieved = float64(res.Completed-res.Errors) / elapsed.Seconds()
+	res.Recorded = h.TotalCount()
+	if meas := elapsed - o.Warmup; meas > 0 {
+		res.Achieved = float64(answered) / meas.Seconds()
+	}
 	if f, n := res.Status["200"], res.Status["204"]; f+n > 0 {
 		res.FillRate = float64(f) / float64(f+n)
 	}
@@ -209,30 +302,55 @@ send:
 	return res, nil
 }
 
-// WriteTable prints r for people.
-func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "target      %s\n", r.Target)
-	fmt.Fprintf(w, "rate        %.0f/s asked, %.0f/s achieved over %.1fs (%d sent, %d errors, %d late sends)\n", r.Rate, r.Achieved, r.Duration, r.Sent, r.Errors, r.MissedSends)
-	codes := make([]string, 0, len(r.Status))
-	for c := range r.Status {
-		codes = append(codes, c)
+// errKind names an error class for the breakdown.
+func errKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case strings.Contains(err.Error(), "reset by peer"), errors.Is(err, io.EOF), errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "reset"
+	default:
+		return "other"
 	}
-	sort.Strings(codes)
-	var parts []string
-	for _, c := range codes {
-		parts = append(parts, fmt.Sprintf("%s: %d", c, r.Status[c]))
-	}
-	fmt.Fprintf(w, "status      %s\n", strings.Join(parts, ", "))
-	fmt.Fprintf(w, "fill rate   %.1f%%\n", 100*r.FillRate)
-	p := r.LatencyUS
-	fmt.Fprintf(w, "latency us  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n", p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean)
 }
 
-// Mix builds n request URIs from an inventory: placements uniformly,
-// devices from profiles.jsonl with a Zipf skew (a few heavy users, a long
-// tail) plus 10% without a device, countries skewed like real traffic, and
-// the OS implied by the device id (upper-case IDFA = iOS).
-func Mix(dir, path string, n int, seed uint64) ([]string, error) {
+// WriteTable prints r for people.
+func (r *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "target      %s (%d connections)\n", r.Target, r.Conns)
+	fmt.Fprintf(w, "rate        %.0f/s asked, %.0f/s achieved over %.1fs (warm-up %.1fs; %d sent, %d errors, %d late sends)\n",
+		r.Rate, r.Achieved, r.Duration, r.Warmup, r.Sent, r.Errors, r.LateSends)
+	fmt.Fprintf(w, "status      %s\n", joinCounts(r.Status))
+	if len(r.ErrKinds) > 0 {
+		fmt.Fprintf(w, "errors      %s\n", joinCounts(r.ErrKinds))
+	}
+	fmt.Fprintf(w, "fill rate   %.1f%%\n", 100*r.FillRate)
+	p := r.LatencyUS
+	fmt.Fprintf(w, "latency us  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f  (from scheduled send time, %d recorded)\n",
+		p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean, r.Recorded)
+}
+
+func joinCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Mix builds n requests from an inventory: placements uniformly, devices
+// from profiles.jsonl with a Zipf skew (a few heavy users, a long tail)
+// plus 10% without a device, countries skewed like real traffic, the OS
+// implied by the device id (upper-case IDFA = iOS), and postShare of them
+// as POST with the same fields in a JSON body.
+func Mix(dir, path string, n int, postShare float64, seed uint64) ([]Request, error) {
 	if dir == "" {
 		return nil, errors.New("loadgen: no --inventory to draw requests from")
 	}
@@ -250,30 +368,49 @@ func Mix(dir, path string, n int, seed uint64) ([]string, error) {
 		zipf = rand.NewZipf(rng, 1.1, 1, uint64(len(devices)-1))
 	}
 	countries := []string{"US", "US", "US", "US", "GB", "DE", "JP", "BR", "IN", "FR", "CA", "KR", "MX", "ES", "IT", "AU"}
-	out := make([]string, n)
+	out := make([]Request, n)
 	for i := range out {
-		q := url.Values{}
-		q.Set("placement", placements[rng.IntN(len(placements))])
-		q.Set("country", countries[rng.IntN(len(countries))])
+		f := map[string]string{
+			"placement": placements[rng.IntN(len(placements))],
+			"country":   countries[rng.IntN(len(countries))],
+		}
 		os := "android"
 		if zipf != nil && rng.IntN(10) > 0 {
 			d := devices[zipf.Uint64()]
-			q.Set("device", d)
+			f["device"] = d
 			if strings.ToUpper(d) == d {
 				os = "ios"
 			}
 		} else if rng.IntN(3) == 0 {
 			os = "ios"
 		}
-		q.Set("os", os)
+		f["os"] = os
 		if os == "ios" {
-			q.Set("osv", fmt.Sprintf("%d.%d", 14+rng.IntN(4), rng.IntN(5)))
+			f["osv"] = fmt.Sprintf("%d.%d", 14+rng.IntN(4), rng.IntN(5))
 		} else {
-			q.Set("osv", fmt.Sprint(9+rng.IntN(5)))
+			f["osv"] = fmt.Sprint(9 + rng.IntN(5))
 		}
-		out[i] = path + "?" + q.Encode()
+		if rng.Float64() < postShare {
+			body, _ := json.Marshal(f)
+			out[i] = Request{Method: "POST", URI: path, Body: body}
+			continue
+		}
+		q := url.Values{}
+		for k, v := range f {
+			q.Set(k, v)
+		}
+		out[i] = Request{Method: "GET", URI: path + "?" + q.Encode()}
 	}
 	return out, nil
+}
+
+// Fixed returns a mix of GET requests for the given URIs.
+func Fixed(uris ...string) []Request {
+	out := make([]Request, len(uris))
+	for i, u := range uris {
+		out[i] = Request{Method: "GET", URI: u}
+	}
+	return out
 }
 
 // column reads up to limit values of a string field from a JSONL file.

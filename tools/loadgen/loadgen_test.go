@@ -1,0 +1,204 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serve runs h on a loopback port for the test's lifetime.
+func serve(t *testing.T, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: h}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// TestStallIsNotHidden is the coordinated-omission check: the server
+// answers at once except during one 300 ms window in which it answers
+// nothing. At 1000 req/s about 300 requests are scheduled in that window
+// and each of them waits for its end, so at least 10% of all requests are
+// 30 ms or slower. A generator that measured from the actual send (closed
+// loop) would see one slow request per connection, 4 of 2000, and a p90
+// under 1 ms.
+func TestStallIsNotHidden(t *testing.T) {
+	var mu sync.Mutex
+	stallEnd := time.Time{}
+	url := serve(t, func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		end := stallEnd
+		mu.Unlock()
+		time.Sleep(time.Until(end)) // no-op outside the stall
+		ctx.SetBodyString("ok")
+	})
+	go func() {
+		time.Sleep(900 * time.Millisecond)
+		mu.Lock()
+		stallEnd = time.Now().Add(300 * time.Millisecond)
+		mu.Unlock()
+	}()
+	r, err := Run(context.Background(), Options{Target: url, Rate: 1000, Duration: 2 * time.Second, Conns: 4, Targets: Fixed("/x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bad() != 0 || r.Status["200"] != int(r.Recorded) {
+		t.Fatalf("unexpected failures: %+v", r)
+	}
+	if r.Recorded < 1900 {
+		t.Errorf("recorded %d of 2000 scheduled", r.Recorded)
+	}
+	if r.LatencyUS.P90 < 30_000 {
+		t.Errorf("p90 %.0f us: the 300 ms stall is hidden (want >= 30 ms)", r.LatencyUS.P90)
+	}
+	if r.LatencyUS.Max < 250_000 {
+		t.Errorf("max %.0f us, want about 300 ms", r.LatencyUS.Max)
+	}
+	if r.LateSends < 100 {
+		t.Errorf("late sends %d: the requests scheduled during the stall left late", r.LateSends)
+	}
+}
+
+// TestCounts: statuses, fill rate, the POST share and error kinds are
+// counted as the server answered.
+func TestCounts(t *testing.T) {
+	var posts, gets atomic.Int64
+	url := serve(t, func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPost() {
+			posts.Add(1)
+			var m map[string]string
+			if json.Unmarshal(ctx.PostBody(), &m) != nil || m["placement"] == "" {
+				ctx.SetStatusCode(400)
+				return
+			}
+		} else {
+			gets.Add(1)
+			if len(ctx.QueryArgs().Peek("placement")) == 0 {
+				ctx.SetStatusCode(400)
+				return
+			}
+		}
+		if ctx.ID()%4 == 0 {
+			ctx.SetStatusCode(204)
+			return
+		}
+		ctx.SetBodyString("{}")
+	})
+	inv := t.TempDir()
+	var pl, pr strings.Builder
+	for i := range 50 {
+		pl.WriteString(`{"id":"pl-` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `","app":"x"}` + "\n")
+		pr.WriteString(`{"device":"dev-` + string(rune('a'+i%26)) + `"}` + "\n")
+	}
+	os.WriteFile(filepath.Join(inv, "placements.jsonl"), []byte(pl.String()), 0o644)
+	os.WriteFile(filepath.Join(inv, "profiles.jsonl"), []byte(pr.String()), 0o644)
+	r, err := Run(context.Background(), Options{Target: url, Rate: 2000, Duration: time.Second, Conns: 8,
+		Inventory: inv, PostShare: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bad() != 0 {
+		t.Fatalf("bad answers (the mix is malformed?): %+v", r.Status)
+	}
+	ok, nf := r.Status["200"], r.Status["204"]
+	if int64(ok+nf) != r.Recorded || r.Recorded < 1900 {
+		t.Fatalf("status %v, recorded %d", r.Status, r.Recorded)
+	}
+	if r.FillRate < 0.6 || r.FillRate > 0.9 {
+		t.Errorf("fill rate %.2f, want about 0.75", r.FillRate)
+	}
+	share := float64(posts.Load()) / float64(posts.Load()+gets.Load())
+	if share < 0.2 || share > 0.4 {
+		t.Errorf("POST share %.2f, want about 0.3", share)
+	}
+
+	// A port nobody listens on: every request is an error of kind refused.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	r, err = Run(context.Background(), Options{Target: dead, Rate: 200, Duration: 500 * time.Millisecond, Conns: 2, Targets: Fixed("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors < 90 || r.ErrKinds["refused"] != int(r.Errors) || r.Recorded != 0 {
+		t.Errorf("dead target: errors %d kinds %v recorded %d", r.Errors, r.ErrKinds, r.Recorded)
+	}
+}
+
+// TestFindMax: a server that answers at once up to 3000 req/s and adds
+// 50 ms to every request above that (counted over 50 ms windows) has its
+// knee found: the highest passing rate (p99 <= 20 ms) lies between 500/s
+// (far below the knee, passes even on a loaded machine) and 4500/s.
+func TestFindMax(t *testing.T) {
+	if testing.Short() {
+		t.Skip("find-max runs several trials")
+	}
+	var window atomic.Int64
+	var count atomic.Int64
+	url := serve(t, func(ctx *fasthttp.RequestCtx) {
+		w := time.Now().UnixMilli() / 50
+		if old := window.Load(); old != w && window.CompareAndSwap(old, w) {
+			count.Store(0)
+		}
+		if count.Add(1) > 3000/20 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		ctx.SetBodyString("ok")
+	})
+	var log strings.Builder
+	res, err := FindMax(context.Background(), FindMaxOptions{
+		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 20 * time.Millisecond,
+		Start: 500, Trial: 700 * time.Millisecond, Precision: 0.25, MaxTrials: 9, Confirm: true, Log: &log,
+	})
+	t.Log("\n" + log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MaxRate < 500 || res.MaxRate > 4500 {
+		t.Fatalf("max rate %.0f, want in [500, 4500]", res.MaxRate)
+	}
+	if res.Best == nil || res.Best.LatencyUS.P99 > 20_000 {
+		t.Fatalf("best result %+v does not meet the bound", res.Best)
+	}
+	failed := false
+	for _, tr := range res.Trials {
+		if !tr.Pass && tr.Rate > res.MaxRate {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Errorf("no failing trial above the max: the search did not find a knee")
+	}
+}
+
+// TestOptionsRefused: nonsense options are errors, not hangs.
+func TestOptionsRefused(t *testing.T) {
+	for _, o := range []Options{
+		{Target: "http://127.0.0.1:1", Rate: 0, Duration: time.Second},
+		{Target: "http://127.0.0.1:1", Rate: 10, Duration: 0},
+		{Target: "127.0.0.1:1", Rate: 10, Duration: time.Second, Targets: Fixed("/")},
+		{Target: "http://127.0.0.1:1", Rate: 10, Duration: time.Second, Warmup: 2 * time.Second},
+		{Target: "http://127.0.0.1:1", Rate: 10, Duration: time.Second, PostShare: 2},
+		{Target: "http://127.0.0.1:1", Rate: 10, Duration: time.Second}, // no mix
+	} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	if _, err := FindMax(context.Background(), FindMaxOptions{}); err == nil {
+		t.Error("find-max without a bound accepted")
+	}
+}
