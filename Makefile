@@ -6,7 +6,7 @@ DEMO_DIR  ?= /tmp/adedge-demo
 FUZZTIME  ?= 30s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test test-race bench demo fuzz lint clean
+.PHONY: all build test test-race bench demo fuzz lint clean faults
 
 all: build
 
@@ -22,6 +22,11 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
 	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/...
+
+# Fault drills against real edge processes (tools/faults): the long form.
+# The short form runs in `make test`.
+faults:
+	ADEDGE_FAULTS=full $(GO) test -count=1 -v -timeout 15m ./tools/faults/
 
 # Micro-benchmarks beside the code; docs/BENCHMARKS.md explains each figure.
 bench:

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 )
 
@@ -101,4 +102,28 @@ func NewMetrics() *Metrics {
 		m.httpRequests[e] = hr.WithLabelValues(e)
 	}
 	return m
+}
+
+// OpenConnections exports the serving port's open connection count (a
+// connection storm, a balancer that stopped reusing connections) as
+// adedge_open_connections.
+func (m *Metrics) OpenConnections(count func() int32) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_open_connections",
+		Help: "Connections open on the serving port."}, func() float64 { return float64(count()) }))
+}
+
+// ProfileStore exports the store's breaker state: adedge_profile_store_unreachable
+// (1 while calls are shed) and adedge_profile_store_shed_total.
+func (m *Metrics) ProfileStore(stats func() profiles.Stats) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_profile_store_unreachable",
+		Help: "1 while the profile store refuses connections and reads are shed (served unpersonalised at once)."},
+		func() float64 {
+			if stats().Unreachable {
+				return 1
+			}
+			return 0
+		}))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_profile_store_shed_total",
+		Help: "Profile reads and cap writes not sent to an unreachable store."},
+		func() float64 { return float64(stats().Shed) }))
 }

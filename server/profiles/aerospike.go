@@ -185,6 +185,23 @@ type AerospikeStore struct {
 	writeTTL     uint32
 	capPolicy    *as.MapPolicy
 	policies     sync.Pool // *as.BasePolicy for Get, to spare an allocation
+	brk          breaker
+}
+
+// Stats implements Store, adding the breaker's state.
+func (s *AerospikeStore) Stats() Stats {
+	st := s.counters.Stats()
+	st.Unreachable = s.brk.open()
+	st.Shed = s.brk.shed.Load()
+	st.BreakerTrips = s.brk.trips.Load()
+	return st
+}
+
+// connectionFailure reports errors that mean the node cannot be reached
+// (as opposed to slow or overloaded): they feed the breaker.
+func connectionFailure(aerr as.Error) bool {
+	return aerr.Matches(types.SERVER_NOT_AVAILABLE, types.INVALID_NODE_ERROR, types.NO_AVAILABLE_CONNECTIONS_TO_NODE,
+		types.NETWORK_ERROR)
 }
 
 // OpenAerospike connects to the cluster, checks that it serves the
@@ -241,6 +258,9 @@ func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
 	// edge sheds load itself (Bounded caps pending reads), so the breaker
 	// is off.
 	cp.MaxErrorRate = 0
+	// At most this many dials in flight across the cluster: the client
+	// starts one per command that finds the pool empty.
+	cp.OpeningConnectionThreshold = max(8, cfg.MinConns)
 	client, aerr := as.NewClientWithPolicyAndHost(cp, hosts...)
 	if aerr != nil {
 		return nil, fmt.Errorf("profiles: aerospike: cannot connect to %s: %w", strings.Join(cfg.Hosts, ","), aerr)
@@ -370,14 +390,29 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 	if aerr != nil {
 		return s.countGet(fmt.Errorf("profiles: aerospike key: %w", aerr))
 	}
+	now := time.Now().UnixNano()
+	if !s.brk.allow(now) {
+		return s.countGet(ErrUnavailable)
+	}
 	p := s.policies.Get().(*as.BasePolicy)
 	*p = s.readTemplate
 	p.TotalTimeout, p.SocketTimeout = d, d
 	rec, aerr := s.client.Get(p, key, getBins...)
 	s.policies.Put(p)
 	if aerr != nil {
+		// The client chains the errors of a command's attempts, so an
+		// answer (not found) can carry a connection failure from before.
+		switch {
+		case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
+			s.brk.success()
+		case connectionFailure(aerr):
+			s.brk.failure(now)
+		case !aerr.Matches(types.TIMEOUT, types.MAX_RETRIES_EXCEEDED):
+			s.brk.success() // the node answered; a timeout says neither
+		}
 		return s.countGet(s.classify(ctx, aerr, "get"))
 	}
+	s.brk.success()
 	if rec == nil { // not expected from the client; never dereference nil
 		return s.countGet(ErrNotFound)
 	}
@@ -427,11 +462,17 @@ func (s *AerospikeStore) IncrementCap(ctx context.Context, device, campaignID st
 		return s.countCap(fmt.Errorf("profiles: aerospike key: %w", aerr))
 	}
 	cur := CapKey(campaignID, WindowStart(now, periodSeconds))
+	if !s.brk.allow(time.Now().UnixNano()) {
+		return s.countCap(ErrUnavailable)
+	}
 	_, aerr = s.client.Operate(wp, key,
 		as.MapRemoveByKeyRangeOp(BinCaps, campaignID+":", cur, as.MapReturnType.NONE),
 		as.MapIncrementOp(s.capPolicy, BinCaps, cur, 1),
 	)
 	if aerr != nil {
+		if connectionFailure(aerr) {
+			s.brk.failure(time.Now().UnixNano())
+		}
 		err := s.classify(ctx, aerr, "increment cap")
 		if err == ErrNotFound { // cannot happen for writes; keep the cause visible
 			err = fmt.Errorf("profiles: aerospike increment cap: %w", aerr)

@@ -164,6 +164,12 @@ type Stats struct {
 	Errors        uint64 // Get calls that failed otherwise
 	CapIncrements uint64 // successful IncrementCap calls
 	CapErrors     uint64 // failed IncrementCap calls (timeouts included)
+	// Unreachable is true while the backend refuses connections and calls
+	// are shed (ErrUnavailable); Shed counts the calls shed so far and
+	// BreakerTrips how often that started.
+	Unreachable  bool
+	Shed         uint64
+	BreakerTrips uint64
 }
 
 // counters backs Stats with atomics; stores embed it.

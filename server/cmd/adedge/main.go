@@ -209,6 +209,8 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
 	fs := newHTTPServer(cfg, srv.Handler)
+	metrics.OpenConnections(fs.GetOpenConnectionsCount)
+	metrics.ProfileStore(store.Stats)
 	st := src.Stats()
 	log.Printf("adedge %s: serving on %s (admin %s), snapshot %q, profiles %s, profile timeout %s",
 		buildVersion, ln.Addr(), adminLn.Addr(), st.Version, store.Name(), cfg.profileTimeout)

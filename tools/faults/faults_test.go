@@ -1,0 +1,361 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/adedge/adedge/builder"
+	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/tools/profilesload"
+)
+
+// serverBound is the server-side p99 every drill must keep: five times the
+// 1 ms profile deadline, and a bucket below what an edge that waited on a
+// 10 ms store would show (the 50 ms bucket).
+const serverBound = 5 * time.Millisecond
+
+// rate is the drills' steady load: modest, so a shared 2-core machine
+// measures the edge rather than itself.
+const rate = 400
+
+// aerospikeEdge starts an in-process wire-protocol Aerospike with the
+// inventory's profiles and an edge reading from it.
+func aerospikeEdge(t *testing.T) (*aerotest.Server, *edge) {
+	t.Helper()
+	as, err := aerotest.StartOn("127.0.0.1:0", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { as.Close() })
+	spec := fmt.Sprintf("aerospike://%s/test/profiles", as.Addr())
+	n, failed, err := profilesload.Load(context.Background(), filepath.Join(invDir, "profiles.jsonl"), spec, nil)
+	if err != nil || failed > 0 || n == 0 {
+		t.Fatalf("profiles load: %d written, %d failed, %v", n, failed, err)
+	}
+	return as, startEdge(t, snapDir, "--profiles", spec, "--profile-timeout", "1ms")
+}
+
+// TestSlowProfileStore: the store answers 10x later than the profile
+// deadline. Requests are served unpersonalised at the deadline, counted as
+// timeouts; when the store recovers, hits resume.
+func TestSlowProfileStore(t *testing.T) {
+	as, e := aerospikeEdge(t)
+	m0 := e.metrics()
+	mustServe(t, "healthy store", drive(t, e, rate, phase()/2))
+	m1 := e.metrics()
+	if delta(m0, m1, "adedge_profile_lookups_total", `result="hit"`) == 0 {
+		t.Fatalf("no profile hits with a healthy store: the drill measures nothing")
+	}
+
+	as.SetDelay(10 * time.Millisecond)
+	r := drive(t, e, rate, phase())
+	m2 := e.metrics()
+	mustServe(t, "store 10x slower than its deadline", r)
+	bounded(t, "store 10x slower", m1, m2, serverBound)
+	timeouts := delta(m1, m2, "adedge_profile_lookups_total", `result="timeout"`)
+	looked := timeouts + delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`) +
+		delta(m1, m2, "adedge_profile_lookups_total", `result="error"`)
+	t.Logf("slow store: %.0f of %.0f profile reads timed out", timeouts, looked)
+	if looked == 0 || timeouts < 0.9*looked {
+		t.Errorf("slow store: %.0f timeouts of %.0f reads, want nearly all counted as timeouts", timeouts, looked)
+	}
+	checkDegraded(t, e, "slow store")
+
+	as.SetDelay(0)
+	time.Sleep(100 * time.Millisecond) // background reads finish
+	m3 := e.metrics()
+	mustServe(t, "store recovered", drive(t, e, rate, phase()/2))
+	m4 := e.metrics()
+	if hits := delta(m3, m4, "adedge_profile_lookups_total", `result="hit"`); hits == 0 {
+		t.Errorf("no profile hits after the store recovered")
+	}
+}
+
+// TestProfileStoreDown: the store goes away mid-load. Nothing fails, the
+// server stays within its bound, and the failures are counted.
+func TestProfileStoreDown(t *testing.T) {
+	as, e := aerospikeEdge(t)
+	m0 := e.metrics()
+	var r1 = make(chan struct{})
+	go func() {
+		time.Sleep(phase() / 3)
+		as.Close()
+		close(r1)
+	}()
+	r := drive(t, e, rate, phase())
+	<-r1
+	mustServe(t, "store killed mid-load", r)
+	m1 := e.metrics()
+	r = drive(t, e, rate, phase())
+	m2 := e.metrics()
+	mustServe(t, "store down", r)
+	bounded(t, "store down", m1, m2, serverBound)
+	failed := delta(m0, m2, "adedge_profile_lookups_total", `result="timeout"`) + delta(m0, m2, "adedge_profile_lookups_total", `result="error"`)
+	if failed == 0 {
+		t.Errorf("store down: no profile timeouts or errors counted")
+	}
+	if hits := delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`); hits != 0 {
+		t.Errorf("store down: %.0f hits from a closed server", hits)
+	}
+	if m2.sum("adedge_profile_store_unreachable") != 1 || delta(m1, m2, "adedge_profile_store_shed_total") == 0 {
+		t.Errorf("store down: unreachable gauge %v, shed %v: the breaker did not open",
+			m2.sum("adedge_profile_store_unreachable"), delta(m1, m2, "adedge_profile_store_shed_total"))
+	}
+	if g := m2.sum("go_goroutines"); g > 2000 {
+		t.Errorf("store down: %.0f goroutines: the client's dial goroutines piled up", g)
+	}
+	checkDegraded(t, e, "store down")
+}
+
+// checkDegraded: /health still answers 200 (the edge serves), and says the
+// profile store is in trouble when it reports store state.
+func checkDegraded(t *testing.T, e *edge, what string) {
+	t.Helper()
+	code, h := e.health()
+	if code != 200 {
+		t.Errorf("%s: /health %d, want 200: the edge still serves", what, code)
+	}
+	if st, ok := h["status"].(string); ok && st != "ok" && st != "degraded" {
+		t.Errorf("%s: /health status %q", what, st)
+	}
+	t.Logf("%s: /health %d %v", what, code, h)
+}
+
+// TestCorruptSnapshot: a newer snapshot with a flipped byte, a truncated
+// one and plain garbage land in the snapshot directory under load. Each
+// is refused and counted, the old version keeps serving, nothing fails;
+// then a good newer file is picked up.
+func TestCorruptSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, snapDir, dir)
+	e := startEdge(t, dir)
+	_, h0 := e.health()
+	v0 := snapshotVersion(h0)
+	if v0 == "" {
+		t.Fatalf("/health names no snapshot version: %v", h0)
+	}
+
+	newer := t.TempDir()
+	res, err := builder.Build(builder.Options{Input: invDir, Out: newer, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(res.Path)
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/2] ^= 0x40
+
+	m0 := e.metrics()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		step := phase() / 4
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{name, flipped}, {"20991231T000000Z-00000000.snap", good[:len(good)/2]}, {"garbage.snap", []byte("not a snapshot at all\n")}} {
+			time.Sleep(step)
+			writeAtomic(t, filepath.Join(dir, f.name), f.data)
+		}
+	}()
+	r := drive(t, e, rate, phase())
+	<-done
+	time.Sleep(time.Second) // the last file is seen by the next poll
+	m1 := e.metrics()
+	mustServe(t, "corrupt snapshots dropped in", r)
+	bounded(t, "corrupt snapshots", m0, m1, serverBound)
+	if n := delta(m0, m1, "adedge_snapshot_rejected_total"); n < 3 {
+		t.Errorf("snapshot rejections counted %.0f, want 3", n)
+	}
+	if _, h := e.health(); snapshotVersion(h) != v0 {
+		t.Errorf("serving %q after corrupt files, want the old %q", snapshotVersion(h), v0)
+	}
+
+	// Recovery: the good file replaces the flipped one.
+	os.Remove(filepath.Join(dir, "20991231T000000Z-00000000.snap"))
+	writeAtomic(t, filepath.Join(dir, name), good)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, h := e.health()
+		if v := snapshotVersion(h); v == res.Manifest.Version {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("good newer snapshot not picked up in 10s (serving %q)", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustServe(t, "after the good snapshot", drive(t, e, rate, phase()/2))
+}
+
+func snapshotVersion(h map[string]any) string {
+	if s, ok := h["snapshot"].(map[string]any); ok {
+		v, _ := s["version"].(string)
+		return v
+	}
+	return ""
+}
+
+// TestConnectionStorm: thousands of connections open at once (50,000 in
+// the full form, spread over loopback source addresses for ports) from
+// another process while regular clients send ads. The regular clients see
+// no failure, the server stays within its bound, and the open-connection
+// gauge shows the storm.
+func TestConnectionStorm(t *testing.T) {
+	n := 5000
+	if full {
+		n = 50_000
+	}
+	if lim := noFile(); uint64(n)+2000 > lim {
+		// The edge holds one descriptor per storm connection. Without
+		// CAP_SYS_RESOURCE (this project's sandbox caps RLIMIT_NOFILE at
+		// 20,000) the storm is as big as the limit allows, and the log
+		// says so.
+		t.Logf("RLIMIT_NOFILE is %d: storming with %d connections instead of %d", lim, int(lim)-2000, n)
+		n = int(lim) - 2000
+	}
+	e := startEdge(t, snapDir)
+	m0 := e.metrics()
+	stormDone := make(chan string, 1)
+	var gauge atomic.Int64
+	go func() {
+		// The regular clients connect first (a storm delays new
+		// connections in the kernel's backlog; that is what
+		// --listen-backlog and the sysctl notes are for).
+		time.Sleep(300 * time.Millisecond)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStormHelper$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "FAULTS_STORM_TARGET="+e.addr, fmt.Sprintf("FAULTS_STORM_N=%d", n))
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			stormDone <- "start: " + err.Error()
+			return
+		}
+		sc := bufio.NewScanner(stdout)
+		line := ""
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "storm:") {
+				line = sc.Text()
+				// Scraped at once: idle connections that never send a
+				// request are closed by the edge after its read timeout,
+				// as they should be.
+				gauge.Store(int64(e.metrics().sum("adedge_open_connections")))
+				break
+			}
+		}
+		stormDone <- line
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+	}()
+	r := drive(t, e, rate, phase())
+	line := <-stormDone
+	m1 := e.metrics()
+	t.Logf("%s; adedge_open_connections %d right after", line, gauge.Load())
+	mustServe(t, "during the storm", r)
+	bounded(t, "storm", m0, m1, serverBound)
+	// Client-side the storm costs CPU on both cores (18,000 accepts in
+	// about 2.5 s here); the bound is loose and catches a hang, not a cost.
+	if r.LatencyUS.P99 > 2e6 {
+		t.Errorf("client p99 %.0f us during the storm, want < 2 s", r.LatencyUS.P99)
+	}
+	var opened, wanted int64
+	if _, err := fmt.Sscanf(line, "storm: %d of %d", &opened, &wanted); err != nil {
+		t.Fatalf("storm helper said %q", line)
+	}
+	if opened < wanted*9/10 {
+		t.Errorf("only %d of %d storm connections opened", opened, wanted)
+	}
+	if g := gauge.Load(); g < opened*9/10 {
+		t.Errorf("adedge_open_connections %d with %d storm connections open", g, opened)
+	}
+	if code, _ := e.health(); code != 200 {
+		t.Errorf("/health %d after the storm", code)
+	}
+}
+
+// TestStormHelper is the storm's own process (run by TestConnectionStorm):
+// it opens FAULTS_STORM_N connections to FAULTS_STORM_TARGET at once,
+// prints one "storm:" line, and holds them for a phase.
+func TestStormHelper(t *testing.T) {
+	target := os.Getenv("FAULTS_STORM_TARGET")
+	if target == "" {
+		t.Skip("run by TestConnectionStorm")
+	}
+	n, _ := strconv.Atoi(os.Getenv("FAULTS_STORM_N"))
+	_, port, _ := net.SplitHostPort(target)
+	var opened, failed atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2000) // dials in flight: a storm, not a fork bomb
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			// 20,000 connections per source address stays inside the
+			// ephemeral port range.
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/20000), byte(2+i%200))}
+			d := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
+			c, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			opened.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	fmt.Printf("storm: %d of %d connections opened in %v (%d failed to connect)\n", opened.Load(), n, time.Since(start).Round(time.Millisecond), failed.Load())
+	time.Sleep(phase())
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range ents {
+		b, err := os.ReadFile(filepath.Join(from, en.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAtomic(t, filepath.Join(to, en.Name()), b)
+	}
+}
+
+// writeAtomic writes like the fetcher does: temp file, then rename.
+func writeAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Error(err)
+	}
+}

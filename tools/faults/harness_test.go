@@ -1,0 +1,327 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/adedge/adedge/builder"
+	"github.com/adedge/adedge/tools/gen"
+	"github.com/adedge/adedge/tools/loadgen"
+)
+
+// Shared fixtures, made once per test binary.
+var (
+	work      string // temp root
+	binAdedge string
+	invDir    string // small inventory, profiles.jsonl included
+	snapDir   string // one snapshot built from it
+	tokenKey  string
+	mix       []loadgen.Request
+	full      = os.Getenv("ADEDGE_FAULTS") == "full"
+)
+
+func TestMain(m *testing.M) {
+	code, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults: setup:", err)
+		os.Exit(1)
+	}
+	if code == 0 {
+		code = m.Run()
+	}
+	os.RemoveAll(work)
+	os.Exit(code)
+}
+
+func setup() (int, error) {
+	var err error
+	if work, err = os.MkdirTemp("", "adedge-faults-*"); err != nil {
+		return 1, err
+	}
+	// Drills open thousands of sockets in this process and the edge.
+	raiseNoFile(200_000)
+	binAdedge = filepath.Join(work, "adedge")
+	cmd := exec.Command("go", "build", "-o", binAdedge, "github.com/adedge/adedge/server/cmd/adedge")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return 1, fmt.Errorf("go build adedge: %w", err)
+	}
+	invDir = filepath.Join(work, "inv")
+	if _, err := gen.Generate(invDir, gen.Scales["small"], 3, nil); err != nil {
+		return 1, err
+	}
+	snapDir = filepath.Join(work, "snap")
+	if _, err := builder.Build(builder.Options{Input: invDir, Out: snapDir, Created: time.Now().Add(-time.Hour)}); err != nil {
+		return 1, err
+	}
+	tokenKey = filepath.Join(work, "token.key")
+	if err := os.WriteFile(tokenKey, bytes.Repeat([]byte("k"), 32), 0o600); err != nil {
+		return 1, err
+	}
+	if mix, err = loadgen.Mix(invDir, "/v1/ad", 5000, 0.2, 1); err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE (soft and, as root, hard) so the storm
+// drill's sockets fit; children inherit it.
+func raiseNoFile(n uint64) {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(n, rl.Max)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		rl.Cur = rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+}
+
+func noFile() uint64 {
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	return rl.Cur
+}
+
+// phase is how long a drill's load phase lasts.
+func phase() time.Duration {
+	if full {
+		return 10 * time.Second
+	}
+	return 2 * time.Second
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// edge is a running adedge process.
+type edge struct {
+	t           *testing.T
+	addr, admin string
+	cmd         *exec.Cmd
+	log         *syncBuffer
+	exited      chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startEdge runs adedge on fresh loopback ports with flags (appended after
+// the defaults, so they win) and waits until /health is 200.
+func startEdge(t *testing.T, dir string, flags ...string) *edge {
+	t.Helper()
+	e := &edge{t: t, addr: freePort(t), admin: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
+	args := append([]string{"--snapshot-dir", dir, "--listen", e.addr, "--admin", e.admin,
+		"--token-key", tokenKey, "--shutdown-timeout", "3s", "--snapshot-poll", "200ms"}, flags...)
+	e.cmd = exec.Command(binAdedge, args...)
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.cmd.Wait(); close(e.exited) }()
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(10 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+		}
+		if t.Failed() {
+			t.Logf("adedge log:\n%s", tail(e.log.String(), 40))
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := e.health(); code == 200 {
+			return e
+		}
+		select {
+		case <-e.exited:
+			t.Fatalf("adedge exited at start:\n%s", e.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("adedge not healthy after 20s:\n%s", e.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var httpc = &http.Client{Timeout: 5 * time.Second}
+
+// health returns /health's status code and decoded JSON body (nil on error).
+func (e *edge) health() (int, map[string]any) {
+	res, err := httpc.Get("http://" + e.addr + "/health")
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+// metrics scrapes the admin port: "name{labels}" -> value.
+type metrics map[string]float64
+
+var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$`)
+
+func (e *edge) metrics() metrics {
+	e.t.Helper()
+	res, err := httpc.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		e.t.Fatalf("scrape: %v", err)
+	}
+	defer res.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if sm := sampleRE.FindStringSubmatch(sc.Text()); sm != nil {
+			if v, err := strconv.ParseFloat(sm[2], 64); err == nil {
+				m[sm[1]] = v
+			}
+		}
+	}
+	return m
+}
+
+// sum adds every sample of name whose labels contain all of match.
+func (m metrics) sum(name string, match ...string) float64 {
+	var s float64
+	for k, v := range m {
+		if k != name && !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		ok := true
+		for _, x := range match {
+			if !strings.Contains(k, x) {
+				ok = false
+			}
+		}
+		if ok {
+			s += v
+		}
+	}
+	return s
+}
+
+// delta is after - before for one series sum.
+func delta(before, after metrics, name string, match ...string) float64 {
+	return after.sum(name, match...) - before.sum(name, match...)
+}
+
+// serverP99 is the upper bound of the histogram bucket holding the 99th
+// percentile of adedge_ad_request_duration_seconds between two scrapes.
+func serverP99(before, after metrics) time.Duration {
+	const name = "adedge_ad_request_duration_seconds_bucket"
+	type b struct{ le, n float64 }
+	var bs []b
+	for k, v := range after {
+		if !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		i := strings.Index(k, `le="`)
+		le := k[i+4 : strings.Index(k[i+4:], `"`)+i+4]
+		f, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			f, err = math.Inf(1), nil
+		}
+		if err == nil {
+			bs = append(bs, b{f, v - before[k]})
+		}
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return 0
+	}
+	total := bs[len(bs)-1].n
+	for _, x := range bs {
+		if x.n >= 0.99*total {
+			if math.IsInf(x.le, 1) {
+				return time.Hour
+			}
+			return time.Duration(x.le * float64(time.Second))
+		}
+	}
+	return time.Hour
+}
+
+// drive sends the inventory mix at rate for d and returns the result.
+func drive(t *testing.T, e *edge, rate float64, d time.Duration) *loadgen.Result {
+	t.Helper()
+	r, err := loadgen.Run(context.Background(), loadgen.Options{Target: "http://" + e.addr, Rate: rate, Duration: d,
+		Conns: 16, Targets: mix, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mustServe asserts every request got an ad or a clean no-fill.
+func mustServe(t *testing.T, what string, r *loadgen.Result) {
+	t.Helper()
+	if r.Bad() != 0 || r.Recorded == 0 {
+		t.Errorf("%s: %d of %d requests failed (status %v, errors %v)", what, r.Bad(), r.Sent, r.Status, r.ErrKinds)
+	}
+	t.Logf("%s: %d requests, status %v, client p99 %.0f us, fill %.1f%%", what, r.Sent, r.Status, r.LatencyUS.P99, 100*r.FillRate)
+}
+
+// bounded asserts the server-side p99 between two scrapes is within limit.
+func bounded(t *testing.T, what string, before, after metrics, limit time.Duration) {
+	t.Helper()
+	p := serverP99(before, after)
+	t.Logf("%s: server p99 <= %v", what, p)
+	if p > limit {
+		t.Errorf("%s: server-side p99 <= %v, want <= %v", what, p, limit)
+	}
+}
