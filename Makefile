@@ -17,10 +17,13 @@ build:
 	$(GO) build -o $(BIN)/adtool ./tools/cmd/adtool
 
 # The CI gate: vet, then every test (fuzz targets run their committed corpus),
-# with the race detector on the concurrent packages.
+# with the race detector on the concurrent packages. The fault drills run
+# alone afterwards: they time real processes and must not share the two
+# cores with the other packages' tests.
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -count=1 -timeout 12m $$($(GO) list $(PKGS) | grep -v /tools/faults$$)
+	$(GO) test -count=1 -timeout 5m ./tools/faults/
 	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/...
 
 # Fault drills against real edge processes (tools/faults): the long form.

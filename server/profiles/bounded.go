@@ -5,7 +5,13 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// backgroundFloor: request deadlines shorter than this are not handed to
+// the background read, which runs under the store's own read timeout
+// (DefaultReadTimeout, the same 25 ms) instead.
+const backgroundFloor = 25 * time.Millisecond
 
 // ErrBusy means a Bounded store already has its maximum of reads pending:
 // the request is served unpersonalised rather than queued behind them.
@@ -60,9 +66,18 @@ func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
 	// runs under the store's own read timeout instead, and the connection
 	// goes back to the pool; only the request stops waiting at its deadline.
 	bg := context.WithoutCancel(ctx)
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > backgroundFloor {
+		// A caller with a long budget (tests, tools) keeps it; the edge's
+		// 1 ms never gets here, so this allocation is off its path.
+		bg, cancel = context.WithDeadline(bg, dl)
+	}
 	go func() {
 		c.prof.Reset()
 		c.err = b.Store.Get(bg, device, &c.prof)
+		if cancel != nil {
+			cancel()
+		}
 		<-b.sem
 		if c.state.CompareAndSwap(0, 1) {
 			c.done <- struct{}{}

@@ -21,10 +21,15 @@ import (
 	"github.com/adedge/adedge/tools/profilesload"
 )
 
-// serverBound is the server-side p99 every drill must keep: five times the
-// 1 ms profile deadline, and a bucket below what an edge that waited on a
-// 10 ms store would show (the 50 ms bucket).
-const serverBound = 5 * time.Millisecond
+// profileDeadline is the drills' --profile-timeout, and serverBound the
+// server-side p99 every drill must keep: five times the deadline (room for
+// a loaded CI machine), and a histogram bucket below what an edge that
+// waited on a store 10x slower than the deadline would show (20 ms lands
+// in the 50 ms bucket).
+const (
+	profileDeadline = 2 * time.Millisecond
+	serverBound     = 10 * time.Millisecond
+)
 
 // rate is the drills' steady load: modest, so a shared 2-core machine
 // measures the edge rather than itself.
@@ -44,7 +49,7 @@ func aerospikeEdge(t *testing.T) (*aerotest.Server, *edge) {
 	if err != nil || failed > 0 || n == 0 {
 		t.Fatalf("profiles load: %d written, %d failed, %v", n, failed, err)
 	}
-	return as, startEdge(t, snapDir, "--profiles", spec, "--profile-timeout", "1ms")
+	return as, startEdge(t, snapDir, "--profiles", spec, "--profile-timeout", profileDeadline.String())
 }
 
 // TestSlowProfileStore: the store answers 10x later than the profile
@@ -59,7 +64,7 @@ func TestSlowProfileStore(t *testing.T) {
 		t.Fatalf("no profile hits with a healthy store: the drill measures nothing")
 	}
 
-	as.SetDelay(10 * time.Millisecond)
+	as.SetDelay(10 * profileDeadline)
 	r := drive(t, e, rate, phase())
 	m2 := e.metrics()
 	mustServe(t, "store 10x slower than its deadline", r)
@@ -68,8 +73,11 @@ func TestSlowProfileStore(t *testing.T) {
 	looked := timeouts + delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`) +
 		delta(m1, m2, "adedge_profile_lookups_total", `result="error"`)
 	t.Logf("slow store: %.0f of %.0f profile reads timed out", timeouts, looked)
-	if looked == 0 || timeouts < 0.9*looked {
-		t.Errorf("slow store: %.0f timeouts of %.0f reads, want nearly all counted as timeouts", timeouts, looked)
+	// Not all: a request goroutine that a loaded machine schedules late
+	// finds the read done and (rightly) uses it. Latency is the promise;
+	// this checks the timeouts are counted.
+	if looked == 0 || timeouts < 0.5*looked {
+		t.Errorf("slow store: %.0f timeouts of %.0f reads, want most counted as timeouts", timeouts, looked)
 	}
 	checkDegraded(t, e, "slow store")
 
@@ -109,11 +117,11 @@ func TestProfileStoreDown(t *testing.T) {
 	if hits := delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`); hits != 0 {
 		t.Errorf("store down: %.0f hits from a closed server", hits)
 	}
-	if m2.sum("adedge_profile_store_unreachable") != 1 || delta(m1, m2, "adedge_profile_store_shed_total") == 0 {
+	if m2.Sum("adedge_profile_store_unreachable") != 1 || delta(m1, m2, "adedge_profile_store_shed_total") == 0 {
 		t.Errorf("store down: unreachable gauge %v, shed %v: the breaker did not open",
-			m2.sum("adedge_profile_store_unreachable"), delta(m1, m2, "adedge_profile_store_shed_total"))
+			m2.Sum("adedge_profile_store_unreachable"), delta(m1, m2, "adedge_profile_store_shed_total"))
 	}
-	if g := m2.sum("go_goroutines"); g > 2000 {
+	if g := m2.Sum("go_goroutines"); g > 2000 {
 		t.Errorf("store down: %.0f goroutines: the client's dial goroutines piled up", g)
 	}
 	checkDegraded(t, e, "store down")
@@ -253,7 +261,7 @@ func TestConnectionStorm(t *testing.T) {
 				// Scraped at once: idle connections that never send a
 				// request are closed by the edge after its read timeout,
 				// as they should be.
-				gauge.Store(int64(e.metrics().sum("adedge_open_connections")))
+				gauge.Store(int64(e.metrics().Sum("adedge_open_connections")))
 				break
 			}
 		}

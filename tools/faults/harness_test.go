@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,9 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +20,7 @@ import (
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/tools/gen"
 	"github.com/adedge/adedge/tools/loadgen"
+	"github.com/adedge/adedge/tools/promtext"
 )
 
 // Shared fixtures, made once per test binary.
@@ -210,90 +207,34 @@ func (e *edge) health() (int, map[string]any) {
 	return res.StatusCode, m
 }
 
-// metrics scrapes the admin port: "name{labels}" -> value.
-type metrics map[string]float64
-
-var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$`)
+// metrics scrapes the admin port.
+type metrics = promtext.Samples
 
 func (e *edge) metrics() metrics {
 	e.t.Helper()
-	res, err := httpc.Get("http://" + e.admin + "/metrics")
+	m, err := promtext.Scrape("http://" + e.admin + "/metrics")
 	if err != nil {
 		e.t.Fatalf("scrape: %v", err)
-	}
-	defer res.Body.Close()
-	m := metrics{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if sm := sampleRE.FindStringSubmatch(sc.Text()); sm != nil {
-			if v, err := strconv.ParseFloat(sm[2], 64); err == nil {
-				m[sm[1]] = v
-			}
-		}
 	}
 	return m
 }
 
-// sum adds every sample of name whose labels contain all of match.
-func (m metrics) sum(name string, match ...string) float64 {
-	var s float64
-	for k, v := range m {
-		if k != name && !strings.HasPrefix(k, name+"{") {
-			continue
-		}
-		ok := true
-		for _, x := range match {
-			if !strings.Contains(k, x) {
-				ok = false
-			}
-		}
-		if ok {
-			s += v
-		}
-	}
-	return s
-}
-
 // delta is after - before for one series sum.
 func delta(before, after metrics, name string, match ...string) float64 {
-	return after.sum(name, match...) - before.sum(name, match...)
+	return promtext.Delta(before, after, name, match...)
 }
 
 // serverP99 is the upper bound of the histogram bucket holding the 99th
 // percentile of adedge_ad_request_duration_seconds between two scrapes.
 func serverP99(before, after metrics) time.Duration {
-	const name = "adedge_ad_request_duration_seconds_bucket"
-	type b struct{ le, n float64 }
-	var bs []b
-	for k, v := range after {
-		if !strings.HasPrefix(k, name+"{") {
-			continue
-		}
-		i := strings.Index(k, `le="`)
-		le := k[i+4 : strings.Index(k[i+4:], `"`)+i+4]
-		f, err := strconv.ParseFloat(le, 64)
-		if le == "+Inf" {
-			f, err = math.Inf(1), nil
-		}
-		if err == nil {
-			bs = append(bs, b{f, v - before[k]})
-		}
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
-	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+	le, n := promtext.Quantile(before, after, "adedge_ad_request_duration_seconds", 0.99)
+	if n == 0 {
 		return 0
 	}
-	total := bs[len(bs)-1].n
-	for _, x := range bs {
-		if x.n >= 0.99*total {
-			if math.IsInf(x.le, 1) {
-				return time.Hour
-			}
-			return time.Duration(x.le * float64(time.Second))
-		}
+	if math.IsInf(le, 1) {
+		return time.Hour
 	}
-	return time.Hour
+	return time.Duration(le * float64(time.Second))
 }
 
 // drive sends the inventory mix at rate for d and returns the result.
