@@ -6,7 +6,7 @@ DEMO_DIR  ?= /tmp/adedge-demo
 FUZZTIME  ?= 30s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test test-race bench demo fuzz lint clean faults
+.PHONY: all build test test-race bench bench-quick bench-micro demo fuzz lint clean faults
 
 all: build
 
@@ -31,8 +31,21 @@ test:
 faults:
 	ADEDGE_FAULTS=full $(GO) test -count=1 -v -timeout 15m ./tools/faults/
 
-# Micro-benchmarks beside the code; docs/BENCHMARKS.md explains each figure.
-bench:
+# The benchmark suite (tools/benchsuite): micro-benchmarks, adedge vs a
+# trivial fasthttp handler vs nginx, find-max, latency at fixed rates,
+# swaps, builder time and RSS, distribution. Rewrites the generated part of
+# docs/BENCHMARKS.md and docs/BENCHMARKS.json (~15 min). bench-quick is the
+# same suite in short form (< 2 min) into /tmp, so it never replaces the
+# committed figures.
+bench: build
+	$(BIN)/adtool bench --bin $(BIN) --src . --out docs/BENCHMARKS.md --json docs/BENCHMARKS.json
+
+bench-quick: build
+	@test -f /tmp/adedge-bench-quick.md || cp docs/BENCHMARKS.md /tmp/adedge-bench-quick.md
+	$(BIN)/adtool bench --quick --bin $(BIN) --src . --out /tmp/adedge-bench-quick.md --json /tmp/adedge-bench-quick.json
+
+# Every micro-benchmark beside the code, raw.
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./snapshot/ ./builder/... ./server/... | tee /tmp/adedge-bench.txt
 
 # Sample inventory -> snapshot -> inspect, on the embedded small scale.

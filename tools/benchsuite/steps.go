@@ -1,0 +1,414 @@
+package benchsuite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// benchLine is one `go test -bench` result line.
+type benchLine struct {
+	name    string
+	nsOp    float64
+	mbS     float64
+	allocs  float64
+	metrics map[string]float64
+}
+
+var benchRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parseBench reads go test -bench output; repeated names (-count) collect
+// every run.
+func parseBench(out []byte) map[string][]benchLine {
+	res := map[string][]benchLine{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := benchRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		bl := benchLine{name: m[1], metrics: map[string]float64{}}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				bl.nsOp = v
+			case "MB/s":
+				bl.mbS = v
+			case "allocs/op":
+				bl.allocs = v
+			default:
+				bl.metrics[f[i+1]] = v
+			}
+		}
+		res[bl.name] = append(res[bl.name], bl)
+	}
+	return res
+}
+
+func medianOf(ls []benchLine, f func(benchLine) float64) float64 {
+	xs := make([]float64, len(ls))
+	for i, l := range ls {
+		xs[i] = f(l)
+	}
+	return median(xs)
+}
+
+// micro runs the hot-path micro-benchmarks beside the code.
+func (s *suite) micro(ctx context.Context) error {
+	count := pick(s, "1", "5")
+	benchtime := pick(s, "200ms", "1s")
+	pkgs := []string{"./server/edge/", "./server/selection/", "./snapshot/", "./abtest/", "./server/token/"}
+	var have []string
+	for _, p := range pkgs {
+		if _, err := os.Stat(filepath.Join(s.o.Src, p)); err == nil {
+			have = append(have, p)
+		}
+	}
+	regex := "ServeAd|TrivialHandler|Select$|OpenVerify|Hash|LookupPlacement|Candidates|Bucket|Assign|Append$|Verify$"
+	args := append([]string{"go", "test", "-run", "^$", "-bench", regex, "-benchmem", "-benchtime", benchtime, "-count", count}, have...)
+	cmd := exec.CommandContext(ctx, s.pinned("0", args)[0], s.pinned("0", args)[1:]...)
+	cmd.Dir = s.o.Src
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go test -bench: %v: %s", err, lastLines(string(out), 5))
+	}
+	os.WriteFile(filepath.Join(s.o.Work, "micro.txt"), out, 0o644)
+	b := parseBench(out)
+	cmdline := fmt.Sprintf("go test -run '^$' -bench '%s' -benchmem -count %s %s", "%s", count, "%s")
+	row := func(name, pkg, what, target string) {
+		ls := b[name]
+		if len(ls) == 0 {
+			return
+		}
+		ns := medianOf(ls, func(l benchLine) float64 { return l.nsOp })
+		al := medianOf(ls, func(l benchLine) float64 { return l.allocs })
+		s.add(Row{Section: "Hot path (micro-benchmarks, median of " + count + ")", What: what,
+			Figure: fmt.Sprintf("%.0f ns/op, %.0f allocs/op", ns, al), Value: al, Unit: "allocs/op", Target: target,
+			Command: fmt.Sprintf(cmdline, strings.TrimPrefix(name, "Benchmark")+"$", pkg)})
+	}
+	row("BenchmarkServeAd/no-device", "./server/edge/", "whole /v1/ad handler: parse, selection, tokens, JSON (no profile)", "<= 0")
+	row("BenchmarkServeAd/with-device-file-store", "./server/edge/", "whole /v1/ad handler with an embedded-store profile read", "<= 0")
+	row("BenchmarkSelect", "./server/selection/", "selection alone (medium snapshot, with a profile)", "<= 0")
+	row("BenchmarkLookupPlacement", "./snapshot/", "placement lookup in the mmap'd hash index", "<= 0")
+	row("BenchmarkCandidates", "./snapshot/", "candidate list fetch and decode of 8 entries", "<= 0")
+	names := make([]string, 0, len(b))
+	for name := range b {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.Contains(name, "Bucket") || strings.Contains(name, "Assign") {
+			row(name, "./abtest/", "A/B and staging bucketing ("+strings.TrimPrefix(name, "Benchmark")+")", "<= 0")
+		}
+	}
+	if a, t := b["BenchmarkServeAd/with-device-file-store"], b["BenchmarkTrivialHandler"]; len(a) > 0 && len(t) > 0 {
+		na, nt := medianOf(a, func(l benchLine) float64 { return l.nsOp }), medianOf(t, func(l benchLine) float64 { return l.nsOp })
+		s.add(Row{Section: "Hot path (micro-benchmarks, median of " + count + ")", What: "handler cost over a trivial fasthttp handler (same body size)",
+			Figure: fmt.Sprintf("%.0f ns vs %.0f ns: %.1f us of work per request", na, nt, (na-nt)/1000), Value: (na - nt) / 1000, Unit: "us",
+			Command: fmt.Sprintf(cmdline, "ServeAd|TrivialHandler", "./server/edge/")})
+	}
+	if v := b["BenchmarkOpenVerify"]; len(v) > 0 {
+		gb := medianOf(v, func(l benchLine) float64 { return l.mbS }) / 1000
+		s.add(Row{Section: "Snapshot", What: "open + verify every section checksum, in memory", Figure: fmt.Sprintf("%.1f GB/s", gb),
+			Value: gb, Unit: "GB/s", Command: fmt.Sprintf(cmdline, "OpenVerify", "./snapshot/")})
+	}
+	x, s1, s2 := b["BenchmarkHash/xxhash64"], b["BenchmarkHash/sha1"], b["BenchmarkHash/sha256"]
+	if len(x) > 0 && len(s1) > 0 && len(s2) > 0 {
+		mx := medianOf(x, func(l benchLine) float64 { return l.mbS })
+		m1 := medianOf(s1, func(l benchLine) float64 { return l.mbS })
+		m2 := medianOf(s2, func(l benchLine) float64 { return l.mbS })
+		s.add(Row{Section: "Snapshot", What: "xxhash64 vs SHA-1 vs SHA-256 on the same bytes",
+			Figure: fmt.Sprintf("%.1f vs %.1f vs %.1f GB/s: xxhash64 is %.1fx SHA-1, %.1fx SHA-256", mx/1000, m1/1000, m2/1000, mx/m1, mx/m2),
+			Value: mx / m1, Unit: "x SHA-1", Command: fmt.Sprintf(cmdline, "Hash", "./snapshot/")})
+	}
+	return nil
+}
+
+// throughput compares adedge with the trivial handler and nginx under the
+// same wrk settings, interleaved, and reports medians and ratios.
+func (s *suite) throughput(ctx context.Context) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not installed (apt-get install wrk)")
+	}
+	runs := pick(s, 1, 5)
+	d := pick(s, 2*time.Second, 5*time.Second)
+	var a, b, n, rb, rn []float64
+	for i := 0; i < runs; i++ {
+		x, err := s.wrk(ctx, s.adURL, d)
+		if err != nil {
+			return err
+		}
+		y, err := s.wrk(ctx, "http://"+s.base+"/", d)
+		if err != nil {
+			return err
+		}
+		a, b, rb = append(a, x), append(b, y), append(rb, x/y)
+		if s.nginx != "" {
+			z, err := s.wrk(ctx, "http://"+s.nginx+"/", d)
+			if err != nil {
+				return err
+			}
+			n, rn = append(n, z), append(rn, x/z)
+		}
+	}
+	sec := fmt.Sprintf("Throughput (wrk -t1 -c64, %d interleaved runs of %v, medians)", runs, d)
+	wrkCmd := fmt.Sprintf("taskset -c 1 wrk -t1 -c64 -d%ds URL", int(d.Seconds()))
+	s.add(Row{Section: sec, What: "adedge (embedded profiles, a profile read per request) / trivial fasthttp handler, same body",
+		Figure: fmt.Sprintf("%.2fx (%s vs %s req/s)", median(rb), fmtRate(median(a)), fmtRate(median(b))), Value: median(rb), Unit: "ratio",
+		Target: ">= 0.6", Command: wrkCmd + " against adedge, then against adtool baseline --body (adedge's answer)"})
+	if len(n) > 0 {
+		s.add(Row{Section: sec, What: "adedge / nginx `return 200` with the same body (1 worker)",
+			Figure: fmt.Sprintf("%.2fx (%s vs %s req/s)", median(rn), fmtRate(median(a)), fmtRate(median(n))), Value: median(rn), Unit: "ratio",
+			Command: wrkCmd + " (nginx-light, worker_processes 1)"})
+	}
+	s.maxRPS = median(a)
+	return nil
+}
+
+// findMax searches the highest rate with p99 < 1 ms for adedge, and for
+// the trivial handler (the load generator's own ceiling).
+func (s *suite) findMax(ctx context.Context) error {
+	trial := pick(s, "1s", "4s")
+	for _, t := range []struct{ what, target, url, name string }{
+		{"adedge: highest rate with p99 <= 1 ms (open loop, request mix)", "http://" + s.adedge, "/v1/ad", "EDGE"},
+		{"load generator ceiling: highest rate with p99 <= 1 ms against the trivial handler", "http://" + s.base, "/", "BASELINE"},
+	} {
+		args := s.client(s.bin("adtool"), "loadgen", "--quiet", "--json", "--find-max", "--p99", "1ms", "--trial", trial,
+			"--start-rate", "2000", "--target", t.target, "--path", t.url, "--inventory", s.inv)
+		out, err := run(ctx, args...)
+		var res struct {
+			MaxRate float64 `json:"max_rate"`
+			Trials  []any   `json:"trials"`
+		}
+		if jerr := jsonUnmarshal(out, &res); jerr != nil {
+			if err != nil {
+				return err
+			}
+			return jerr
+		}
+		s.add(Row{Section: "Capacity (adtool loadgen --find-max)", What: t.what,
+			Figure: fmt.Sprintf("%s req/s (%d trials of %s)", fmtRate(res.MaxRate), len(res.Trials), trial), Value: res.MaxRate, Unit: "req/s",
+			Command: fmt.Sprintf("taskset -c 1 adtool loadgen --find-max --p99 1ms --trial %s --target http://%s --path %s --inventory INV", trial, t.name, t.url)})
+		if strings.HasPrefix(t.what, "adedge") {
+			s.p99Max = res.MaxRate
+		}
+	}
+	return nil
+}
+
+// latency measures percentiles at fixed rates, client- and server-side.
+func (s *suite) latency(ctx context.Context) error {
+	d := pick(s, "2s", "10s")
+	rates := []float64{1000, 5000}
+	if s.maxRPS > 0 {
+		rates = append(rates, float64(int(s.maxRPS/2/100)*100))
+	}
+	for _, rate := range rates {
+		before, err := s.scrape()
+		if err != nil {
+			return err
+		}
+		r, err := s.loadgen(ctx, "http://"+s.adedge, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
+		if err != nil {
+			return err
+		}
+		after, _ := s.scrape()
+		sv, sf := serverQuantile(before, after, 0.99)
+		l := r.LatencyUS
+		what := fmt.Sprintf("adedge at %s req/s", fmtRate(rate))
+		if s.maxRPS > 0 && rate == rates[len(rates)-1] {
+			what += " (half of its wrk maximum)"
+		}
+		s.add(Row{Section: "Latency at fixed rates (open loop, from scheduled send time; server p99 from the edge's histogram)", What: what,
+			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %d failed", l.P50, l.P99, l.P999, sf, r.Bad()),
+			Value: sv, Unit: "us server p99", Target: "< 1000",
+			Command: fmt.Sprintf("taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms --target http://EDGE --inventory INV", rate, d)})
+	}
+	return nil
+}
+
+// swaps measures p99 with a snapshot swap every 2 s against no swaps at the
+// same rate, server- and client-side.
+func (s *suite) swaps(ctx context.Context) error {
+	rate := 2000.0
+	if s.maxRPS > 0 {
+		rate = float64(int(s.maxRPS/4/100) * 100)
+	}
+	d := pick(s, 4*time.Second, 20*time.Second)
+	alt := filepath.Join(s.o.Work, "alt")
+	os.RemoveAll(alt)
+	n := int(d / (2 * time.Second))
+	var files []string
+	for i := 1; i <= n; i++ {
+		out := filepath.Join(alt, strconv.Itoa(i))
+		if _, err := run(ctx, s.bin("adbuilder"), "build", "--quiet", "--input", s.inv, "--out", out,
+			"--created", fmt.Sprintf("2026-11-22T%02d:00:00Z", i)); err != nil {
+			return err
+		}
+		m, _ := filepath.Glob(filepath.Join(out, "*.snap"))
+		if len(m) != 1 {
+			return fmt.Errorf("build %d made %d snapshots", i, len(m))
+		}
+		files = append(files, m[0])
+	}
+	// measure returns client p99 (us), a description, and failed requests.
+	measure := func(swap bool) (float64, string, int64, error) {
+		before, err := s.scrape()
+		if err != nil {
+			return 0, "", 0, err
+		}
+		done := make(chan error, 1)
+		if swap {
+			go func() {
+				for _, f := range files {
+					time.Sleep(2 * time.Second)
+					b, err := os.ReadFile(f)
+					if err == nil {
+						tmp := filepath.Join(s.snap, "."+filepath.Base(f)+".tmp")
+						if err = os.WriteFile(tmp, b, 0o644); err == nil {
+							err = os.Rename(tmp, filepath.Join(s.snap, filepath.Base(f)))
+						}
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		} else {
+			done <- nil
+		}
+		r, err := s.loadgen(ctx, "http://"+s.adedge, "--rate", fmt.Sprint(rate), "--duration", d.String(), "--conns", "64")
+		if werr := <-done; werr != nil {
+			return 0, "", 0, werr
+		}
+		if err != nil {
+			return 0, "", 0, err
+		}
+		after, _ := s.scrape()
+		_, sf := serverQuantile(before, after, 0.99)
+		swapsSeen := after.Sum("adedge_snapshot_swaps_total") - before.Sum("adedge_snapshot_swaps_total")
+		return r.LatencyUS.P99, fmt.Sprintf("client p99 %.0f us, server p99 %s, %d failed, %.0f swaps", r.LatencyUS.P99, sf, r.Bad(), swapsSeen), r.Bad(), nil
+	}
+	p0, f0, _, err := measure(false)
+	if err != nil {
+		return err
+	}
+	p1, f1, bad, err := measure(true)
+	if err != nil {
+		return err
+	}
+	sec := fmt.Sprintf("Snapshot swaps under load (%s req/s for %v)", fmtRate(rate), d)
+	s.add(Row{Section: sec, What: "p99 with a swap every 2 s / p99 without", Figure: fmt.Sprintf("%.2fx (with: %s; without: %s)", p1/p0, f1, f0),
+		Value: p1 / p0, Unit: "ratio", Command: "tools/bench/edge.sh (swap section), or this suite"})
+	s.add(Row{Section: sec, What: "failed requests during the swaps", Figure: fmt.Sprint(bad), Value: float64(bad), Unit: "requests",
+		Target: "<= 0", Command: "same"})
+	return nil
+}
+
+// builder times a build and its peak RSS (large in the full suite).
+func (s *suite) builder(ctx context.Context) error {
+	scale := pick(s, "medium", "large")
+	inv := filepath.Join(s.o.Work, "inv-"+scale)
+	if _, err := os.Stat(filepath.Join(inv, "campaigns.jsonl")); err != nil {
+		if _, err := run(ctx, s.bin("adtool"), "gen", "--quiet", "--scale", scale, "--seed", "1", "--out", inv); err != nil {
+			return err
+		}
+	}
+	var walls, rss []float64
+	var snapSize int64
+	var snapPath string
+	for i := 0; i < pick(s, 1, 3); i++ {
+		out := filepath.Join(s.o.Work, "build-"+scale)
+		os.RemoveAll(out)
+		cmd := exec.CommandContext(ctx, s.bin("adbuilder"), "build", "--quiet", "--input", inv, "--out", out, "--created", "2026-11-22T00:00:00Z")
+		t0 := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("adbuilder: %v: %s", err, lastLines(string(b), 3))
+		}
+		walls = append(walls, time.Since(t0).Seconds())
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = append(rss, float64(ru.Maxrss)*1024)
+		}
+		m, _ := filepath.Glob(filepath.Join(out, "*.snap"))
+		if len(m) == 1 {
+			if fi, err := os.Stat(m[0]); err == nil {
+				snapSize, snapPath = fi.Size(), m[0]
+			}
+		}
+	}
+	cmdline := fmt.Sprintf("adtool gen --scale %s --seed 1 --out INV && /usr/bin/time -v adbuilder build --quiet --input INV --out OUT", scale)
+	target := ""
+	if scale == "large" {
+		target = "< 60"
+	}
+	s.add(Row{Section: "Builder", What: scale + " build wall time", Figure: fmt.Sprintf("%.1f s (median of %d)", median(walls), len(walls)),
+		Value: median(walls), Unit: "s", Target: target, Command: cmdline})
+	if len(rss) > 0 && snapSize > 0 {
+		r := median(rss) / float64(snapSize)
+		s.add(Row{Section: "Builder", What: scale + " build peak RSS / snapshot size",
+			Figure: fmt.Sprintf("%.2fx (%.0f MB RSS, %.0f MB snapshot)", r, median(rss)/1e6, float64(snapSize)/1e6), Value: r, Unit: "ratio",
+			Target: "< 3", Command: cmdline + " (Maximum resident set size)"})
+	}
+	if snapPath != "" {
+		out, err := run(ctx, s.bin("adtool"), "verify", "--no-manifest", snapPath)
+		if err == nil {
+			if m := regexp.MustCompile(`verified in (\S+) \(([0-9.]+) GB/s\)`).FindSubmatch(out); m != nil {
+				v, _ := strconv.ParseFloat(string(m[2]), 64)
+				s.add(Row{Section: "Snapshot", What: fmt.Sprintf("open + verify through mmap of the %s snapshot (%.0f MB, page cache warm)", scale, float64(snapSize)/1e6),
+					Figure: fmt.Sprintf("%.1f GB/s (%s)", v, m[1]), Value: v, Unit: "GB/s", Command: "adtool verify --no-manifest FILE.snap"})
+			}
+		}
+	}
+	return nil
+}
+
+// distribution runs the torrent benchmark script when the repository has
+// one that can report JSON rows.
+func (s *suite) distribution(ctx context.Context) error {
+	script := filepath.Join(s.o.Src, "tools", "bench", "torrent.sh")
+	if _, err := os.Stat(script); err != nil {
+		return errors.New("no tools/bench/torrent.sh in this tree")
+	}
+	if s.o.Quick {
+		return errors.New("torrent origin share and time vs HTTP: full suite only (minutes of transfer)")
+	}
+	cmd := exec.CommandContext(ctx, "bash", script, "--rows", filepath.Join(s.o.Work, "torrent-rows.jsonl"))
+	cmd.Dir = s.o.Src
+	cmd.Env = append(os.Environ(), "WORK="+filepath.Join(s.o.Work, "torrent"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("torrent.sh: %v: %s", err, lastLines(string(b), 3))
+	}
+	f, err := os.ReadFile(filepath.Join(s.o.Work, "torrent-rows.jsonl"))
+	if err != nil {
+		return err
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace(f), []byte("\n")) {
+		var r Row
+		if err := jsonUnmarshal(line, &r); err != nil {
+			return fmt.Errorf("torrent.sh row %q: %w", line, err)
+		}
+		if r.Section == "" {
+			r.Section = "Distribution (BitTorrent)"
+		}
+		s.add(r)
+	}
+	return nil
+}

@@ -1,0 +1,436 @@
+package benchsuite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/adedge/adedge/tools/loadgen"
+	"github.com/adedge/adedge/tools/promtext"
+)
+
+// Options configure a suite run.
+type Options struct {
+	Quick bool   // short runs, one repetition: a smoke test (< 2 min)
+	Bin   string // directory holding adedge, adbuilder and adtool
+	Src   string // repository root (for go test -bench and scripts)
+	Work  string // scratch directory
+	Log   io.Writer
+}
+
+// suite is one run's state.
+type suite struct {
+	o      Options
+	rep    *Report
+	procs  []*exec.Cmd
+	pin    bool // taskset present
+	inv    string
+	snap   string
+	key    string
+	adedge string // serving address of the file-store edge
+	admin  string
+	base   string // baseline address
+	nginx  string // nginx address, "" when not installed
+	body   string // adedge's fill body, served by the baselines
+	adURL  string // a URL that fills
+	maxRPS float64 // adedge's median wrk throughput
+	p99Max float64 // adedge's highest rate with p99 <= 1 ms
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// Run runs the suite and returns the report; steps that cannot run (a
+// missing program) are listed in Report.Skipped rather than failing it.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	s := &suite{o: o, rep: &Report{Mode: "full", Started: time.Now(), Machine: machine(o.Src)}}
+	if o.Quick {
+		s.rep.Mode = "quick"
+	}
+	_, err := exec.LookPath("taskset")
+	s.pin = err == nil && runtime.NumCPU() >= 2
+	if !s.pin {
+		s.skip("CPU pinning: taskset missing or one CPU; servers and load share cores")
+	}
+	defer s.stopAll()
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"setup", s.setup},
+		{"micro-benchmarks", s.micro},
+		{"throughput", s.throughput},
+		{"find-max", s.findMax},
+		{"latency at fixed rates", s.latency},
+		{"snapshot swaps", s.swaps},
+		{"builder", s.builder},
+		{"distribution", s.distribution},
+	}
+	for _, st := range steps {
+		if ctx.Err() != nil {
+			return s.rep, ctx.Err()
+		}
+		fmt.Fprintf(o.Log, "bench: %s\n", st.name)
+		t0 := time.Now()
+		if err := st.fn(ctx); err != nil {
+			if st.name == "setup" {
+				return s.rep, fmt.Errorf("bench: setup: %w", err)
+			}
+			s.skip(fmt.Sprintf("%s: %v", st.name, err))
+		}
+		fmt.Fprintf(o.Log, "bench: %s done in %v\n", st.name, time.Since(t0).Round(time.Second))
+	}
+	s.rep.Duration = time.Since(s.rep.Started).Seconds()
+	return s.rep, nil
+}
+
+func (s *suite) skip(why string) {
+	s.rep.Skipped = append(s.rep.Skipped, why)
+	fmt.Fprintf(s.o.Log, "bench: skipped: %s\n", why)
+}
+
+func (s *suite) add(r Row) {
+	if r.Target != "" && r.Met == "" {
+		r.Met = met(r.Value, r.Target)
+	}
+	s.rep.Rows = append(s.rep.Rows, r)
+	fmt.Fprintf(s.o.Log, "bench:   %s: %s\n", r.What, r.Figure)
+}
+
+// pick returns the short or the full value.
+func pick[T any](s *suite, quick, full T) T {
+	if s.o.Quick {
+		return quick
+	}
+	return full
+}
+
+// server and client prefix a command with its CPU pinning.
+func (s *suite) server(args ...string) []string { return s.pinned("0", args) }
+func (s *suite) client(args ...string) []string { return s.pinned("1", args) }
+func (s *suite) pinned(cpu string, args []string) []string {
+	if !s.pin {
+		return args
+	}
+	return append([]string{"taskset", "-c", cpu}, args...)
+}
+
+// start runs a long-lived process, logging to a file in Work.
+func (s *suite) start(name string, args ...string) error {
+	logf, err := os.Create(filepath.Join(s.o.Work, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	s.procs = append(s.procs, cmd)
+	return nil
+}
+
+func (s *suite) stopAll() {
+	for _, p := range s.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range s.procs {
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = p.Process.Kill()
+		}
+	}
+	s.procs = nil
+}
+
+// run runs a command to completion and returns its stdout.
+func run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLines(errb.String(), 5))
+	}
+	return out.Bytes(), nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " / ")
+}
+
+func waitHTTP(url string) error {
+	c := &http.Client{Timeout: time.Second}
+	for range 100 {
+		if res, err := c.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode < 500 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer from %s in 10 s", url)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (s *suite) bin(name string) string { return filepath.Join(s.o.Bin, name) }
+
+// setup makes the inventory and snapshot and starts the edge and the
+// baselines every later step uses.
+func (s *suite) setup(ctx context.Context) error {
+	if err := os.MkdirAll(s.o.Work, 0o755); err != nil {
+		return err
+	}
+	s.inv = filepath.Join(s.o.Work, "inv-medium")
+	if _, err := os.Stat(filepath.Join(s.inv, "campaigns.jsonl")); err != nil {
+		if _, err := run(ctx, s.bin("adtool"), "gen", "--quiet", "--scale", "medium", "--seed", "1", "--out", s.inv); err != nil {
+			return err
+		}
+	}
+	s.snap = filepath.Join(s.o.Work, "snap")
+	os.RemoveAll(s.snap)
+	if _, err := run(ctx, s.bin("adbuilder"), "build", "--quiet", "--input", s.inv, "--out", s.snap, "--created", "2026-11-22T00:00:00Z"); err != nil {
+		return err
+	}
+	s.key = filepath.Join(s.o.Work, "token.key")
+	if err := os.WriteFile(s.key, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		return err
+	}
+	s.adedge, s.admin = freeAddr(), freeAddr()
+	if err := s.start("adedge", s.server(s.bin("adedge"), "--snapshot-dir", s.snap, "--listen", s.adedge, "--admin", s.admin,
+		"--profiles", "file:"+filepath.Join(s.inv, "profiles.jsonl"), "--token-key", s.key, "--snapshot-poll", "500ms")...); err != nil {
+		return err
+	}
+	if err := waitHTTP("http://" + s.adedge + "/health"); err != nil {
+		return err
+	}
+	// One URL that fills, with a device that has a profile: the
+	// throughput comparisons serve its body from the baselines.
+	dev, err := firstField(filepath.Join(s.inv, "profiles.jsonl"), "device", 3)
+	if err != nil {
+		return err
+	}
+	for i := 1; i < 50 && s.adURL == ""; i++ {
+		pl, err := firstField(filepath.Join(s.inv, "placements.jsonl"), "id", i)
+		if err != nil {
+			return err
+		}
+		u := fmt.Sprintf("http://%s/v1/ad?placement=%s&country=US&os=android&osv=12&device=%s", s.adedge, pl, dev)
+		res, err := http.Get(u)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			s.adURL = u
+			s.body = filepath.Join(s.o.Work, "body.json")
+			if err := os.WriteFile(s.body, b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if s.adURL == "" {
+		return errors.New("no filling placement among the first 50")
+	}
+	s.base = freeAddr()
+	if err := s.start("baseline", s.server(s.bin("adtool"), "baseline", "--listen", s.base, "--body", s.body)...); err != nil {
+		return err
+	}
+	if err := waitHTTP("http://" + s.base + "/"); err != nil {
+		return err
+	}
+	if err := s.startNginx(); err != nil {
+		s.skip("nginx comparison: " + err.Error())
+	}
+	return nil
+}
+
+// startNginx serves the same body with `return 200` from one nginx worker.
+func (s *suite) startNginx() error {
+	ngx, err := exec.LookPath("nginx")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
+			if _, e := os.Stat(p); e == nil {
+				ngx, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		return errors.New("nginx not installed (apt-get install nginx-light)")
+	}
+	body, err := os.ReadFile(s.body)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.o.Work, "nginx")
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	addr := freeAddr()
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
+  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen %[2]s;
+    location / { default_type application/json; return 200 '%[3]s'; }
+  }
+}
+`, dir, addr, strings.ReplaceAll(string(body), "'", `\'`))
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if err := s.start("nginx", s.server(ngx, "-c", cf, "-p", dir)...); err != nil {
+		return err
+	}
+	if err := waitHTTP("http://" + addr + "/"); err != nil {
+		return err
+	}
+	s.nginx = addr
+	return nil
+}
+
+// firstField returns field of the n-th (1-based) line of a JSONL file.
+func firstField(path, field string, n int) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	if n > len(lines) {
+		return "", fmt.Errorf("%s has fewer than %d lines", path, n)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(lines[n-1], &m); err != nil {
+		return "", fmt.Errorf("%s:%d: %w", path, n, err)
+	}
+	v, _ := m[field].(string)
+	return v, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	ys := slices.Clone(xs)
+	slices.Sort(ys)
+	if len(ys)%2 == 1 {
+		return ys[len(ys)/2]
+	}
+	return (ys[len(ys)/2-1] + ys[len(ys)/2]) / 2
+}
+
+var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// wrk returns requests per second for url.
+func (s *suite) wrk(ctx context.Context, url string, d time.Duration) (float64, error) {
+	out, err := run(ctx, s.client("wrk", "-t1", "-c64", fmt.Sprintf("-d%ds", int(d.Seconds())), url)...)
+	if err != nil {
+		return 0, err
+	}
+	m := rpsRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("wrk printed no Requests/sec")
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// loadgen runs adtool loadgen (pinned to the client CPU) and decodes its JSON.
+func (s *suite) loadgen(ctx context.Context, target string, args ...string) (*loadgen.Result, error) {
+	a := s.client(append([]string{s.bin("adtool"), "loadgen", "--quiet", "--json", "--target", target, "--inventory", s.inv}, args...)...)
+	out, err := run(ctx, a...)
+	var r loadgen.Result
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, jerr
+	}
+	return &r, nil // a non-zero exit with a result means some requests failed: the result says so
+}
+
+func (s *suite) scrape() (promtext.Samples, error) {
+	return promtext.Scrape("http://" + s.admin + "/metrics")
+}
+
+// serverQuantile formats the edge's own histogram quantile between scrapes.
+func serverQuantile(a, b promtext.Samples, q float64) (float64, string) {
+	le, n := promtext.Quantile(a, b, "adedge_ad_request_duration_seconds", q)
+	if n == 0 {
+		return 0, "no observations"
+	}
+	if math.IsInf(le, 1) {
+		return le, "> 50 ms"
+	}
+	return le * 1e6, fmt.Sprintf("<= %.0f us", le*1e6)
+}
+
+func fmtRate(r float64) string {
+	if r >= 10000 {
+		return fmt.Sprintf("%.1fk", r/1000)
+	}
+	return fmt.Sprintf("%.0f", r)
+}
+
+// machine describes this host.
+func machine(src string) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if i := bytes.Index(b, []byte("model name")); i >= 0 {
+			line := b[i:]
+			line = line[:bytes.IndexByte(line, '\n')]
+			m.CPUModel = strings.TrimSpace(string(line[bytes.IndexByte(line, ':')+1:]))
+		}
+	}
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		m.MemoryGiB = int(math.Round(float64(si.Totalram) * float64(si.Unit) / (1 << 30)))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("git", "-C", src, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/adedge/adedge/tools/benchsuite"
+)
+
+func init() {
+	register("bench", "run the benchmark suite and write docs/BENCHMARKS.md and its JSON twin (make bench, make bench-quick)", runBench)
+}
+
+func runBench(args []string) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o benchsuite.Options
+	fs.BoolVar(&o.Quick, "quick", false, "short runs, one repetition (a smoke test of the suite, < 2 min)")
+	fs.StringVar(&o.Bin, "bin", "bin", "directory with adedge, adbuilder, adtool")
+	fs.StringVar(&o.Src, "src", ".", "repository root")
+	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "adedge-bench-suite"), "scratch directory")
+	md := fs.String("out", "docs/BENCHMARKS.md", "markdown file whose generated part is replaced")
+	js := fs.String("json", "docs/BENCHMARKS.json", "JSON twin")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if o.Bin, err = filepath.Abs(o.Bin); err != nil {
+		fmt.Fprintln(os.Stderr, "adtool bench:", err)
+		return 2
+	}
+	o.Log = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := benchsuite.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "adtool bench:", err)
+		if rep == nil || len(rep.Rows) == 0 {
+			return 1
+		}
+	}
+	if err := rep.WriteMarkdown(*md); err != nil {
+		fmt.Fprintln(os.Stderr, "adtool bench:", err)
+		return 1
+	}
+	if err := rep.WriteJSON(*js); err != nil {
+		fmt.Fprintln(os.Stderr, "adtool bench:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "adtool bench: %d rows in %.0f s -> %s, %s (%d steps skipped)\n", len(rep.Rows), rep.Duration, *md, *js, len(rep.Skipped))
+	return 0
+}
