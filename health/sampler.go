@@ -51,8 +51,11 @@ func (s *State) sampleOnce(ring []sample, n int, now time.Time) []sample {
 	}
 	ring = append(ring, cur)
 	old := ring[0]
-	reads := cur.prof.Gets - old.prof.Gets
 	ok := (cur.prof.Hits - old.prof.Hits) + (cur.prof.Misses - old.prof.Misses)
+	failed := (cur.prof.Timeouts - old.prof.Timeouts) + (cur.prof.Errors - old.prof.Errors)
+	// A wrapper may count refusals it never passed to the store (the
+	// bounded store's busy reads are timeouts but not gets).
+	reads := max(cur.prof.Gets-old.prof.Gets, ok+failed)
 	var tr, er float64
 	if reads > 0 {
 		tr = float64(cur.prof.Timeouts-old.prof.Timeouts) / float64(reads)
