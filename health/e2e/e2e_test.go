@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,15 +124,45 @@ func portFreeOn(t *testing.T, ips ...string) int {
 	return 0
 }
 
-// buildBinaries compiles the commands the test runs, into a temp dir.
-func buildBinaries(t *testing.T, dir string, pkgs ...string) {
-	t.Helper()
-	for _, pkg := range pkgs {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), "github.com/adedge/adedge/"+pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
+var (
+	setupOnce sync.Once
+	setupErr  error
+	workDir   string // binaries (adedge, adtool) and snaps/, shared by the tests
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if workDir != "" {
+		os.RemoveAll(workDir)
 	}
+	os.Exit(code)
+}
+
+// setup builds the adedge and adtool binaries and a small snapshot once per
+// test binary and returns the directory holding them.
+func setup(t *testing.T) string {
+	t.Helper()
+	setupOnce.Do(func() {
+		if workDir, setupErr = os.MkdirTemp("", "adedge-e2e-*"); setupErr != nil {
+			return
+		}
+		for _, pkg := range []string{"server/cmd/adedge", "tools/cmd/adtool"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, filepath.Base(pkg)), "github.com/adedge/adedge/"+pkg)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				setupErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+		inv := filepath.Join(workDir, "inv")
+		if _, setupErr = gen.Generate(inv, gen.Scales["small"], 6, nil); setupErr != nil {
+			return
+		}
+		_, setupErr = builder.Build(builder.Options{Input: inv, Out: filepath.Join(workDir, "snaps"), Created: time.Now().Add(-time.Hour)})
+	})
+	if setupErr != nil {
+		t.Fatal(setupErr)
+	}
+	return workDir
 }
 
 // edge is one adedge process on its own loopback address.
@@ -159,7 +191,7 @@ func (e *edge) start(t *testing.T) {
 		"--snapshot-dir", e.snapDir, "--listen", e.addr(), "--admin", e.adminAddr(),
 		"--agent-listen", net.JoinHostPort(e.ip, strconv.Itoa(e.agent)),
 		"--drain-grace", e.grace.String(), "--shutdown-timeout", e.shutTmo.String(),
-		"--public-url", "http://ads.test")
+		"--public-url", "http://ads.test", "--access-log", e.logPath+".access")
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -406,16 +438,8 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 		t.Skip("skipping the HAProxy end-to-end run in -short mode")
 	}
 	testStart := time.Now()
+	bin := setup(t)
 	dir := t.TempDir()
-	buildBinaries(t, dir, "server/cmd/adedge", "tools/cmd/adtool")
-	inv := filepath.Join(dir, "inv")
-	if _, err := gen.Generate(inv, gen.Scales["small"], 6, nil); err != nil {
-		t.Fatal(err)
-	}
-	snaps := filepath.Join(dir, "snaps")
-	if _, err := builder.Build(builder.Options{Input: inv, Out: snaps, Created: time.Now().Add(-time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
 
 	ips := []string{"127.0.0.2", "127.0.0.3"}
 	serve, agent, admin := portFreeOn(t, ips...), portFreeOn(t, ips...), portFreeOn(t, ips...)
@@ -423,7 +447,7 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 	var edges []*edge
 	for i, ip := range ips {
 		e := &edge{name: fmt.Sprintf("edge%d", i+1), ip: ip, serve: serve, agent: agent, admin: admin,
-			bin: filepath.Join(dir, "adedge"), snapDir: snaps, logPath: filepath.Join(dir, fmt.Sprintf("edge%d.log", i+1)),
+			bin: filepath.Join(bin, "adedge"), snapDir: filepath.Join(bin, "snaps"), logPath: filepath.Join(dir, fmt.Sprintf("edge%d.log", i+1)),
 			grace: grace, shutTmo: 5 * time.Second}
 		e.start(t)
 		edges = append(edges, e)
@@ -555,7 +579,7 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 	waitStat(t, sock, b.name, 10*time.Second, serverStat.inRotation)
 	tool := &phase{name: "adtool drain"}
 	report(t, ld.next(tool))
-	cmd := exec.Command(filepath.Join(dir, "adtool"), "drain", "--admin", b.adminAddr(), "--wait", "--timeout", "20s")
+	cmd := exec.Command(filepath.Join(bin, "adtool"), "drain", "--admin", b.adminAddr(), "--wait", "--timeout", "20s")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("adtool drain: %v\n%s", err, out)
 	}
@@ -572,4 +596,73 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 		t.Errorf("%s still in rotation after adtool drain: %+v", b.name, srv[b.name])
 	}
 	t.Logf("end to end in %v", time.Since(testStart).Round(100*time.Millisecond))
+}
+
+// TestDashboardMetrics: every series ops/grafana/adedge-dashboard.json
+// queries is one the adedge binary really exports.
+func TestDashboardMetrics(t *testing.T) {
+	bin := setup(t)
+	raw, err := os.ReadFile(filepath.Join(opsDir, "grafana", "adedge-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string
+		Panels []struct {
+			ID      int
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	ip := "127.0.0.4"
+	e := &edge{name: "metrics", ip: ip, serve: portFreeOn(t, ip), agent: portFreeOn(t, ip), admin: portFreeOn(t, ip),
+		bin: filepath.Join(bin, "adedge"), snapDir: filepath.Join(bin, "snaps"), logPath: filepath.Join(t.TempDir(), "edge.log"),
+		shutTmo: time.Second}
+	e.start(t)
+	defer func() {
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		<-e.exited
+	}()
+	res, err := http.Get("http://" + e.addr() + "/v1/ad?placement=pl-0000002&country=US&os=ios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	res, err = http.Get("http://" + e.adminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	exported := map[string]bool{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		exported[strings.FieldsFunc(l, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true
+	}
+	series := regexp.MustCompile(`\b(?:adedge|go|process)_[a-z0-9_]+\b`)
+	ids := map[int]bool{}
+	queried := 0
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		for _, tg := range p.Targets {
+			for _, name := range series.FindAllString(tg.Expr, -1) {
+				queried++
+				if !exported[name] {
+					t.Errorf("panel %q queries %s, which adedge does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if queried < 20 || dash.UID == "" {
+		t.Fatalf("dashboard queries only %d series (uid %q)", queried, dash.UID)
+	}
+	t.Logf("%d panels, %d series references, all exported", len(dash.Panels), queried)
 }
