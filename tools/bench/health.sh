@@ -4,7 +4,7 @@
 #   bash tools/bench/health.sh [WORKDIR]
 #
 # Builds the binaries, generates the small inventory, builds a snapshot,
-# starts one adedge, then measures a balancer-like probe (hey, 20 probes/s
+# starts one adedge, then measures a balancer-like probe (hey, 50 probes/s
 # on one connection) first on an idle edge and then while wrk saturates the
 # same edge with ad requests. Prints the probe's percentiles in both runs
 # and the ad throughput. Needs wrk and hey (Debian packages).
@@ -45,9 +45,9 @@ ad="http://127.0.0.1:$PORT/v1/ad?placement=pl-0000002&country=US&os=ios&osv=17.1
 curl -fs -o /dev/null -w 'ad request: HTTP %{http_code}\n' "$ad"
 
 probe() { # prints the hey latency distribution of /health
-  "${loadpin[@]}" hey -z "$DURATION" -c 1 -q 20 "http://127.0.0.1:$PORT/health" | sed -n '/Latency distribution/,/^$/p;/Status code/,/^$/p'
+  "${loadpin[@]}" hey -z "$DURATION" -c 1 -q 50 "http://127.0.0.1:$PORT/health" | sed -n '/Latency distribution/,/^$/p;/Status code/,/^$/p'
 }
-echo "== /health, idle edge (hey -c 1 -q 20 -z $DURATION)"
+echo "== /health, idle edge (hey -c 1 -q 50 -z $DURATION)"
 probe | tee "$work/idle.txt"
 
 echo "== /health while wrk -t$THREADS -c$CONNS -d$DURATION saturates /v1/ad"
