@@ -61,3 +61,4 @@ echo
 printf '%-28s %s\n' "probe p50 idle / loaded:" "$(grep ' 50%' "$work/idle.txt" | awk '{print $3*1000 " ms"}') / $(grep ' 50%' "$work/loaded.txt" | awk '{print $3*1000 " ms"}')"
 printf '%-28s %s\n' "probe p99 idle / loaded:" "$(grep ' 99%' "$work/idle.txt" | awk '{print $3*1000 " ms"}') / $(grep ' 99%' "$work/loaded.txt" | awk '{print $3*1000 " ms"}')"
 printf '%-28s %s\n' "ad requests/s under load:" "$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")"
+printf '%-28s %s\n' "ad p50 / p99 under load:" "$(awk '$1=="50%" {a=$2} $1=="99%" {b=$2} END {print a " / " b}' "$work/wrk.txt")"
