@@ -85,7 +85,7 @@ curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|
 
 say "12. drain the edge (adtool drain: /health 503 at once, ads served for --drain-grace, then stop)"
 "$bin/adtool" drain --admin 127.0.0.1:$admin > /dev/null
-curl -s -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/health" | cut -c1-200
+curl -s -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/health" | cut -c1-200
 curl -s -o /dev/null -w "ad during the grace -> HTTP %{http_code}\n" "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev"
 wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
 trap - EXIT
