@@ -429,7 +429,8 @@ func waitStat(t *testing.T, sock, name string, within time.Duration, cond func(s
 }
 
 // TestHAProxyDrainAndKill: two edges behind HAProxy under continuous load.
-// A SIGTERM drain and an adtool drain lose no request; after a kill -9
+// A SIGTERM drain, adtool maint on/off and an adtool drain lose no
+// request; after a kill -9
 // HAProxy stops sending to the dead edge within its check interval and
 // redispatches, and the failures (if any) are reported and bounded.
 func TestHAProxyDrainAndKill(t *testing.T) {
@@ -574,15 +575,39 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 		t.Errorf("kill -9: %d failed requests; retries and redispatch should hide nearly all", killFailed)
 	}
 
-	// 3. adtool drain of the restarted edge2: zero failed requests.
+	// 3. adtool maint on edge1 while edge2 is back: out of rotation, no
+	// failures, and back in after maint off (the agent's "ready").
 	b.start(t)
 	waitStat(t, sock, b.name, 10*time.Second, serverStat.inRotation)
+	maint := &phase{name: "maint on/off"}
+	report(t, ld.next(maint))
+	adtool := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(filepath.Join(bin, "adtool"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("adtool %v: %v\n%s", args, err, out)
+		}
+	}
+	adtool("maint", "--admin", a.adminAddr(), "on")
+	st, out = waitStat(t, sock, a.name, 3*time.Second, func(s serverStat) bool { return !s.inRotation() })
+	t.Logf("maint on: %s %q after %v", a.name, st.status, out.Round(time.Millisecond))
+	parked := st.total
+	// The agent's "maint" (not only the failing /health) reaches HAProxy.
+	waitStat(t, sock, a.name, 3*time.Second, func(s serverStat) bool { return strings.HasPrefix(s.status, "MAINT") })
+	time.Sleep(300 * time.Millisecond)
+	if srv, _, _ := stats(sock); srv[a.name].total != parked {
+		t.Errorf("HAProxy sent %d sessions to %s in maintenance", srv[a.name].total-parked, a.name)
+	}
+	adtool("maint", "--admin", a.adminAddr(), "off")
+	st, out = waitStat(t, sock, a.name, 5*time.Second, serverStat.inRotation)
+	t.Logf("maint off: %s %q after %v", a.name, st.status, out.Round(time.Millisecond))
+	if n := maint.failed.Load(); n != 0 {
+		t.Errorf("maint on/off: %d failed requests, want 0", n)
+	}
+
+	// 4. adtool drain of edge2: zero failed requests.
 	tool := &phase{name: "adtool drain"}
 	report(t, ld.next(tool))
-	cmd := exec.Command(filepath.Join(bin, "adtool"), "drain", "--admin", b.adminAddr(), "--wait", "--timeout", "20s")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("adtool drain: %v\n%s", err, out)
-	}
+	adtool("drain", "--admin", b.adminAddr(), "--wait", "--timeout", "20s")
 	if err := <-b.exited; err != nil {
 		t.Fatalf("%s after adtool drain: %v", b.name, err)
 	}
