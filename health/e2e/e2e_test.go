@@ -183,6 +183,13 @@ func (e *edge) adminAddr() string { return net.JoinHostPort(e.ip, strconv.Itoa(e
 
 func (e *edge) start(t *testing.T) {
 	t.Helper()
+	e.launch(t)
+	e.waitHealthy(t)
+}
+
+// launch starts the process without waiting for it to be healthy.
+func (e *edge) launch(t *testing.T) {
+	t.Helper()
 	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +206,11 @@ func (e *edge) start(t *testing.T) {
 	e.exited = make(chan error, 1)
 	cmd := e.cmd
 	go func() { e.exited <- cmd.Wait(); logf.Close() }()
+}
+
+// waitHealthy waits until the edge answers /health with 200.
+func (e *edge) waitHealthy(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	c := &http.Client{Timeout: time.Second}
 	for {
@@ -428,6 +440,44 @@ func waitStat(t *testing.T, sock, name string, within time.Duration, cond func(s
 	return last, 0
 }
 
+// startHAProxy runs HAProxy in the foreground on the config derived from
+// ops/haproxy.cfg for edges, stops it when the test ends, and returns the
+// frontend address and the stats socket.
+func startHAProxy(t *testing.T, haproxy, dir string, agent int, edges []*edge) (front, sock string) {
+	t.Helper()
+	front = net.JoinHostPort("127.0.0.1", strconv.Itoa(portFreeOn(t, "127.0.0.1")))
+	sock = filepath.Join(dir, "haproxy.sock")
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(deriveHAProxyConfig(t, front, sock, agent, edges)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(haproxy, "-c", "-f", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("derived config: %v\n%s", err, out)
+	}
+	hlog := filepath.Join(dir, "haproxy.log")
+	hf, _ := os.Create(hlog)
+	hp := exec.Command(haproxy, "-db", "-f", cfgPath)
+	hp.Stdout, hp.Stderr = hf, hf
+	if err := hp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hp.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = hp.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = hp.Process.Kill()
+		}
+		hf.Close()
+		if t.Failed() {
+			t.Logf("haproxy log:\n%s", tail(hlog))
+		}
+	})
+	return front, sock
+}
+
 // TestHAProxyDrainAndKill: two edges behind HAProxy under continuous load.
 // A SIGTERM drain, adtool maint on/off and an adtool drain lose no
 // request; after a kill -9
@@ -463,36 +513,7 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 	}
 	a, b := edges[0], edges[1]
 
-	front := net.JoinHostPort("127.0.0.1", strconv.Itoa(portFreeOn(t, "127.0.0.1")))
-	sock := filepath.Join(dir, "haproxy.sock")
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(deriveHAProxyConfig(t, front, sock, agent, edges)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(haproxy, "-c", "-f", cfgPath).CombinedOutput(); err != nil {
-		t.Fatalf("derived config: %v\n%s", err, out)
-	}
-	hlog := filepath.Join(dir, "haproxy.log")
-	hf, _ := os.Create(hlog)
-	hp := exec.Command(haproxy, "-db", "-f", cfgPath)
-	hp.Stdout, hp.Stderr = hf, hf
-	if err := hp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = hp.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = hp.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = hp.Process.Kill()
-		}
-		hf.Close()
-		if t.Failed() {
-			t.Logf("haproxy log:\n%s", tail(hlog))
-		}
-	})
+	front, sock := startHAProxy(t, haproxy, dir, agent, edges)
 	for _, e := range edges {
 		waitStat(t, sock, e.name, 10*time.Second, serverStat.inRotation)
 	}
@@ -690,4 +711,58 @@ func TestDashboardMetrics(t *testing.T) {
 		t.Fatalf("dashboard queries only %d series (uid %q)", queried, dash.UID)
 	}
 	t.Logf("%d panels, %d series references, all exported", len(dash.Panels), queried)
+}
+
+// TestHAProxyStartingEdge: an edge without a snapshot answers 503
+// (starting) and its agent says down, so HAProxy keeps it out and sends it
+// nothing; once a snapshot lands in its directory it enters by itself.
+func TestHAProxyStartingEdge(t *testing.T) {
+	haproxy := need(t, "haproxy")
+	if testing.Short() {
+		t.Skip("skipping the HAProxy end-to-end run in -short mode")
+	}
+	bin := setup(t)
+	dir := t.TempDir()
+	ip := "127.0.0.5"
+	empty := filepath.Join(dir, "snaps")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := &edge{name: "edge1", ip: ip, serve: portFreeOn(t, ip), agent: portFreeOn(t, ip), admin: portFreeOn(t, ip),
+		bin: filepath.Join(bin, "adedge"), snapDir: empty, logPath: filepath.Join(dir, "edge.log"), shutTmo: time.Second}
+	e.launch(t)
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Kill()
+		<-e.exited
+		if t.Failed() {
+			t.Logf("edge log:\n%s", tail(e.logPath))
+		}
+	})
+	_, sock := startHAProxy(t, haproxy, dir, e.agent, []*edge{e})
+	st, out := waitStat(t, sock, e.name, 5*time.Second, func(s serverStat) bool { return strings.HasPrefix(s.status, "DOWN") })
+	t.Logf("no snapshot: HAProxy shows %q after %v", st.status, out.Round(time.Millisecond))
+	time.Sleep(1500 * time.Millisecond)
+	if srv, _, _ := stats(sock); srv[e.name].inRotation() || srv[e.name].total != 0 {
+		t.Fatalf("an edge without a snapshot got into rotation: %+v", srv[e.name])
+	}
+
+	// Publish the snapshot the way the builder does: write aside, rename in.
+	snaps, _ := filepath.Glob(filepath.Join(bin, "snaps", "*.snap"))
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots: %v", snaps)
+	}
+	b, err := os.ReadFile(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(empty, ".incoming.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	published := time.Now()
+	if err := os.Rename(tmp, filepath.Join(empty, filepath.Base(snaps[0]))); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = waitStat(t, sock, e.name, 10*time.Second, serverStat.inRotation)
+	t.Logf("snapshot published: HAProxy shows %q after %v", st.status, time.Since(published).Round(time.Millisecond))
 }
