@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/adedge/adedge/server/profiles/aerotest"
 )
 
 // freePort returns a loopback address nothing listens on (for flags that
@@ -169,5 +173,55 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHealthDegradedProfileStore: profile reads timing out against a slow
+// Aerospike turn /health to degraded (still 200: ads are served
+// unpersonalised) within the sampler's tick, with the rates in the body.
+func TestHealthDegradedProfileStore(t *testing.T) {
+	aero := aerotest.New(t)
+	p := startEdge(t, "--profiles", "aerospike://"+aero.Addr()+"/test/profiles", "--profile-timeout", "2ms")
+	c := client()
+	served(t, c, p.addr, 2, time.Second)
+	aero.SetDelay(30 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		for j := 0; j < 10; j++ {
+			code, _, err := probe(c, p.addr, fmt.Sprintf("/v1/ad?placement=pl-0000002&country=US&os=ios&device=slow-%d-%d", i, j))
+			if err != nil || code >= 500 {
+				t.Fatalf("ad with a slow profile store: %d %v", code, err)
+			}
+		}
+		res, err := c.Get("http://" + p.addr + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			Status   string
+			Reasons  []string
+			Profiles struct {
+				Store       string
+				Reachable   *bool
+				Reads       int
+				TimeoutRate float64 `json:"timeout_rate"`
+			}
+		}
+		err = json.NewDecoder(res.Body).Decode(&h)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Status == "degraded" {
+			if res.StatusCode != 200 || !strings.HasPrefix(h.Profiles.Store, "aerospike://") || h.Profiles.TimeoutRate < 0.1 || len(h.Reasons) == 0 {
+				t.Fatalf("degraded report: %d %+v", res.StatusCode, h)
+			}
+			t.Logf("degraded after %d rounds: %+v", i+1, h)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health never turned degraded: %d %+v", res.StatusCode, h)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
