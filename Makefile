@@ -21,7 +21,7 @@ build:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
-	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/...
+	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/... ./health/
 
 # Micro-benchmarks beside the code; docs/BENCHMARKS.md explains each figure.
 bench:
