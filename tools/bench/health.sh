@@ -54,6 +54,7 @@ echo "== /health while wrk -t$THREADS -c$CONNS -d$DURATION saturates /v1/ad"
 "${loadpin[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$ad" >"$work/wrk.txt" &
 wrkpid=$!
 sleep 1
+( sleep 3; curl -s "http://127.0.0.1:$PORT/health" > "$work/health-loaded.json" ) &
 probe | tee "$work/loaded.txt"
 wait $wrkpid
 sed -n '/Latency Distribution/,/Requests\/sec/p' "$work/wrk.txt"
@@ -62,3 +63,4 @@ printf '%-28s %s\n' "probe p50 idle / loaded:" "$(grep ' 50%' "$work/idle.txt" |
 printf '%-28s %s\n' "probe p99 idle / loaded:" "$(grep ' 99%' "$work/idle.txt" | awk '{print $3*1000 " ms"}') / $(grep ' 99%' "$work/loaded.txt" | awk '{print $3*1000 " ms"}')"
 printf '%-28s %s\n' "ad requests/s under load:" "$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")"
 printf '%-28s %s\n' "ad p50 / p99 under load:" "$(awk '$1=="50%" {a=$2} $1=="99%" {b=$2} END {print a " / " b}' "$work/wrk.txt")"
+printf '%-28s %s\n' "/health under load:" "$(sed 's/.*\("in_flight":[0-9]*\),\("cpu":[0-9.]*\),\("weight_percent":[0-9]*\).*/\1 \2 \3/' "$work/health-loaded.json")"
