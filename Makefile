@@ -17,14 +17,15 @@ build:
 	$(GO) build -o $(BIN)/adtool ./tools/cmd/adtool
 
 # The CI gate: vet, then every test (fuzz targets run their committed corpus),
-# with the race detector on the concurrent packages. The fault drills run
-# alone afterwards: they time real processes and must not share the two
-# cores with the other packages' tests.
+# with the race detector on the concurrent packages. The fault drills and
+# the HAProxy end-to-end test run alone afterwards, one package at a time:
+# they time real processes and must not share the two cores with the other
+# packages' tests.
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 12m $$($(GO) list $(PKGS) | grep -v /tools/faults$$)
-	$(GO) test -count=1 -timeout 5m ./tools/faults/
-	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/...
+	$(GO) test -count=1 -timeout 12m $$($(GO) list $(PKGS) | grep -v -e /tools/faults$$ -e /health/e2e$$)
+	$(GO) test -count=1 -p 1 -timeout 6m ./tools/faults/ ./health/e2e/
+	$(GO) test -count=1 -race -timeout 8m ./server/... ./snapshot/... ./health/
 
 # Fault drills against real edge processes (tools/faults): the long form.
 # The short form runs in `make test`.

@@ -44,7 +44,7 @@ admin=${ADEDGE_DEMO_ADMIN:-19090}
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token.key"
 "$bin/adedge" --snapshot-dir "$work/snapshots" --listen 127.0.0.1:$port --admin 127.0.0.1:$admin \
   --profiles "file:$work/inventory/profiles.jsonl" --token-key "$work/token.key" --access-log "$work/access.log" \
-  > "$work/edge.log" 2>&1 &
+  --drain-grace 1s > "$work/edge.log" 2>&1 &
 edge=$!
 trap 'kill $edge 2>/dev/null || true' EXIT
 for i in $(seq 1 50); do
@@ -83,7 +83,10 @@ say "10. three seconds of traffic at 500 requests/s from the synthetic device po
 say "11. what the edge counted (admin port, Prometheus format)"
 curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|profile_lookups_total|impressions_total|clicks_total|revenue_micros_total)'
 
-kill -TERM $edge
+say "12. drain the edge (adtool drain: /health 503 at once, ads served for --drain-grace, then stop)"
+"$bin/adtool" drain --admin 127.0.0.1:$admin > /dev/null
+curl -s -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/health" | cut -c1-200
+curl -s -o /dev/null -w "ad during the grace -> HTTP %{http_code}\n" "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev"
 wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
 trap - EXIT
 tail -2 "$work/edge.log"

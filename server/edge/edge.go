@@ -138,6 +138,11 @@ func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	if s.health != nil && s.health.Draining() {
+		// Keep-alive clients reconnect, and the balancer (IPVS keeps
+		// established connections on a drained edge) sends them elsewhere.
+		ctx.SetConnectionClose()
+	}
 	path := ctx.Path()
 	switch string(path) { // the compiler does not allocate for this conversion
 	case "/v1/ad":

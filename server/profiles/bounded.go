@@ -36,7 +36,10 @@ type bounded struct {
 	Store
 	sem   chan struct{}
 	calls sync.Pool
-	busy  atomic.Uint64
+	// req counts what requests got (a read abandoned at the deadline is a
+	// timeout here even if the store later answered it): what /health and
+	// operators care about.
+	req counters
 }
 
 // call is one background read. Whoever finishes second (the reader or the
@@ -49,11 +52,20 @@ type call struct {
 }
 
 func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
+	err := b.get(ctx, device, dst)
+	if errors.Is(err, ErrBusy) {
+		b.req.gets.Add(1)
+		b.req.timeouts.Add(1) // shed for load: the request did not get its read in time
+		return err
+	}
+	return b.req.countGet(err)
+}
+
+func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 	dst.Reset()
 	select {
 	case b.sem <- struct{}{}:
 	default:
-		b.busy.Add(1)
 		return ErrBusy
 	}
 	c := b.calls.Get().(*call)
@@ -111,10 +123,13 @@ func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
 	}
 }
 
-// Stats adds reads refused as busy to the wrapped store's timeouts.
+// Stats reports reads as requests saw them (busy refusals and abandoned
+// reads are timeouts), with the wrapped store's cap and breaker figures.
 func (b *bounded) Stats() Stats {
-	st := b.Store.Stats()
-	st.Timeouts += b.busy.Load()
+	in := b.Store.Stats()
+	st := b.req.Stats()
+	st.CapIncrements, st.CapErrors = in.CapIncrements, in.CapErrors
+	st.Unreachable, st.Shed, st.BreakerTrips = in.Unreachable, in.Shed, in.BreakerTrips
 	return st
 }
 

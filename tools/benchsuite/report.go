@@ -24,9 +24,9 @@ import (
 type Row struct {
 	Section string  `json:"section"`
 	What    string  `json:"what"`
-	Figure  string  `json:"figure"`          // as people read it, e.g. "0.71x (41,200 vs 58,000 req/s)"
-	Value   float64 `json:"value"`           // the headline number, for machines
-	Unit    string  `json:"unit"`            // of Value
+	Figure  string  `json:"figure"`           // as people read it, e.g. "0.71x (41,200 vs 58,000 req/s)"
+	Value   float64 `json:"value"`            // the headline number, for machines
+	Unit    string  `json:"unit"`             // of Value
 	Target  string  `json:"target,omitempty"` // e.g. ">= 0.6"
 	// Met is "yes", "no" or "" (no target).
 	Met     string `json:"met,omitempty"`

@@ -135,7 +135,7 @@ func (s *suite) micro(ctx context.Context) error {
 		m2 := medianOf(s2, func(l benchLine) float64 { return l.mbS })
 		s.add(Row{Section: "Snapshot", What: "xxhash64 vs SHA-1 vs SHA-256 on the same bytes",
 			Figure: fmt.Sprintf("%.1f vs %.1f vs %.1f GB/s: xxhash64 is %.1fx SHA-1, %.1fx SHA-256", mx/1000, m1/1000, m2/1000, mx/m1, mx/m2),
-			Value: mx / m1, Unit: "x SHA-1", Command: fmt.Sprintf(cmdline, "Hash", "./snapshot/")})
+			Value:  mx / m1, Unit: "x SHA-1", Command: fmt.Sprintf(cmdline, "Hash", "./snapshot/")})
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (s *suite) latency(ctx context.Context) error {
 		}
 		s.add(Row{Section: "Latency at fixed rates (open loop, from scheduled send time; server p99 from the edge's histogram)", What: what,
 			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %d failed", l.P50, l.P99, l.P999, sf, r.Bad()),
-			Value: sv, Unit: "us server p99", Target: "< 1000",
+			Value:  sv, Unit: "us server p99", Target: "< 1000",
 			Command: fmt.Sprintf("taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms --target http://EDGE --inventory INV", rate, d)})
 	}
 	return nil

@@ -45,10 +45,10 @@ type suite struct {
 	key    string
 	adedge string // serving address of the file-store edge
 	admin  string
-	base   string // baseline address
-	nginx  string // nginx address, "" when not installed
-	body   string // adedge's fill body, served by the baselines
-	adURL  string // a URL that fills
+	base   string  // baseline address
+	nginx  string  // nginx address, "" when not installed
+	body   string  // adedge's fill body, served by the baselines
+	adURL  string  // a URL that fills
 	maxRPS float64 // adedge's median wrk throughput
 	p99Max float64 // adedge's highest rate with p99 <= 1 ms
 }

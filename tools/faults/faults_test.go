@@ -79,7 +79,7 @@ func TestSlowProfileStore(t *testing.T) {
 	if looked == 0 || timeouts < 0.5*looked {
 		t.Errorf("slow store: %.0f timeouts of %.0f reads, want most counted as timeouts", timeouts, looked)
 	}
-	checkDegraded(t, e, "slow store")
+	checkDegraded(t, e, "slow store", "profile_failures")
 
 	as.SetDelay(0)
 	time.Sleep(100 * time.Millisecond) // background reads finish
@@ -124,21 +124,40 @@ func TestProfileStoreDown(t *testing.T) {
 	if g := m2.Sum("go_goroutines"); g > 2000 {
 		t.Errorf("store down: %.0f goroutines: the client's dial goroutines piled up", g)
 	}
-	checkDegraded(t, e, "store down")
+	checkDegraded(t, e, "store down", "profile_store_unreachable")
 }
 
-// checkDegraded: /health still answers 200 (the edge serves), and says the
-// profile store is in trouble when it reports store state.
-func checkDegraded(t *testing.T, e *edge, what string) {
+// checkDegraded: /health still answers 200 (the edge serves) and says
+// degraded with reason, as health.State samples the store once a second.
+func checkDegraded(t *testing.T, e *edge, what, reason string) {
 	t.Helper()
-	code, h := e.health()
+	var code int
+	var h map[string]any
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		code, h = e.health()
+		if code == 200 && h["status"] == "degraded" && hasReason(h, reason) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s: /health %d %v", what, code, h)
 	if code != 200 {
 		t.Errorf("%s: /health %d, want 200: the edge still serves", what, code)
 	}
-	if st, ok := h["status"].(string); ok && st != "ok" && st != "degraded" {
-		t.Errorf("%s: /health status %q", what, st)
+	if h["status"] != "degraded" || !hasReason(h, reason) {
+		t.Errorf("%s: /health status %v reasons %v, want degraded with %q", what, h["status"], h["reasons"], reason)
 	}
-	t.Logf("%s: /health %d %v", what, code, h)
+}
+
+func hasReason(h map[string]any, reason string) bool {
+	rs, _ := h["reasons"].([]any)
+	for _, r := range rs {
+		if r == reason {
+			return true
+		}
+	}
+	return false
 }
 
 // TestCorruptSnapshot: a newer snapshot with a flipped byte, a truncated

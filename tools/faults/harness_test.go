@@ -149,7 +149,7 @@ func startEdge(t *testing.T, dir string, flags ...string) *edge {
 	t.Helper()
 	e := &edge{t: t, addr: freePort(t), admin: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
 	args := append([]string{"--snapshot-dir", dir, "--listen", e.addr, "--admin", e.admin,
-		"--token-key", tokenKey, "--shutdown-timeout", "3s", "--snapshot-poll", "200ms"}, flags...)
+		"--token-key", tokenKey, "--shutdown-timeout", "3s", "--snapshot-poll", "200ms", "--drain-grace", "0"}, flags...)
 	e.cmd = exec.Command(binAdedge, args...)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/tcplisten"
 	"github.com/adedge/adedge/server/token"
 )
 
@@ -39,6 +40,10 @@ type config struct {
 	tokenTTL, poll                                                            time.Duration
 	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
 	profileMaxPending                                                         int
+	// Health, drain and the balancer tier (issue 6).
+	agentListen                string
+	drainGrace, maxSnapshotAge time.Duration
+	listenBacklog, capacity    int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -66,6 +71,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.capQueue, "cap-queue", 65536, "pending frequency-cap updates; a full queue drops and counts")
 	fs.IntVar(&c.capWorkers, "cap-workers", 4, "goroutines applying frequency-cap updates")
 	fs.IntVar(&c.maxScan, "max-scan", 0, "candidates examined per request (0 = default 4096)")
+	fs.StringVar(&c.agentListen, "agent-listen", "", "HAProxy agent-check address (up/ready/drain/maint and a load weight); empty = off")
+	fs.DurationVar(&c.drainGrace, "drain-grace", 5*time.Second, "on SIGTERM or adtool drain, keep serving this long with /health 503 while the balancer takes the edge out")
+	fs.IntVar(&c.listenBacklog, "listen-backlog", 4096, "accept queue of the serving port (capped by net.core.somaxconn; ops/sysctl.md); 0 = Go default")
+	fs.IntVar(&c.capacity, "agent-capacity", 1024, "in-flight requests counted as full load for the agent's weight")
+	fs.DurationVar(&c.maxSnapshotAge, "health-max-snapshot-age", 0, "report degraded when the snapshot's data is older (0 = no limit)")
 	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -83,6 +93,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.profileTimeout <= 0 {
 		return nil, errors.New("--profile-timeout must be > 0")
+	}
+	if c.drainGrace < 0 || c.listenBacklog < 0 || c.capacity <= 0 {
+		return nil, errors.New("--drain-grace and --listen-backlog must be >= 0, --agent-capacity > 0")
 	}
 	if c.publicURL == "" {
 		host := c.listen
@@ -148,17 +161,18 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	defer stopLog()
 	logDone := make(chan struct{})
 	var logOut io.Writer
+	var logFile *reopenFile // reopened on SIGHUP
 	switch cfg.accessLog {
 	case "off", "":
 	case "-":
 		logOut = os.Stderr
 	default:
-		f, err := os.OpenFile(cfg.accessLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		f, err := openLog(cfg.accessLog)
 		if err != nil {
 			return fmt.Errorf("--access-log: %w", err)
 		}
 		defer f.Close()
-		logOut = f
+		logOut, logFile = f, f
 	}
 	if logOut != nil {
 		ring = eventlog.New(1 << 16)
@@ -192,6 +206,23 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 		dropped = ring.Dropped
 	}
 	metrics.RegisterServerMetrics(srv, dropped)
+	hs.ProfileStore, hs.Capacity, hs.MaxSnapshotAge = store.Name(), int64(cfg.capacity), cfg.maxSnapshotAge
+	hs.ProfilesFn = func() health.ProfileCounters {
+		st := store.Stats()
+		return health.ProfileCounters{Gets: st.Gets, Hits: st.Hits, Misses: st.Misses, Timeouts: st.Timeouts, Errors: st.Errors,
+			Unreachable: st.Unreachable}
+	}
+	hs.Register(metrics.Registry)
+	go hs.Run(ctx, time.Second, health.DefaultWindow)
+	drainReq := make(chan struct{}, 1) // POST /admin/drain
+	var agentLn net.Listener
+	if cfg.agentListen != "" {
+		if agentLn, err = net.Listen("tcp", cfg.agentListen); err != nil {
+			return fmt.Errorf("--agent-listen %s: %w", cfg.agentListen, err)
+		}
+		defer agentLn.Close()
+		go func() { _ = hs.ServeAgent(agentLn) }()
+	}
 	capCtx, stopCaps := context.WithCancel(context.Background())
 	defer stopCaps()
 	capsDone := make(chan struct{})
@@ -201,10 +232,21 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	if err != nil {
 		return fmt.Errorf("--admin %s: %w", cfg.admin, err)
 	}
-	admin := &http.Server{Handler: edge.AdminHandler(metrics, src), ReadHeaderTimeout: 5 * time.Second}
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/", edge.AdminHandler(metrics, src))
+	hsAdmin := hs.AdminHandler(func() {
+		select {
+		case drainReq <- struct{}{}:
+		default:
+		}
+	})
+	for _, p := range []string{"/admin/drain", "/admin/maint", "/admin/health"} {
+		adminMux.Handle(p, hsAdmin)
+	}
+	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = admin.Serve(adminLn) }()
 
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, err := tcplisten.Listen(ctx, cfg.listen, cfg.listenBacklog)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
@@ -231,22 +273,31 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 			return err
 		case <-parent.Done():
 			why = syscall.SIGTERM // the same drain
+		case <-drainReq:
+			why = drainSource("POST /admin/drain")
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				swapped, err := src.Reload()
 				log.Printf("SIGHUP: reload: swapped=%v err=%v", swapped, err)
+				if logFile != nil {
+					log.Printf("SIGHUP: reopen access log %s: err=%v", cfg.accessLog, logFile.Reopen())
+				}
 				continue
 			}
 			why = sig
 		}
-		log.Printf("%s: draining: /health now 503, finishing in-flight requests (up to %s)", why, cfg.shutdownTimeout)
 		hs.Drain()
+		drainWait(why, cfg.drainGrace, sigs)
+		log.Printf("%s: stop accepting, finishing in-flight requests (up to %s)", why, cfg.shutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		err := fs.ShutdownWithContext(sctx)
 		cancel()
 		stopCaps()
 		<-capsDone
 		_ = admin.Close()
+		if agentLn != nil {
+			_ = agentLn.Close()
+		}
 		stopLog()
 		<-logDone
 		if err != nil {

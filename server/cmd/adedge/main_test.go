@@ -72,7 +72,7 @@ type edgeProc struct {
 func startEdge(t *testing.T, flags ...string) *edgeProc {
 	t.Helper()
 	args := append([]string{"--snapshot-dir", snapshotDir(t), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--shutdown-timeout", "5s"}, flags...)
+		"--shutdown-timeout", "5s", "--drain-grace", "0"}, flags...)
 	cfg, err := parseFlags(args)
 	if err != nil {
 		t.Fatal(err)
