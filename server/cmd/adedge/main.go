@@ -39,6 +39,7 @@ type config struct {
 	tokenTTL, poll                                                            time.Duration
 	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
 	profileMaxPending                                                         int
+	ab                                                                        abFlags
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -66,6 +67,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.capQueue, "cap-queue", 65536, "pending frequency-cap updates; a full queue drops and counts")
 	fs.IntVar(&c.capWorkers, "cap-workers", 4, "goroutines applying frequency-cap updates")
 	fs.IntVar(&c.maxScan, "max-scan", 0, "candidates examined per request (0 = default 4096)")
+	c.ab.register(fs)
 	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -92,6 +94,9 @@ func parseFlags(args []string) (*config, error) {
 		c.publicURL = "http://" + host
 	}
 	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+	if err := c.ab.check(c.listen); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -183,10 +188,16 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	metrics.RegisterSourceMetrics(src)
 
 	hs := health.New(buildVersion)
-	srv := edge.New(edge.Config{
+	ecfg := edge.Config{
 		PublicURL: cfg.publicURL, ProfileTimeout: cfg.profileTimeout, Env: cfg.env, MaxScan: cfg.maxScan,
 		CapQueue: cfg.capQueue, CapWorkers: cfg.capWorkers,
-	}, src, store, signer, metrics, ring, hs)
+	}
+	abDone, err := cfg.ab.start(&ecfg, metrics.Registry)
+	if err != nil {
+		return err
+	}
+	defer abDone()
+	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
 	var dropped func() uint64
 	if ring != nil {
 		dropped = ring.Dropped

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/edge"
+	"github.com/adedge/adedge/server/staging"
+)
+
+// abFlags are the A/B counters' and staging forwarder's flags (issue 5).
+type abFlags struct {
+	stagingPercent               float64
+	stagingUpstream, stagingSalt string
+	stagingTimeout               time.Duration
+	stagingMirror                bool
+	stagingQueue                 int
+	reportDir, edgeName          string
+	reportInterval, reportKeep   time.Duration
+	upstreams                    []string
+}
+
+func (a *abFlags) register(fs *flag.FlagSet) {
+	fs.Float64Var(&a.stagingPercent, "staging-percent", 5, "share of devices (0..100, 0.01 steps) whose requests go to --staging-upstream")
+	fs.StringVar(&a.stagingUpstream, "staging-upstream", "", "staging edges HOST:PORT,...; empty = no staging traffic")
+	fs.StringVar(&a.stagingSalt, "staging-salt", abtest.DefaultStagingSalt, "salt of the staging layer (the same on every edge)")
+	fs.DurationVar(&a.stagingTimeout, "staging-timeout", 20*time.Millisecond, "a forwarded request not answered in this time is served here")
+	fs.BoolVar(&a.stagingMirror, "staging-mirror", false, "send staged requests' copies to staging and discard its answers (users never see staging)")
+	fs.IntVar(&a.stagingQueue, "staging-mirror-queue", 4096, "pending mirror copies; a full queue drops and counts")
+	fs.StringVar(&a.reportDir, "report-dir", "", "write per-bucket A/B rows files here every --report-interval (docs/REPORTS.md); empty = metrics only")
+	fs.DurationVar(&a.reportInterval, "report-interval", time.Minute, "length of one rows interval")
+	fs.DurationVar(&a.reportKeep, "report-keep", 7*24*time.Hour, "delete rows files older than this (0 = keep all)")
+	fs.StringVar(&a.edgeName, "edge-name", "", "this edge's name in rows files (default hostname-port)")
+}
+
+func (a *abFlags) check(listen string) error {
+	if a.stagingPercent < 0 || a.stagingPercent > 100 {
+		return fmt.Errorf("--staging-percent %v: want 0..100", a.stagingPercent)
+	}
+	if a.stagingUpstream != "" {
+		ups, err := staging.ParseUpstreams(a.stagingUpstream)
+		if err != nil {
+			return fmt.Errorf("--staging-upstream: %w", err)
+		}
+		a.upstreams = ups
+	}
+	if a.reportInterval < time.Second {
+		return errors.New("--report-interval must be >= 1s")
+	}
+	if a.edgeName == "" {
+		h, _ := os.Hostname()
+		a.edgeName = h + listen
+	}
+	return nil
+}
+
+// start wires the counters and the forwarder into cfg and starts their
+// goroutines; the returned func stops them, writing the last rows.
+func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer) (func(), error) {
+	ctr := abtest.NewCounters()
+	reg.MustRegister(ctr)
+	cfg.Counters = ctr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	n := 1
+	go func() {
+		ctr.Run(ctx, abtest.FlushConfig{Dir: a.reportDir, Interval: a.reportInterval, Edge: a.edgeName, Keep: a.reportKeep,
+			OnError: func(err error) { log.Printf("report: %v", err) }})
+		done <- struct{}{}
+	}()
+	if len(a.upstreams) > 0 && a.stagingPercent > 0 {
+		st, err := abtest.NewStaging(a.stagingSalt, a.stagingPercent)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		fwd, err := staging.New(staging.Config{Upstreams: a.upstreams, Timeout: a.stagingTimeout, Mirror: a.stagingMirror, Queue: a.stagingQueue})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		fwd.Register(reg)
+		cfg.Staging, cfg.Forwarder = st, fwd
+		n++
+		go func() { fwd.Run(ctx); done <- struct{}{} }()
+		mode := "forwarding"
+		if a.stagingMirror {
+			mode = "mirroring"
+		}
+		log.Printf("staging: %s %.2f%% of devices to %v (timeout %s)", mode, a.stagingPercent, a.upstreams, a.stagingTimeout)
+	}
+	return func() {
+		cancel()
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	}, nil
+}
