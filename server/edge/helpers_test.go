@@ -152,8 +152,8 @@ type envOpts struct {
 	capQueue   int
 	noWorkers  bool
 	env        string
-	httpServer bool // serve over an in-memory listener
-	accessLog  bool // an eventlog ring drained into env.logBuf
+	httpServer bool          // serve over an in-memory listener
+	accessLog  bool          // an eventlog ring drained into env.logBuf
 	config     func(*Config) // adjusts the server's Config (A/B counters, staging)
 }
 
