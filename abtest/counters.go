@@ -64,6 +64,7 @@ func (c *cell) load() counts {
 type Generation struct {
 	Env, Snapshot, Experiment string
 	labels                    [numGroups][2]string // test id, variant
+	shares                    [numGroups]uint32    // configured share_bp (control: the rest; unassigned: 0)
 	cells                     [numGroups][Shards]cell
 	parent                    *Counters
 	lastActive                atomic.Int64 // unix seconds of the last event
@@ -122,10 +123,14 @@ func (c *Counters) Generation(env, snapshot string, b *Bucketer) *Generation {
 	g := &Generation{Env: env, Snapshot: snapshot, Experiment: exp, parent: c}
 	g.labels[0] = [2]string{ControlTest, ControlVariant}
 	g.labels[unassignedGroup] = [2]string{ControlTest, UnassignedVariant}
+	g.shares[0] = Slots
 	for i := 1; i <= MaxTests; i++ {
 		g.labels[i] = [2]string{"test-" + string(rune('0'+i)), "unknown"}
 		if b != nil && i <= b.n {
-			g.labels[i] = [2]string{b.set.Tests[i-1].ID, b.set.Tests[i-1].Variant}
+			t := &b.set.Tests[i-1]
+			g.labels[i] = [2]string{t.ID, t.Variant}
+			g.shares[i] = t.ShareBP
+			g.shares[0] -= t.ShareBP
 		}
 	}
 	g.lastActive.Store(time.Now().Unix())

@@ -104,7 +104,7 @@ func TestCountersFlushRowsAndFiles(t *testing.T) {
 }
 
 func TestParseRowRefuses(t *testing.T) {
-	good := `{"start":"2026-12-01T07:00:00Z","end":"2026-12-01T07:01:00Z","edge":"e","env":"production","snapshot":"s","experiment":"x","test":"control","test_index":0,"variant":"control","shard":3,"requests":2,"fills":1,"errors":0,"forward_errors":0,"impressions":1,"clicks":0,"revenue_micros":5,"latency_us":[2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"devices":0,"hll":""}`
+	good := `{"start":"2026-12-01T07:00:00Z","end":"2026-12-01T07:01:00Z","edge":"e","env":"production","snapshot":"s","experiment":"x","test":"control","test_index":0,"variant":"control","share_bp":5000,"shard":3,"requests":2,"fills":1,"errors":0,"forward_errors":0,"impressions":1,"clicks":0,"revenue_micros":5,"latency_us":[2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"devices":0,"hll":""}`
 	if _, err := ParseRow([]byte(good)); err != nil {
 		t.Fatalf("good row refused: %v", err)
 	}

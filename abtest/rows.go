@@ -30,6 +30,7 @@ type Row struct {
 	Test          string    `json:"test"`
 	TestIndex     uint8     `json:"test_index"`
 	Variant       string    `json:"variant"`
+	ShareBP       uint32    `json:"share_bp"`
 	Shard         uint8     `json:"shard"`
 	Requests      uint64    `json:"requests"`
 	Fills         uint64    `json:"fills"`
@@ -78,7 +79,7 @@ func (c *Counters) Flush(edge string, start, end time.Time) []Row {
 				active = true
 				cl.flushed = cur
 				r := Row{Start: start.UTC(), End: end.UTC(), Edge: edge, Env: g.Env, Snapshot: g.Snapshot,
-					Experiment: g.Experiment, Test: g.labels[gi][0], Variant: g.labels[gi][1], Shard: uint8(sh),
+					Experiment: g.Experiment, Test: g.labels[gi][0], Variant: g.labels[gi][1], ShareBP: g.shares[gi], Shard: uint8(sh),
 					Requests: d.requests, Fills: d.fills, Errors: d.errors, ForwardErrors: d.forwardErrors,
 					Impressions: d.impressions, Clicks: d.clicks, RevenueMicros: d.revenue, LatencyUS: d.latency[:]}
 				if gi != unassignedGroup {
@@ -384,6 +385,8 @@ func ParseRow(line []byte) (Row, error) {
 		return Row{}, errors.New("env, test and variant are required")
 	case r.Shard >= Shards:
 		return Row{}, fmt.Errorf("shard %d, want < %d", r.Shard, Shards)
+	case r.ShareBP > Slots:
+		return Row{}, fmt.Errorf("share_bp %d, want <= %d", r.ShareBP, Slots)
 	case r.TestIndex > MaxTests:
 		return Row{}, fmt.Errorf("test_index %d, want <= %d", r.TestIndex, MaxTests)
 	case len(r.LatencyUS) != NumLatencyBuckets:
