@@ -167,7 +167,7 @@ func forest(c abtest.TestComparison) string {
 
 // lineChart draws one value per group per interval.
 func lineChart(title string, er *abtest.ExperimentReport, names []string, f func(abtest.Point) float64, yfmt string) string {
-	const w, h, left, right, top, bottom = 560, 240, 62, 12, 26, 58
+	const w, h, left, right, top, bottom = 560, 240, 62, 34, 26, 58
 	var tmin, tmax time.Time
 	ymin, ymax := math.Inf(1), math.Inf(-1)
 	for _, n := range names {
@@ -212,11 +212,13 @@ func lineChart(title string, er *abtest.ExperimentReport, names []string, f func
 			left, y(t), w-right, y(t), left-4, y(t)+3, esc(fmt.Sprintf(yfmt, t)))
 	}
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#999"/>`, left, h-bottom, w-right, h-bottom)
+	lastLabel := ""
 	for i := 0; i <= 4; i++ {
 		t := tmin.Add(time.Duration(float64(tmax.Sub(tmin)) * float64(i) / 4))
-		if span == 0 && i != 2 {
+		if span == 0 && i != 2 || t.UTC().Format("15:04:05") == lastLabel {
 			continue
 		}
+		lastLabel = t.UTC().Format("15:04:05")
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" text-anchor="middle" fill="#666">%s</text>`, x(t), h-bottom+14, t.UTC().Format("15:04:05"))
 	}
 	for i, n := range names {

@@ -150,3 +150,29 @@ func runStagecheck(args []string) int {
 	fmt.Println(line)
 	return code
 }
+
+func init() {
+	register("abtraffic", "demo SDK traffic: ad requests from the inventory's mix, firing some impression and click URLs", runABTraffic)
+}
+
+func runABTraffic(args []string) int {
+	fs := flag.NewFlagSet("abtraffic", flag.ContinueOnError)
+	var o abreport.TrafficOptions
+	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "base URL of the edge")
+	fs.StringVar(&o.Inventory, "inventory", "", "inventory directory (placements.jsonl, profiles.jsonl)")
+	fs.IntVar(&o.Requests, "requests", 5000, "ad requests to send")
+	fs.IntVar(&o.Workers, "workers", 8, "concurrent clients")
+	fs.Float64Var(&o.ImpressionP, "impression-p", 0.8, "chance a fill's impression URL is fired")
+	fs.Float64Var(&o.ClickP, "click-p", 0.05, "chance an impression's click URL is fired")
+	fs.Uint64Var(&o.Seed, "seed", 1, "request mix seed")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	res, err := abreport.Traffic(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "abtraffic: %v\n", err)
+		return 1
+	}
+	fmt.Println(res)
+	return 0
+}
