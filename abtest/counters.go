@@ -48,13 +48,17 @@ type cell struct {
 	_       [64]byte
 }
 
+// load reads the counters; requests last, so every fill and latency
+// observation it sees has its request counted too (Request adds requests
+// first).
 func (c *cell) load() counts {
 	var k counts
-	k.requests, k.fills, k.errors = c.requests.Load(), c.fills.Load(), c.errors.Load()
-	k.forwardErrors, k.impressions, k.clicks, k.revenue = c.forwardErrors.Load(), c.impressions.Load(), c.clicks.Load(), c.revenue.Load()
 	for i := range c.latency {
 		k.latency[i] = c.latency[i].Load()
 	}
+	k.fills, k.errors = c.fills.Load(), c.errors.Load()
+	k.forwardErrors, k.impressions, k.clicks, k.revenue = c.forwardErrors.Load(), c.impressions.Load(), c.clicks.Load(), c.revenue.Load()
+	k.requests = c.requests.Load()
 	return k
 }
 

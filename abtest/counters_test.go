@@ -111,9 +111,9 @@ func TestParseRowRefuses(t *testing.T) {
 	for name, bad := range map[string]string{
 		"unknown field": strings.Replace(good, `"edge"`, `"edgy"`, 1),
 		"shard":         strings.Replace(good, `"shard":3`, `"shard":64`, 1),
-		"histogram":     strings.Replace(good, `"latency_us":[2,`, `"latency_us":[1,`, 1),
 		"buckets":       strings.Replace(good, `[2,0,`, `[2,`, 1),
-		"fills":         strings.Replace(good, `"fills":1`, `"fills":3`, 1),
+		"negative":      strings.Replace(good, `"fills":1`, `"fills":-3`, 1),
+		"share":         strings.Replace(good, `"share_bp":5000`, `"share_bp":10001`, 1),
 		"hll":           strings.Replace(good, `"hll":""`, `"hll":"AAAA"`, 1),
 		"trailing":      good + `{}`,
 		"no env":        strings.Replace(good, `"env":"production"`, `"env":""`, 1),
@@ -233,4 +233,68 @@ func BenchmarkRequestCountersParallel(b *testing.B) {
 			g.Request(bk.Assign(dev), dev, Fill, 50*time.Microsecond)
 		}
 	})
+}
+
+// TestFlushDuringTraffic: rows flushed while requests are in flight always
+// read back, and the totals over all rows are exact.
+func TestFlushDuringTraffic(t *testing.T) {
+	c := NewCounters()
+	b, _ := NewBucketer(defaultSet(), Defaults)
+	g := c.Serving("production", "snap", b)
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	var sent [4]uint64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				dev := []byte("d" + strconv.Itoa(i%50))
+				a := b.Assign(dev)
+				g.Request(a, dev, Fill, time.Duration(i%300)*time.Microsecond)
+				g.Impression(a, 1)
+				sent[w]++
+			}
+		}()
+	}
+	start := time.Now()
+	for i := 0; i < 30; i++ {
+		time.Sleep(time.Millisecond)
+		end := start.Add(time.Second)
+		if _, err := WriteRowsFile(dir, "e", start, c.Flush("e", start, end)); err != nil {
+			t.Fatal(err)
+		}
+		start = end
+	}
+	close(stop)
+	wg.Wait()
+	if _, err := WriteRowsFile(dir, "e", start, c.Flush("e", start, start.Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := ListRowsFiles([]string{dir})
+	var req, fills, lat, imps uint64
+	for _, f := range files {
+		rows, err := ReadRowsFile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, r := range rows {
+			req += r.Requests
+			fills += r.Fills
+			imps += r.Impressions
+			for _, v := range r.LatencyUS {
+				lat += v
+			}
+		}
+	}
+	total := sent[0] + sent[1] + sent[2] + sent[3]
+	if req != total || fills != total || lat != total || imps != total {
+		t.Fatalf("sent %d; rows have requests %d fills %d latency %d impressions %d", total, req, fills, lat, imps)
+	}
 }

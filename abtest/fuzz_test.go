@@ -15,7 +15,7 @@ func FuzzParseRow(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.Shard >= Shards || len(r.LatencyUS) != NumLatencyBuckets || r.Fills+r.Errors > r.Requests {
+		if r.Shard >= Shards || len(r.LatencyUS) != NumLatencyBuckets || r.TestIndex > MaxTests || r.Env == "" {
 			t.Fatalf("accepted an invalid row %+v", r)
 		}
 	})

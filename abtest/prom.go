@@ -61,14 +61,17 @@ func (c *Counters) foldRetired(g *Generation) {
 // Collect implements prometheus.Collector: it sums the cells at scrape
 // time, so the request path pays nothing for the export.
 func (c *Counters) Collect(ch chan<- prometheus.Metric) {
+	// retired and gens change together under mu: read them together, so a
+	// generation retiring mid-scrape is counted exactly once.
 	c.mu.Lock()
 	tot := make(map[promKey]*counts, len(c.retired))
 	for k, v := range c.retired {
 		cp := *v
 		tot[k] = &cp
 	}
+	gens := *c.gens.Load()
 	c.mu.Unlock()
-	for _, g := range *c.gens.Load() {
+	for _, g := range gens {
 		for gi := range g.cells {
 			k := promKey{g.Env, g.Experiment, g.labels[gi][0], g.labels[gi][1]}
 			t := tot[k]

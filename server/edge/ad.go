@@ -215,7 +215,7 @@ func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
 	e.id = e.bucketer.Set().ID
 	if c := s.cfg.Counters; c != nil {
 		e.gen = c.Serving(s.cfg.Env, snap.Version, e.bucketer)
-		e.stageGen = c.Generation("staging", snap.Version, e.bucketer)
+		e.stageGen = c.Serving("staging", snap.Version, e.bucketer) // pinned like e.gen
 	}
 	s.exp.Store(e)
 	return e
