@@ -22,13 +22,12 @@ var MetricNames = []string{"fill_rate", "ctr", "ecpm", "revenue_per_request", "r
 // GroupTotals are one bucket's totals over the report window, with the
 // per-shard totals the variance comes from.
 type GroupTotals struct {
-	Test, Variant                                                              string
-	Index                                                                      uint8
-	ShareBP                                                                    uint32
-	Unassigned                                                                 bool
-	Users                                                                      float64 // sum over shards of the merged sketches' estimates
-	Requests, Fills, Errors, ForwardErrors, Impressions, Clicks, RevenueMicros uint64
-	Latency                                                                    [NumLatencyBuckets]uint64
+	Test, Variant string
+	Index         uint8
+	ShareBP       uint32
+	Unassigned    bool
+	Users         float64 // sum over shards of the merged sketches' estimates
+	Totals
 
 	shard    [Shards]shardTotals
 	sketches [Shards]*hyperloglog.Sketch
@@ -123,16 +122,7 @@ func BuildReport(rows []Row, files int) (*Report, error) {
 				er.Warnings = append(er.Warnings, w)
 			}
 		}
-		g.Requests += r.Requests
-		g.Fills += r.Fills
-		g.Errors += r.Errors
-		g.ForwardErrors += r.ForwardErrors
-		g.Impressions += r.Impressions
-		g.Clicks += r.Clicks
-		g.RevenueMicros += r.RevenueMicros
-		for j, v := range r.LatencyUS {
-			g.Latency[j] += v
-		}
+		g.Add(r)
 		s := &g.shard[r.Shard]
 		s.requests += float64(r.Requests)
 		s.fills += float64(r.Fills)
@@ -247,6 +237,38 @@ func (g *GroupTotals) finish() {
 		"ecpm":                Ratio(ecpmNum, imp),
 		"revenue_per_request": Ratio(rev, req),
 		"revenue_per_user":    Ratio(rev, col(func(s *shardTotals) float64 { return s.users })),
+	}
+}
+
+// Group returns the group with these labels, or nil.
+func (er *ExperimentReport) Group(test, variant string) *GroupTotals {
+	for _, g := range er.Groups {
+		if g.Test == test && g.Variant == variant {
+			return g
+		}
+	}
+	return nil
+}
+
+// Totals are the counters of many rows added up.
+type Totals struct {
+	Requests, Fills, Errors, ForwardErrors, Impressions, Clicks, RevenueMicros uint64
+	Latency                                                                    [NumLatencyBuckets]uint64
+}
+
+// Add adds a row's counters.
+func (t *Totals) Add(r *Row) {
+	t.Requests += r.Requests
+	t.Fills += r.Fills
+	t.Errors += r.Errors
+	t.ForwardErrors += r.ForwardErrors
+	t.Impressions += r.Impressions
+	t.Clicks += r.Clicks
+	t.RevenueMicros += r.RevenueMicros
+	for j, v := range r.LatencyUS {
+		if j < len(t.Latency) {
+			t.Latency[j] += v
+		}
 	}
 }
 

@@ -114,7 +114,15 @@ func (k *counts) sub(o *counts) counts {
 }
 
 func (k *counts) zero() bool {
-	return k.requests == 0 && k.impressions == 0 && k.clicks == 0 && k.forwardErrors == 0
+	if k.requests|k.fills|k.errors|k.forwardErrors|k.impressions|k.clicks|k.revenue != 0 {
+		return false
+	}
+	for _, v := range k.latency {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // retireAfter is how long a generation that is not the current one of any

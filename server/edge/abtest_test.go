@@ -53,21 +53,15 @@ func (e *env) bucketOf(device string) (test, variant string, index uint8) {
 }
 
 // sumRows adds up flushed rows by env.
-func sumRows(rows []abtest.Row) map[string]*abtest.Row {
-	out := map[string]*abtest.Row{}
-	for _, r := range rows {
-		t := out[r.Env]
+func sumRows(rows []abtest.Row) map[string]*abtest.Totals {
+	out := map[string]*abtest.Totals{}
+	for i := range rows {
+		t := out[rows[i].Env]
 		if t == nil {
-			t = &abtest.Row{Env: r.Env}
-			out[r.Env] = t
+			t = &abtest.Totals{}
+			out[rows[i].Env] = t
 		}
-		t.Requests += r.Requests
-		t.Fills += r.Fills
-		t.Errors += r.Errors
-		t.ForwardErrors += r.ForwardErrors
-		t.Impressions += r.Impressions
-		t.Clicks += r.Clicks
-		t.RevenueMicros += r.RevenueMicros
+		t.Add(&rows[i])
 	}
 	return out
 }
@@ -304,4 +298,22 @@ func TestServeAdAllocsWithCounters(t *testing.T) {
 		t.Errorf("ad request with device, counters and staging on: %v allocs/op, want 0", n)
 	}
 	ctr.Flush("e", time.Now(), time.Now()) // drains the device ring
+}
+
+// BenchmarkServeAdCounters is BenchmarkServeAd with the per-bucket
+// counters on, as adedge runs: compare with BenchmarkServeAd of the tree
+// before issue 5 for the cost of bucketing plus counting.
+func BenchmarkServeAdCounters(b *testing.B) {
+	b.Run("no-device", func(b *testing.B) {
+		e := newEnv(b, envOpts{scale: "medium", store: "none", noWorkers: true, config: func(c *Config) { c.Counters = abtest.NewCounters() }})
+		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, nil))
+	})
+	b.Run("with-device-file-store", func(b *testing.B) {
+		ctr := abtest.NewCounters()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go ctr.Run(ctx, abtest.FlushConfig{})
+		e := newEnv(b, envOpts{scale: "medium", store: "file", noWorkers: true, config: func(c *Config) { c.Counters = ctr }})
+		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, e.w.devices[:1024]))
+	})
 }

@@ -162,12 +162,7 @@ func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
 		for _, c := range er.Comparisons {
 			fmt.Fprintf(w, "\n-- %s (%s) vs control: 95%% CIs and p-values from per-user-shard variance (Welch)\n", c.Test, c.Variant)
 			fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", "metric", "control", "variant", "abs lift [95% CI]", "rel lift [95% CI]", "p")
-			var vg *abtest.GroupTotals
-			for _, g := range er.Groups {
-				if g.Test == c.Test && g.Variant == c.Variant {
-					vg = g
-				}
-			}
+			vg := er.Group(c.Test, c.Variant)
 			for _, m := range abtest.MetricNames {
 				l := c.Lifts[m]
 				fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),

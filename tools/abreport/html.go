@@ -64,12 +64,7 @@ svg text{font-family:inherit}
 		for _, c := range er.Comparisons {
 			fmt.Fprintf(&b, "<h3>%s (%s) vs control</h3>", esc(c.Test), esc(c.Variant))
 			b.WriteString(`<table><tr><th class=l>metric</th><th>control</th><th>variant</th><th>abs lift</th><th>95% CI</th><th>rel lift</th><th>95% CI</th><th>p</th></tr>`)
-			var vg *abtest.GroupTotals
-			for _, g := range er.Groups {
-				if g.Test == c.Test && g.Variant == c.Variant {
-					vg = g
-				}
-			}
+			vg := er.Group(c.Test, c.Variant)
 			for _, m := range abtest.MetricNames {
 				l := c.Lifts[m]
 				cls := ""
@@ -235,6 +230,9 @@ func lineChart(title string, er *abtest.ExperimentReport, names []string, f func
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, color(i), strings.Join(path, " "))
 		}
 		for _, pt := range path {
+			if len(path) > 60 {
+				break // a day of minutes: the line alone reads better
+			}
 			xy := strings.Split(pt, ",")
 			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`, xy[0], xy[1], color(i))
 		}

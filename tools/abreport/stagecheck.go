@@ -40,17 +40,14 @@ var DefaultThresholds = Thresholds{
 }
 
 // envTotals are one env's sums over the window.
-type envTotals struct {
-	requests, fills, errors, fwdErrors, impressions, revenue uint64
-	latency                                                  [abtest.NumLatencyBuckets]uint64
-}
+type envTotals struct{ abtest.Totals }
 
-func (e *envTotals) fill() float64 { return ratio(e.fills, e.requests) }
+func (e *envTotals) fill() float64 { return ratio(e.Fills, e.Requests) }
 func (e *envTotals) errRate() float64 {
-	return ratio(e.errors+e.fwdErrors, e.requests+e.fwdErrors)
+	return ratio(e.Errors+e.ForwardErrors, e.Requests+e.ForwardErrors)
 }
-func (e *envTotals) p99() float64  { return abtest.LatencyQuantile(e.latency[:], 0.99) }
-func (e *envTotals) ecpm() float64 { return ratio(e.revenue, e.impressions) / 1000 }
+func (e *envTotals) p99() float64  { return abtest.LatencyQuantile(e.Latency[:], 0.99) }
+func (e *envTotals) ecpm() float64 { return ratio(e.RevenueMicros, e.Impressions) / 1000 }
 
 // StageCheck compares staging with production over rows (already limited
 // to the window) and returns the exit code and the one status line.
@@ -64,15 +61,7 @@ func StageCheck(rows []abtest.Row, skipped []Skipped, window time.Duration, th T
 		} else if r.Env != "production" {
 			continue
 		}
-		t.requests += r.Requests
-		t.fills += r.Fills
-		t.errors += r.Errors
-		t.fwdErrors += r.ForwardErrors
-		t.impressions += r.Impressions
-		t.revenue += r.RevenueMicros
-		for j, v := range r.LatencyUS {
-			t.latency[j] += v
-		}
+		t.Add(r)
 	}
 	status := OK
 	var problems []string
@@ -85,9 +74,9 @@ func StageCheck(rows []abtest.Row, skipped []Skipped, window time.Duration, th T
 	if len(skipped) > 0 {
 		raise(Warning, fmt.Sprintf("%d rows files skipped (truncated or malformed)", len(skipped)))
 	}
-	if prod.requests < th.MinRequests || stg.requests+stg.fwdErrors < th.MinRequests {
+	if prod.Requests < th.MinRequests || stg.Requests+stg.ForwardErrors < th.MinRequests {
 		line := fmt.Sprintf("STAGECHECK UNKNOWN - too little traffic in the last %s to compare (staging %d, production %d requests; need %d each)",
-			window, stg.requests+stg.fwdErrors, prod.requests, th.MinRequests)
+			window, stg.Requests+stg.ForwardErrors, prod.Requests, th.MinRequests)
 		if len(problems) > 0 {
 			line += "; " + strings.Join(problems, "; ")
 		}
@@ -109,7 +98,7 @@ func StageCheck(rows []abtest.Row, skipped []Skipped, window time.Duration, th T
 	} else if r > th.WarnP99Ratio {
 		raise(Warning, fmt.Sprintf("p99 latency %.1fx production", r))
 	}
-	if prod.impressions > 0 && stg.impressions > 0 {
+	if prod.Impressions > 0 && stg.Impressions > 0 {
 		if d := drop(stg.ecpm(), prod.ecpm()); d > th.CritECPMDrop {
 			raise(Critical, fmt.Sprintf("eCPM %.1f%% below production", 100*d))
 		} else if d > th.WarnECPMDrop {
@@ -123,7 +112,7 @@ func StageCheck(rows []abtest.Row, skipped []Skipped, window time.Duration, th T
 		head += strings.Join(problems, "; ") + "; "
 	}
 	perf := fmt.Sprintf("fill_staging=%.4f fill_production=%.4f errors_staging=%.4f errors_production=%.4f p99_staging=%.0fus p99_production=%.0fus requests_staging=%dc requests_production=%dc",
-		stg.fill(), prod.fill(), stg.errRate(), prod.errRate(), stg.p99(), prod.p99(), stg.requests, prod.requests)
+		stg.fill(), prod.fill(), stg.errRate(), prod.errRate(), stg.p99(), prod.p99(), stg.Requests, prod.Requests)
 	return status, head + summary + " | " + perf
 }
 
