@@ -146,7 +146,7 @@ func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
 		fmt.Fprintln(w, "no rows in the window")
 	}
 	for _, er := range rep.Experiments {
-		fmt.Fprintf(w, "\n== env %s, experiment set %s (%d edges; snapshots %v)\n", er.Env, er.Experiment, len(er.Edges), er.Snapshots)
+		fmt.Fprintf(w, "\n== env %s, experiment set %s (edges: %d; snapshots %v)\n", er.Env, er.Experiment, len(er.Edges), er.Snapshots)
 		for _, wmsg := range er.Warnings {
 			fmt.Fprintf(w, "WARNING: %s\n", wmsg)
 		}

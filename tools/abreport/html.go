@@ -42,7 +42,7 @@ svg text{font-family:inherit}
 		b.WriteString("<p>No rows in the window.</p>")
 	}
 	for _, er := range rep.Experiments {
-		fmt.Fprintf(&b, "<h2>env %s &middot; experiment set %s</h2><p class=note>%d edges; snapshots %s</p>",
+		fmt.Fprintf(&b, "<h2>env %s &middot; experiment set %s</h2><p class=note>edges: %d; snapshots %s</p>",
 			esc(er.Env), esc(er.Experiment), len(er.Edges), esc(strings.Join(er.Snapshots, ", ")))
 		for _, wm := range er.Warnings {
 			fmt.Fprintf(&b, `<div class="warn">%s</div>`, esc(wm))
