@@ -253,6 +253,7 @@ func WriteRowsFile(dir, edge string, start time.Time, rows []Row) (string, error
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
+	_ = tmp.Chmod(0o644) // analysts' tools read them; CreateTemp makes 0600
 	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
 		return "", err
