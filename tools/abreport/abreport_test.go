@@ -260,3 +260,21 @@ func TestStageCheck(t *testing.T) {
 		t.Errorf("forward errors: %d %s", code, line)
 	}
 }
+
+func TestFilterWindow(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 200, 0.5, 0, 6)
+	all, _, _, _ := Load([]string{d}, Filter{})
+	some, files, _, err := Load([]string{d}, Filter{From: t0.Add(time.Minute), To: t0.Add(2 * time.Minute)})
+	if err != nil || files != 1 || len(some) == 0 || len(some) >= len(all) {
+		t.Fatalf("window kept %d of %d rows from %d files (%v)", len(some), len(all), files, err)
+	}
+	for _, r := range some {
+		if !r.Start.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("row from %v outside the window", r.Start)
+		}
+	}
+	if staging, _, _, _ := Load([]string{d}, Filter{Env: "staging"}); len(staging) != 0 {
+		t.Fatalf("env filter kept %d production rows", len(staging))
+	}
+}

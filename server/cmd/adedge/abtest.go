@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"time"
 
@@ -57,7 +58,8 @@ func (a *abFlags) check(listen string) error {
 	}
 	if a.edgeName == "" {
 		h, _ := os.Hostname()
-		a.edgeName = h + listen
+		_, port, _ := net.SplitHostPort(listen)
+		a.edgeName = h + "-" + port
 	}
 	return nil
 }
