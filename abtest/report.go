@@ -272,6 +272,22 @@ func (t *Totals) Add(r *Row) {
 	}
 }
 
+// HLLRelError is the relative standard error of one sketch's estimate,
+// 1.04/sqrt(2^HLLPrecision) (Flajolet et al. 2007): an upper bound, since
+// small sketches stay sparse and are near exact.
+var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<HLLPrecision))
+
+// usersVariance bounds the variance of Users from the sketches' error: the
+// shards' sketches are independent, so their variances add.
+func (g *GroupTotals) usersVariance() float64 {
+	var v float64
+	for i := range g.shard {
+		e := HLLRelError * g.shard[i].users
+		v += e * e
+	}
+	return v
+}
+
 // Control returns the control group (nil if the set gives control 0%).
 func (er *ExperimentReport) Control() *GroupTotals {
 	for _, g := range er.Groups {
@@ -284,13 +300,14 @@ func (er *ExperimentReport) Control() *GroupTotals {
 
 func (er *ExperimentReport) compare() {
 	ctl := er.Control()
-	var obs, exp []float64
+	var obs, exp, hllVar []float64
 	for _, g := range er.Groups {
 		if g.Unassigned {
 			continue
 		}
 		obs = append(obs, g.Users)
 		exp = append(exp, float64(g.ShareBP))
+		hllVar = append(hllVar, g.usersVariance())
 		if ctl == nil || g == ctl {
 			continue
 		}
@@ -302,7 +319,7 @@ func (er *ExperimentReport) compare() {
 	}
 	er.SRM = SRM{P: math.NaN()}
 	if len(obs) >= 2 {
-		er.SRM.Stat, er.SRM.DF, er.SRM.P = ChiSquareGOF(obs, exp)
+		er.SRM.Stat, er.SRM.DF, er.SRM.P = ChiSquareGOFExtra(obs, exp, hllVar)
 		er.SRM.Failed = er.SRM.P < SRMThreshold
 	}
 	if ctl == nil {

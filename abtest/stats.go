@@ -156,6 +156,13 @@ func ChiSquareSF(x float64, df int) float64 {
 // degrees of freedom (categories with a positive expectation minus one) and
 // the p-value.
 func ChiSquareGOF(observed []float64, expected []float64) (stat float64, df int, p float64) {
+	return ChiSquareGOFExtra(observed, expected, nil)
+}
+
+// ChiSquareGOFExtra is ChiSquareGOF with each category's variance widened
+// by extraVar[i] (Pearson's term d²/E is d² over the multinomial variance;
+// a count that is itself estimated adds its estimation variance to it).
+func ChiSquareGOFExtra(observed, expected, extraVar []float64) (stat float64, df int, p float64) {
 	var n, w float64
 	for i := range observed {
 		n += observed[i]
@@ -175,7 +182,11 @@ func ChiSquareGOF(observed []float64, expected []float64) (stat float64, df int,
 		}
 		k++
 		d := observed[i] - e
-		stat += d * d / e
+		v := e
+		if extraVar != nil {
+			v += extraVar[i]
+		}
+		stat += d * d / v
 	}
 	df = k - 1
 	if df < 1 {
