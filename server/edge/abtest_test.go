@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/staging"
+	"github.com/adedge/adedge/snapshot"
 )
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
@@ -316,4 +319,76 @@ func BenchmarkServeAdCounters(b *testing.B) {
 		e := newEnv(b, envOpts{scale: "medium", store: "file", noWorkers: true, config: func(c *Config) { c.Counters = ctr }})
 		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, e.w.devices[:1024]))
 	})
+}
+
+// TestTestParamsReachSelection: a request that control fills but the
+// floor_x1.1 test's raised floor does not (found by running selection with
+// both parameter sets) is answered accordingly for a device in each bucket,
+// without a profile (store none) so only the bucket differs.
+func TestTestParamsReachSelection(t *testing.T) {
+	e := newEnv(t, envOpts{store: "none", httpServer: true})
+	snap := e.src.Acquire()
+	set, err := abtest.ParseSet(snap.R.ExperimentsJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, _ := abtest.NewBucketer(set, abtest.Defaults)
+	var raised uint8
+	for i, tt := range set.Tests {
+		if tt.Params["floor_multiplier"] > 1 {
+			raised = uint8(i + 1)
+		}
+	}
+	if raised == 0 {
+		snap.Release()
+		t.Skip("the test inventory has no floor-raising test")
+	}
+	var sel selection.Selector
+	var res selection.Result
+	var found *adQuery
+	now := time.Now().Unix()
+search:
+	for pi := 0; pi < snap.R.NumPlacements(); pi++ {
+		pl, _ := snap.R.Placement(pi)
+		for _, cc := range []string{"US", "GB", "DE", "JP", "BR", "IN", "FR"} {
+			ci, _ := snapshot.CountryIndex(cc)
+			for _, osName := range []string{"ios", "android"} {
+				os, _ := snapshot.ParseOS(osName)
+				osv, _ := snapshot.ParseOSVersion("20.0")
+				req := selection.Request{Placement: []byte(snap.R.String(pl.ID)), Country: ci, OS: os, OSVersion: osv,
+					DeviceType: snapshot.DevicePhone, Now: now, Seed: 1}
+				sel.Select(snap.R, &req, nil, bk.Params(0), &res)
+				if res.Outcome != selection.Filled {
+					continue
+				}
+				sel.Select(snap.R, &req, nil, bk.Params(raised), &res)
+				if res.Outcome == selection.BelowFloor {
+					found = &adQuery{placement: strings.Clone(snap.R.String(pl.ID)), country: cc, os: osName, osv: "20.0"}
+					break search
+				}
+			}
+		}
+	}
+	snap.Release()
+	if found == nil {
+		t.Skip("no request sits between the floor and 1.1x the floor in this inventory")
+	}
+	var ctlDev, testDev string
+	for i := 0; ctlDev == "" || testDev == ""; i++ {
+		d := "param-dev-" + strconv.Itoa(i)
+		switch a := bk.Assign([]byte(d)); a.Test {
+		case 0:
+			ctlDev = d
+		case raised:
+			testDev = d
+		}
+	}
+	found.device = ctlDev
+	if r := e.get(found.uri()); r.code != 200 {
+		t.Fatalf("control device: %v, want a fill", r)
+	}
+	found.device = testDev
+	if r := e.get(found.uri()); r.code != 204 {
+		t.Fatalf("device in the floor-raising test: %v, want no fill (below the raised floor)", r)
+	}
 }
