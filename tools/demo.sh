@@ -91,4 +91,7 @@ wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
 trap - EXIT
 tail -2 "$work/edge.log"
 
+say "12. A/B buckets, 5% of devices to staging, and an abreport of this demo's own traffic"
+bash tools/demo-abtest.sh "$work"
+
 say "demo done: files in $work"

@@ -15,17 +15,9 @@ import (
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/server/token"
 )
-
-// Bucket labels until the A/B layer assigns buckets: every request is
-// control of the snapshot's experiment set.
-const (
-	controlTest    = "control"
-	controlVariant = "control"
-)
-
-var controlVariantBytes = []byte(controlVariant)
 
 func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
@@ -57,6 +49,12 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	}
 	defer snap.Release()
 	exp := s.experiment(snap)
+	a := exp.bucketer.Assign(st.req.Device)
+	if s.cfg.Forwarder != nil && s.cfg.Staging.Staged(st.req.Device) && !staging.IsForwarded(ctx) {
+		if s.forwardStaging(ctx, exp, a) {
+			return
+		}
+	}
 
 	// Profile, under its own deadline: a miss serves unpersonalised.
 	var prof *profiles.Profile
@@ -92,8 +90,9 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,
 		OSVersion: st.req.OSVersion, DeviceType: st.req.DeviceType, Now: now.Unix(), Seed: seq,
 	}
-	s.sel.Select(snap.R, &st.sreq, prof, &exp.params, &st.res)
+	s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a.Test), &st.res)
 	res := &st.res
+	outcome := abtest.NoFill
 	s.metrics.adRequests[res.Outcome].Inc()
 	for i, n := range res.Skipped {
 		if n > 0 {
@@ -106,8 +105,10 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	switch res.Outcome {
 	case selection.Filled:
 		var err error
-		st.buf, err = s.appendAd(st.buf[:0], st, snap, exp, seq, now)
+		st.buf, err = s.appendAd(st.buf[:0], st, snap, exp, a, seq, now)
+		outcome = abtest.Fill
 		if err != nil {
+			outcome = abtest.Error
 			// Only reachable with ids over the token limits, which the
 			// builder refuses; answer no-fill rather than a broken URL.
 			s.event("token_error", err)
@@ -118,6 +119,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(st.buf)
 	case selection.UnknownPlacement:
+		outcome = abtest.Error
 		s.metrics.badRequests.Inc()
 		jsonError(ctx, fasthttp.StatusBadRequest, "placement: unknown in snapshot "+snap.Version, "placement")
 	default:
@@ -126,24 +128,28 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("X-Adedge-Env", s.cfg.Env)
 	el := time.Since(start)
 	s.metrics.adLatency.Observe(el.Seconds())
+	if exp.gen != nil {
+		exp.gen.Request(a, st.req.Device, outcome, el)
+	}
 	s.access(st, ctx.Response.StatusCode(), el, snap)
 }
 
 // appendAd encodes the 200 response: request id, campaign, creative, signed
 // impression and click URLs, price and bucket labels.
-func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *expInfo, seq uint64, now time.Time) ([]byte, error) {
+func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment, seq uint64, now time.Time) ([]byte, error) {
 	r := snap.R
 	camp, _ := r.Campaign(st.res.Campaign)
 	cr, _ := r.Creative(st.res.Creative)
 	campID, crID := r.String(camp.ID), r.String(cr.ID)
+	test, variant := exp.bucketer.Labels(a)
 
 	st.sign = token.Claims{
 		Issued: now.UnixMilli(), PriceMicros: st.res.PriceMicros, CapPeriod: st.res.CapPeriod,
-		Env: s.envCode, Test: 0,
+		Env: s.envCode, Test: a.Test,
 		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
 		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
 		Device:   st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),
-		Variant: controlVariantBytes, Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
+		Variant: unsafe.Slice(unsafe.StringData(variant), len(variant)), Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
 	}
 	var err error
 	st.tok, err = s.signer.Append(st.tok[:0], &st.sign)
@@ -180,7 +186,11 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	b = append(b, s.cfg.Env...)
 	b = append(b, `","experiment":`...)
 	b = appendJSONString(b, exp.id)
-	b = append(b, `,"test":"`+controlTest+`","variant":"`+controlVariant+`"},"snapshot":"`...)
+	b = append(b, `,"test":`...)
+	b = appendJSONString(b, test)
+	b = append(b, `,"variant":`...)
+	b = appendJSONString(b, variant)
+	b = append(b, `},"snapshot":"`...)
 	b = append(b, snap.Version...)
 	b = append(b, `"}`...)
 	return b, nil
@@ -193,14 +203,47 @@ func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
 		return e
 	}
 	e := &expInfo{version: snap.Version, params: abtest.Defaults}
-	var set struct {
-		ID string `json:"id"`
+	set, err := abtest.ParseSet(snap.R.ExperimentsJSON())
+	if err == nil {
+		e.bucketer, err = abtest.NewBucketer(set, abtest.Defaults)
 	}
-	if err := json.Unmarshal(snap.R.ExperimentsJSON(), &set); err == nil {
-		e.id = set.ID
+	if err != nil {
+		// The builder refuses bad sets; a snapshot from elsewhere serves
+		// everyone as control rather than not at all.
+		s.event("experiment_set_invalid", err)
+		var id struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(snap.R.ExperimentsJSON(), &id)
+		e.bucketer, _ = abtest.NewBucketer(abtest.Set{ID: id.ID, Salt: "invalid"}, abtest.Defaults)
+	}
+	e.id = e.bucketer.Set().ID
+	if c := s.cfg.Counters; c != nil {
+		e.gen = c.Serving(s.cfg.Env, snap.Version, e.bucketer)
+		e.stageGen = c.Serving("staging", snap.Version, e.bucketer) // pinned like e.gen
 	}
 	s.exp.Store(e)
 	return e
+}
+
+// forwardStaging hands a staged request to the staging pool: true when
+// staging answered (its response is in ctx). A mirror copy or a failed
+// forward returns false and the request is served here; the failure counts
+// against staging.
+func (s *Server) forwardStaging(ctx *fasthttp.RequestCtx, exp *expInfo, a abtest.Assignment) bool {
+	f := s.cfg.Forwarder
+	if f.Mirror() {
+		f.Copy(ctx)
+		return false
+	}
+	if err := f.Forward(ctx); err != nil {
+		if exp.stageGen != nil {
+			exp.stageGen.ForwardError(a)
+		}
+		ctx.Response.Header.Set("X-Adedge-Staging", "fallback")
+		return false
+	}
+	return true
 }
 
 // access writes the request's access-log line through the ring.

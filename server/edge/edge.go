@@ -28,6 +28,7 @@ import (
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/server/token"
 )
 
@@ -47,6 +48,13 @@ type Config struct {
 	CapQueue, CapWorkers int
 	// CapTimeout is the deadline of one cap update against the store.
 	CapTimeout time.Duration
+	// Counters, if set, count every ad request and tracking event per A/B
+	// bucket (issue 5: docs/REPORTS.md).
+	Counters *abtest.Counters
+	// Staging picks the devices whose requests Forwarder sends to the
+	// staging pool; both nil = no staging traffic.
+	Staging   *abtest.Staging
+	Forwarder *staging.Forwarder
 }
 
 func (c *Config) defaults() {
@@ -235,11 +243,15 @@ func jsonError(ctx *fasthttp.RequestCtx, code int, msg, field string) {
 	_, _ = b.Write(buf)
 }
 
-// expInfo caches the serving snapshot's experiment set id.
+// expInfo caches the serving snapshot's experiment set: its bucketer and
+// the counter generations of this edge's env and of staging fallbacks.
 type expInfo struct {
-	version string
-	id      string
-	params  abtest.Params
+	version  string
+	id       string
+	params   abtest.Params
+	bucketer *abtest.Bucketer
+	gen      *abtest.Generation // nil without Counters
+	stageGen *abtest.Generation // forward errors, counted as staging's
 }
 
 // RunCapWorkers drains the frequency-cap queue into the store until ctx

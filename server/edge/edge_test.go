@@ -89,9 +89,10 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 	if ad.Snapshot != version {
 		t.Errorf("snapshot %q, serving %q", ad.Snapshot, version)
 	}
+	wantTest, wantVariant, wantIndex := e.bucketOf(q.device)
 	if ad.Bucket.Env != envName || ad.Bucket.Experiment != e.experimentID() || ad.Bucket.Experiment == "" ||
-		ad.Bucket.Test != "control" || ad.Bucket.Variant != "control" {
-		t.Errorf("bucket %+v", ad.Bucket)
+		ad.Bucket.Test != wantTest || ad.Bucket.Variant != wantVariant {
+		t.Errorf("bucket %+v, want test %q variant %q", ad.Bucket, wantTest, wantVariant)
 	}
 	// The token carries what the tracking endpoints need.
 	var c token.Claims
@@ -108,8 +109,8 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 		wantEnv = 1
 	}
 	if string(c.Campaign) != ad.Campaign || string(c.Creative) != ad.Creative.ID || c.PriceMicros != ad.PriceMicros ||
-		string(c.Snapshot) != version || string(c.Experiment) != ad.Bucket.Experiment || string(c.Variant) != "control" ||
-		string(c.Device) != q.device || c.CapPeriod != wantPeriod || c.Env != wantEnv || c.Test != 0 {
+		string(c.Snapshot) != version || string(c.Experiment) != ad.Bucket.Experiment || string(c.Variant) != wantVariant ||
+		string(c.Device) != q.device || c.CapPeriod != wantPeriod || c.Env != wantEnv || c.Test != wantIndex {
 		t.Errorf("claims %+v do not match the response %+v (query %+v)", c, ad, q)
 	}
 	if age := time.Since(time.UnixMilli(c.Issued)); age < 0 || age > time.Minute {

@@ -152,8 +152,9 @@ type envOpts struct {
 	capQueue   int
 	noWorkers  bool
 	env        string
-	httpServer bool // serve over an in-memory listener
-	accessLog  bool // an eventlog ring drained into env.logBuf
+	httpServer bool          // serve over an in-memory listener
+	accessLog  bool          // an eventlog ring drained into env.logBuf
+	config     func(*Config) // adjusts the server's Config (A/B counters, staging)
 }
 
 // syncBuf is a goroutine-safe bytes.Buffer for the log ring's output.
@@ -235,7 +236,11 @@ func newEnv(tb testing.TB, o envOpts) *env {
 		go func() { e.ring.Run(ctx, &e.logBuf, 10*time.Millisecond); close(done) }()
 		tb.Cleanup(func() { cancel(); <-done })
 	}
-	e.srv = New(Config{PublicURL: publicURL, Env: o.env, CapQueue: o.capQueue, CapWorkers: 2}, e.src, e.store, e.signer, e.metrics, e.ring, e.health)
+	cfg := Config{PublicURL: publicURL, Env: o.env, CapQueue: o.capQueue, CapWorkers: 2}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	e.srv = New(cfg, e.src, e.store, e.signer, e.metrics, e.ring, e.health)
 	e.metrics.RegisterServerMetrics(e.srv, nil)
 	if !o.noWorkers {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/token"
 )
 
@@ -38,8 +40,13 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		return
 	}
 	c := &st.claims
+	g := s.bucketGen(c)
+	a := abtest.GroupOf(c.Test, c.Variant, c.Device)
 	if click {
 		s.metrics.clicks.Inc()
+		if g != nil {
+			g.Click(a)
+		}
 		if u := s.clickURL(c.Creative); u != "" {
 			ctx.Response.Header.Set("Location", u)
 			ctx.SetStatusCode(fasthttp.StatusFound)
@@ -50,6 +57,9 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 	}
 	s.metrics.impressions.Inc()
 	s.metrics.revenue.Add(float64(c.PriceMicros))
+	if g != nil {
+		g.Impression(a, c.PriceMicros)
+	}
 	if c.CapPeriod > 0 && len(c.Device) > 0 && s.store != nil {
 		u := capUpdate{device: string(c.Device), campaign: string(c.Campaign), period: c.CapPeriod, now: now.Unix()}
 		select {
@@ -59,6 +69,30 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+var envNames = [token.MaxEnv + 1]string{"production", "staging"}
+
+// bucketGen finds the counter generation a verified token's event belongs
+// to: its env, snapshot and experiment set. A token from a snapshot this
+// edge never served (another edge's) gets a generation of its own, labelled
+// from the serving snapshot's set when the experiment set is the same.
+func (s *Server) bucketGen(c *token.Claims) *abtest.Generation {
+	ctr := s.cfg.Counters
+	if ctr == nil || int(c.Env) >= len(envNames) {
+		return nil
+	}
+	env := envNames[c.Env]
+	if g := ctr.Lookup(unsafe.Slice(unsafe.StringData(env), len(env)), c.Snapshot, c.Experiment); g != nil {
+		return g
+	}
+	var b *abtest.Bucketer
+	if e := s.exp.Load(); e != nil && e.id == string(c.Experiment) {
+		b = e.bucketer
+	} else if bb, err := abtest.NewBucketer(abtest.Set{ID: string(c.Experiment), Salt: "unknown"}, abtest.Defaults); err == nil {
+		b = bb
+	}
+	return ctr.Generation(env, string(c.Snapshot), b)
 }
 
 // clickURL finds a creative's click URL by id in the serving snapshot

@@ -160,6 +160,35 @@ func hasReason(h map[string]any, reason string) bool {
 	return false
 }
 
+// TestStagingPoolDown: the staging pool refuses connections. Staged
+// devices (half of them here, to have many) are served locally, nothing
+// fails, the fallbacks are counted, and /health says staging is failing;
+// a staging edge coming up on the same address takes the traffic again.
+func TestStagingPoolDown(t *testing.T) {
+	stagingAddr := freePort(t) // nobody listens: the pool is down
+	e := startEdge(t, snapDir, "--staging-percent", "50", "--staging-upstream", stagingAddr, "--staging-timeout", "20ms")
+	m0 := e.metrics()
+	r := drive(t, e, rate, phase())
+	m1 := e.metrics()
+	mustServe(t, "staging pool down", r)
+	bounded(t, "staging pool down", m0, m1, serverBound)
+	fb := delta(m0, m1, "adedge_staging_fallbacks_total")
+	t.Logf("staging down: %.0f fallbacks, %.0f forwarded", fb, delta(m0, m1, "adedge_staging_forwarded_total"))
+	if fb < 0.2*float64(r.Sent) {
+		t.Errorf("%.0f fallbacks for %d requests with half the devices staged", fb, r.Sent)
+	}
+	checkDegraded(t, e, "staging down", "staging_failing")
+
+	// The pool comes back: a staging edge on that address.
+	startEdge(t, snapDir, "--listen", stagingAddr, "--env", "staging")
+	m2 := e.metrics()
+	mustServe(t, "staging back", drive(t, e, rate, phase()/2))
+	m3 := e.metrics()
+	if fwd := delta(m2, m3, "adedge_staging_forwarded_total"); fwd == 0 {
+		t.Errorf("nothing forwarded after the staging pool came back")
+	}
+}
+
 // TestCorruptSnapshot: a newer snapshot with a flipped byte, a truncated
 // one and plain garbage land in the snapshot directory under load. Each
 // is refused and counted, the old version keeps serving, nothing fails;

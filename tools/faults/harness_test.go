@@ -148,6 +148,11 @@ func (s *syncBuffer) String() string {
 func startEdge(t *testing.T, dir string, flags ...string) *edge {
 	t.Helper()
 	e := &edge{t: t, addr: freePort(t), admin: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
+	for i := 0; i+1 < len(flags); i++ {
+		if flags[i] == "--listen" {
+			e.addr = flags[i+1] // the caller chose the serving address
+		}
+	}
 	args := append([]string{"--snapshot-dir", dir, "--listen", e.addr, "--admin", e.admin,
 		"--token-key", tokenKey, "--shutdown-timeout", "3s", "--snapshot-poll", "200ms", "--drain-grace", "0"}, flags...)
 	e.cmd = exec.Command(binAdedge, args...)

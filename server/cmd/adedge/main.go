@@ -44,6 +44,7 @@ type config struct {
 	agentListen                string
 	drainGrace, maxSnapshotAge time.Duration
 	listenBacklog, capacity    int
+	ab                                                                        abFlags
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -76,6 +77,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.listenBacklog, "listen-backlog", 4096, "accept queue of the serving port (capped by net.core.somaxconn; ops/sysctl.md); 0 = Go default")
 	fs.IntVar(&c.capacity, "agent-capacity", 1024, "in-flight requests counted as full load for the agent's weight")
 	fs.DurationVar(&c.maxSnapshotAge, "health-max-snapshot-age", 0, "report degraded when the snapshot's data is older (0 = no limit)")
+	c.ab.register(fs)
 	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -105,6 +107,9 @@ func parseFlags(args []string) (*config, error) {
 		c.publicURL = "http://" + host
 	}
 	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+	if err := c.ab.check(c.listen); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -197,10 +202,16 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	metrics.RegisterSourceMetrics(src)
 
 	hs := health.New(buildVersion)
-	srv := edge.New(edge.Config{
+	ecfg := edge.Config{
 		PublicURL: cfg.publicURL, ProfileTimeout: cfg.profileTimeout, Env: cfg.env, MaxScan: cfg.maxScan,
 		CapQueue: cfg.capQueue, CapWorkers: cfg.capWorkers,
-	}, src, store, signer, metrics, ring, hs)
+	}
+	abDone, err := cfg.ab.start(&ecfg, metrics.Registry, hs)
+	if err != nil {
+		return err
+	}
+	defer abDone()
+	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
 	var dropped func() uint64
 	if ring != nil {
 		dropped = ring.Dropped

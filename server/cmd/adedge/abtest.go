@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/server/edge"
+	"github.com/adedge/adedge/server/staging"
+)
+
+// abFlags are the A/B counters' and staging forwarder's flags (issue 5).
+type abFlags struct {
+	stagingPercent               float64
+	stagingUpstream, stagingSalt string
+	stagingTimeout               time.Duration
+	stagingMirror                bool
+	stagingQueue                 int
+	reportDir, edgeName          string
+	reportInterval, reportKeep   time.Duration
+	upstreams                    []string
+}
+
+func (a *abFlags) register(fs *flag.FlagSet) {
+	fs.Float64Var(&a.stagingPercent, "staging-percent", 5, "share of devices (0..100, 0.01 steps) whose requests go to --staging-upstream")
+	fs.StringVar(&a.stagingUpstream, "staging-upstream", "", "staging edges HOST:PORT,...; empty = no staging traffic")
+	fs.StringVar(&a.stagingSalt, "staging-salt", abtest.DefaultStagingSalt, "salt of the staging layer (the same on every edge)")
+	fs.DurationVar(&a.stagingTimeout, "staging-timeout", 20*time.Millisecond, "a forwarded request not answered in this time is served here")
+	fs.BoolVar(&a.stagingMirror, "staging-mirror", false, "send staged requests' copies to staging and discard its answers (users never see staging)")
+	fs.IntVar(&a.stagingQueue, "staging-mirror-queue", 4096, "pending mirror copies; a full queue drops and counts")
+	fs.StringVar(&a.reportDir, "report-dir", "", "write per-bucket A/B rows files here every --report-interval (docs/REPORTS.md); empty = metrics only")
+	fs.DurationVar(&a.reportInterval, "report-interval", time.Minute, "length of one rows interval")
+	fs.DurationVar(&a.reportKeep, "report-keep", 7*24*time.Hour, "delete rows files older than this (0 = keep all)")
+	fs.StringVar(&a.edgeName, "edge-name", "", "this edge's name in rows files (default hostname-port)")
+}
+
+func (a *abFlags) check(listen string) error {
+	if a.stagingPercent < 0 || a.stagingPercent > 100 {
+		return fmt.Errorf("--staging-percent %v: want 0..100", a.stagingPercent)
+	}
+	if a.stagingUpstream != "" {
+		ups, err := staging.ParseUpstreams(a.stagingUpstream)
+		if err != nil {
+			return fmt.Errorf("--staging-upstream: %w", err)
+		}
+		a.upstreams = ups
+	}
+	if a.reportInterval < time.Second {
+		return errors.New("--report-interval must be >= 1s")
+	}
+	if a.edgeName == "" {
+		h, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(listen)
+		a.edgeName = h + "-" + port
+	}
+	return nil
+}
+
+// start wires the counters and the forwarder into cfg and starts their
+// goroutines; the returned func stops them, writing the last rows.
+func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer, hs *health.State) (func(), error) {
+	ctr := abtest.NewCounters()
+	reg.MustRegister(ctr)
+	cfg.Counters = ctr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	n := 1
+	go func() {
+		ctr.Run(ctx, abtest.FlushConfig{Dir: a.reportDir, Interval: a.reportInterval, Edge: a.edgeName, Keep: a.reportKeep,
+			OnError: func(err error) { log.Printf("report: %v", err) }})
+		done <- struct{}{}
+	}()
+	if len(a.upstreams) > 0 && a.stagingPercent > 0 {
+		st, err := abtest.NewStaging(a.stagingSalt, a.stagingPercent)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		fwd, err := staging.New(staging.Config{Upstreams: a.upstreams, Timeout: a.stagingTimeout, Mirror: a.stagingMirror, Queue: a.stagingQueue})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		fwd.Register(reg)
+		cfg.Staging, cfg.Forwarder = st, fwd
+		n += 2
+		go func() { fwd.Run(ctx); done <- struct{}{} }()
+		go func() { reportStaging(ctx, fwd, hs, a.stagingPercent); done <- struct{}{} }()
+		mode := "forwarding"
+		if a.stagingMirror {
+			mode = "mirroring"
+		}
+		log.Printf("staging: %s %.2f%% of devices to %v (timeout %s)", mode, a.stagingPercent, a.upstreams, a.stagingTimeout)
+	}
+	return func() {
+		cancel()
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	}, nil
+}
+
+// Staging health: over the last stagingWindow, when at least
+// stagingMinForwards requests were forwarded and stagingFailRate of them
+// fell back to local serving, /health says staging is failing (degraded:
+// production still serves those requests).
+const (
+	stagingWindow      = 10
+	stagingMinForwards = 20
+	stagingFailRate    = 0.5
+)
+
+// reportStaging samples the forwarder once a second and publishes its
+// recent fallback rate to /health through atomics (the probe reads them).
+func reportStaging(ctx context.Context, fwd *staging.Forwarder, hs *health.State, percent float64) {
+	var rate atomic.Uint64 // float64 bits
+	var failing atomic.Bool
+	hs.SetStaging(func() health.Staging {
+		st := health.Staging{State: health.StagingOn, Percent: percent, ErrorRate: math.Float64frombits(rate.Load())}
+		if failing.Load() {
+			st.State = health.StagingFailing
+		}
+		return st
+	})
+	type sample struct{ sent, failed uint64 }
+	ring := make([]sample, 0, stagingWindow+1)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := fwd.Stats()
+		cur := sample{sent: st.Forwarded + st.Fallbacks + st.Mirrored + st.MirrorErrors, failed: st.Fallbacks + st.MirrorErrors}
+		if len(ring) == cap(ring) {
+			ring = append(ring[:0], ring[1:]...)
+		}
+		ring = append(ring, cur)
+		sent, failed := cur.sent-ring[0].sent, cur.failed-ring[0].failed
+		r := 0.0
+		if sent > 0 {
+			r = float64(failed) / float64(sent)
+		}
+		rate.Store(math.Float64bits(r))
+		failing.Store(sent >= stagingMinForwards && r >= stagingFailRate)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,229 @@
+// Package abreport is `adtool abreport` and `adtool stagecheck`: it reads
+// the rows files edges write (abtest.WriteRowsFile), merges them and prints
+// per-test comparisons (text, CSV or a self-contained HTML page), or
+// compares staging with production for a monitoring check.
+package abreport
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/adedge/adedge/abtest"
+)
+
+// Skipped is a rows file refused as a whole, and why.
+type Skipped struct {
+	Path string
+	Err  error
+}
+
+// Filter selects rows: the interval must lie inside [From, To) when set,
+// and Env must match when not empty.
+type Filter struct {
+	From, To time.Time
+	Env      string
+}
+
+func (f *Filter) keep(r *abtest.Row) bool {
+	if !f.From.IsZero() && r.Start.Before(f.From) {
+		return false
+	}
+	if !f.To.IsZero() && r.End.After(f.To) {
+		return false
+	}
+	return f.Env == "" || r.Env == f.Env
+}
+
+// Load reads every rows file under dirs. A file that fails any check is
+// skipped whole and listed; it never contributes a row.
+func Load(dirs []string, f Filter) (rows []abtest.Row, files int, skipped []Skipped, err error) {
+	paths, err := abtest.ListRowsFiles(dirs)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	for _, p := range paths {
+		rs, err := abtest.ReadRowsFile(p)
+		if err != nil {
+			skipped = append(skipped, Skipped{p, err})
+			continue
+		}
+		used := false
+		for i := range rs {
+			if f.keep(&rs[i]) {
+				rows = append(rows, rs[i])
+				used = true
+			}
+		}
+		if used {
+			files++
+		}
+	}
+	return rows, files, skipped, nil
+}
+
+// metric labels and how to print values.
+var metricLabel = map[string]string{
+	"fill_rate":           "fill rate",
+	"ctr":                 "CTR",
+	"ecpm":                "eCPM",
+	"revenue_per_request": "revenue/request",
+	"revenue_per_user":    "revenue/user",
+}
+
+func fmtMetric(m string, v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	switch m {
+	case "fill_rate", "ctr":
+		return fmt.Sprintf("%.3f%%", 100*v)
+	case "ecpm":
+		return fmt.Sprintf("%.4f", v)
+	default:
+		return fmt.Sprintf("%.6f", v)
+	}
+}
+
+func fmtAbs(m string, v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	switch m {
+	case "fill_rate", "ctr":
+		return fmt.Sprintf("%+.3fpp", 100*v)
+	case "ecpm":
+		return fmt.Sprintf("%+.4f", v)
+	default:
+		return fmt.Sprintf("%+.6f", v)
+	}
+}
+
+func fmtRel(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%+.2f%%", 100*v)
+}
+
+func fmtP(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return "-"
+	case p < 0.0001:
+		return "<0.0001"
+	}
+	return fmt.Sprintf("%.4f", p)
+}
+
+func fmtShare(g *abtest.GroupTotals) string {
+	if g.Unassigned {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", float64(g.ShareBP)/100)
+}
+
+// srmLine is the sample-ratio verdict, loud when it fails.
+func srmLine(er *abtest.ExperimentReport) string {
+	s := er.SRM
+	if math.IsNaN(s.P) {
+		return "sample ratio check: not enough groups"
+	}
+	if s.Failed {
+		return fmt.Sprintf("!!! SAMPLE RATIO MISMATCH: users per group do not match the configured shares (chi2=%.2f, df=%d, p=%s < %g). "+
+			"Assignment or logging is broken for this experiment: DO NOT TRUST THE LIFTS BELOW until the cause is found. !!!",
+			s.Stat, s.DF, fmtP(s.P), abtest.SRMThreshold)
+	}
+	return fmt.Sprintf("sample ratio check: OK (users vs configured shares: chi2=%.2f, df=%d, p=%s)", s.Stat, s.DF, fmtP(s.P))
+}
+
+// WriteText prints the report as aligned tables.
+func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
+	fmt.Fprintf(w, "A/B report: %s .. %s, %d rows from %d files\n", tfmt(rep.From), tfmt(rep.To), rep.Rows, rep.Files)
+	writeSkipped(w, skipped)
+	if len(rep.Experiments) == 0 {
+		fmt.Fprintln(w, "no rows in the window")
+	}
+	for _, er := range rep.Experiments {
+		fmt.Fprintf(w, "\n== env %s, experiment set %s (edges: %d; snapshots %v)\n", er.Env, er.Experiment, len(er.Edges), er.Snapshots)
+		for _, wmsg := range er.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", wmsg)
+		}
+		fmt.Fprintln(w, srmLine(er))
+		fmt.Fprintf(w, "\n%-34s %7s %9s %10s %9s %8s %10s %12s %12s\n", "group (test/variant)", "share", "users", "requests", "fill", "CTR", "eCPM", "rev/request", "rev/user")
+		for _, g := range er.Groups {
+			fmt.Fprintf(w, "%-34s %7s %9.0f %10d %9s %8s %10s %12s %12s\n", abtest.GroupKey(g.Test, g.Variant), fmtShare(g), g.Users, g.Requests,
+				fmtMetric("fill_rate", g.Metrics["fill_rate"].Value), fmtMetric("ctr", g.Metrics["ctr"].Value),
+				fmtMetric("ecpm", g.Metrics["ecpm"].Value), fmtMetric("rpr", g.Metrics["revenue_per_request"].Value),
+				fmtMetric("rpu", g.Metrics["revenue_per_user"].Value))
+		}
+		ctl := er.Control()
+		for _, c := range er.Comparisons {
+			fmt.Fprintf(w, "\n-- %s (%s) vs control: 95%% CIs and p-values from per-user-shard variance (Welch)\n", c.Test, c.Variant)
+			fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", "metric", "control", "variant", "abs lift [95% CI]", "rel lift [95% CI]", "p")
+			vg := er.Group(c.Test, c.Variant)
+			for _, m := range abtest.MetricNames {
+				l := c.Lifts[m]
+				fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),
+					fmtAbs(m, l.Abs)+" ["+fmtAbs(m, l.AbsLo)+", "+fmtAbs(m, l.AbsHi)+"]",
+					fmtRel(l.Rel)+" ["+fmtRel(l.RelLo)+", "+fmtRel(l.RelHi)+"]", fmtP(l.P))
+			}
+		}
+	}
+}
+
+func writeSkipped(w io.Writer, skipped []Skipped) {
+	if len(skipped) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "WARNING: %d rows file(s) skipped whole (not merged):\n", len(skipped))
+	for _, s := range skipped {
+		fmt.Fprintf(w, "  %s: %v\n", s.Path, s.Err)
+	}
+}
+
+func tfmt(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// WriteCSV prints one line per (env, experiment, test, variant, metric):
+// a long format spreadsheets and dataframes pivot as they like.
+func WriteCSV(w io.Writer, rep *abtest.Report) error {
+	cw := newCSV(w)
+	cw.row("env", "experiment", "test", "variant", "share_bp", "users", "requests", "metric", "control_value", "variant_value",
+		"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed")
+	for _, er := range rep.Experiments {
+		ctl := er.Control()
+		for _, g := range er.Groups {
+			for _, m := range abtest.MetricNames {
+				var l abtest.Lift
+				cv := math.NaN()
+				l = abtest.Lift{Abs: math.NaN(), AbsLo: math.NaN(), AbsHi: math.NaN(), Rel: math.NaN(), RelLo: math.NaN(), RelHi: math.NaN(), P: math.NaN(), DF: math.NaN()}
+				if ctl != nil {
+					cv = ctl.Metrics[m].Value
+				}
+				for _, c := range er.Comparisons {
+					if c.Test == g.Test && c.Variant == g.Variant {
+						l = c.Lifts[m]
+					}
+				}
+				cw.row(er.Env, er.Experiment, g.Test, g.Variant, fmt.Sprint(g.ShareBP), num(g.Users), fmt.Sprint(g.Requests), m,
+					num(cv), num(g.Metrics[m].Value), num(l.Abs), num(l.AbsLo), num(l.AbsHi), num(l.Rel), num(l.RelLo), num(l.RelHi),
+					num(l.P), num(l.DF), num(er.SRM.P), fmt.Sprint(er.SRM.Failed))
+			}
+		}
+	}
+	return cw.flush()
+}
+
+// num prints a float for CSV: empty for NaN so readers see a null.
+func num(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ""
+	}
+	return fmt.Sprintf("%.10g", v)
+}

@@ -1,0 +1,280 @@
+package abreport
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adedge/adedge/abtest"
+)
+
+var t0 = time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+
+func testSet() abtest.Set {
+	return abtest.Set{ID: "exp-1", Salt: "s1", Tests: []abtest.Test{
+		{ID: "t1", Variant: "better", ShareBP: 2000},
+		{ID: "t2", Variant: "aa", ShareBP: 2000},
+		{ID: "t3", Variant: "small", ShareBP: 1000},
+	}}
+}
+
+// simulate runs devices through the real bucketer and counters for a few
+// intervals: fill probability 0.50 (control, t2, t3) or fillT1 (t1); each
+// fill is an impression worth 2000 micros; 3% of impressions click.
+// skipT3 drops that share of t3's devices (a broken assignment: SRM).
+func simulate(t *testing.T, dir, edge, env string, devices int, fillT1, skipT3 float64, seed uint64) {
+	t.Helper()
+	b, err := abtest.NewBucketer(testSet(), abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := abtest.NewCounters()
+	g := c.Serving(env, "snap-1", b)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for iv := 0; iv < 3; iv++ {
+		for d := 0; d < devices; d++ {
+			dev := []byte(edge + "-dev-" + strconv.Itoa(d))
+			a := b.Assign(dev)
+			if a.Test == 3 && float64(d%100) < 100*skipT3 {
+				continue
+			}
+			p := 0.5
+			if a.Test == 1 {
+				p = fillT1
+			}
+			for r := 0; r < 2; r++ {
+				o := abtest.NoFill
+				if rng.Float64() < p {
+					o = abtest.Fill
+				}
+				g.Request(a, dev, o, time.Duration(50+rng.IntN(200))*time.Microsecond)
+				if o == abtest.Fill {
+					g.Impression(a, 2000)
+					if rng.Float64() < 0.03 {
+						g.Click(a)
+					}
+				}
+			}
+		}
+		start := t0.Add(time.Duration(iv) * time.Minute)
+		rows := c.Flush(edge, start, start.Add(time.Minute))
+		if _, err := abtest.WriteRowsFile(dir, edge, start, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func load(t *testing.T, dirs ...string) (*abtest.Report, []Skipped) {
+	t.Helper()
+	rows, files, skipped, err := Load(dirs, Filter{Env: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := abtest.BuildReport(rows, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, skipped
+}
+
+func comparison(t *testing.T, er *abtest.ExperimentReport, test string) abtest.TestComparison {
+	for _, c := range er.Comparisons {
+		if c.Test == test {
+			return c
+		}
+	}
+	t.Fatalf("no comparison for %s", test)
+	return abtest.TestComparison{}
+}
+
+func TestReportFindsTheLiftAndMergesEdges(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	simulate(t, d1, "edge-a", "production", 6000, 0.55, 0, 1)
+	simulate(t, d2, "edge-b", "production", 6000, 0.55, 0, 2)
+	rep, skipped := load(t, d1, d2)
+	if len(skipped) != 0 || rep.Files != 6 || len(rep.Experiments) != 1 {
+		t.Fatalf("files %d skipped %v experiments %d", rep.Files, skipped, len(rep.Experiments))
+	}
+	er := rep.Experiments[0]
+	if len(er.Edges) != 2 {
+		t.Fatalf("edges %v", er.Edges)
+	}
+	ctl := er.Control()
+	// 12000 distinct devices in all, half of them control.
+	var users float64
+	for _, g := range er.Groups {
+		users += g.Users
+	}
+	if math.Abs(users-12000) > 120 {
+		t.Fatalf("users %.0f, want ~12000 (devices seen in 3 intervals on one edge count once)", users)
+	}
+	if math.Abs(ctl.Users/users-0.5) > 0.03 {
+		t.Fatalf("control users %.0f of %.0f", ctl.Users, users)
+	}
+	// t1: true fill-rate lift +5pp, +10% relative: the CI covers it, p is tiny.
+	l := comparison(t, er, "t1").Lifts["fill_rate"]
+	if !(l.AbsLo < 0.05 && 0.05 < l.AbsHi) || !(l.RelLo < 0.10 && 0.10 < l.RelHi) || l.P > 1e-4 {
+		t.Fatalf("t1 fill lift %+v: want CI around +0.05 / +10%% and p < 1e-4", l)
+	}
+	// Revenue per request rises with fill: 2000 micros per fill.
+	if rl := comparison(t, er, "t1").Lifts["revenue_per_request"]; rl.Rel < 0.05 || rl.P > 0.001 {
+		t.Fatalf("t1 revenue/request lift %+v", rl)
+	}
+	// t2 is an A/A test: no significant difference, CI covers 0.
+	aa := comparison(t, er, "t2").Lifts["fill_rate"]
+	if aa.P < 0.01 || aa.AbsLo > 0 || aa.AbsHi < 0 {
+		t.Fatalf("A/A fill lift %+v", aa)
+	}
+	if er.SRM.Failed || er.SRM.DF != 3 {
+		t.Fatalf("balanced assignment failed SRM: %+v", er.SRM)
+	}
+	var text bytes.Buffer
+	WriteText(&text, rep, skipped)
+	for _, want := range []string{"t1/better", "sample ratio check: OK", "fill rate", "rel lift [95% CI]"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var csvOut bytes.Buffer
+	if err := WriteCSV(&csvOut, rep); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
+	if len(lines) != 1+4*len(abtest.MetricNames) || !strings.HasPrefix(lines[0], "env,experiment,test,variant") {
+		t.Fatalf("csv: %d lines, header %q", len(lines), lines[0])
+	}
+}
+
+func TestReportSampleRatioMismatch(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 20000, 0.5, 0.1, 3) // 10% of t3's devices lost
+	rep, _ := load(t, d)
+	er := rep.Experiments[0]
+	if !er.SRM.Failed || er.SRM.P > 1e-4 {
+		t.Fatalf("10%% loss in one group not flagged: %+v", er.SRM)
+	}
+	var text, page bytes.Buffer
+	WriteText(&text, rep, nil)
+	if !strings.Contains(text.String(), "!!! SAMPLE RATIO MISMATCH") {
+		t.Fatalf("no loud warning:\n%s", text.String())
+	}
+	if err := WriteHTML(&page, rep, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `class="srmbad"`) {
+		t.Fatal("HTML has no SRM banner")
+	}
+}
+
+func TestSkipsDamagedFiles(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 300, 0.5, 0, 4)
+	files, _ := abtest.ListRowsFiles([]string{d})
+	good, _ := load(t, d)
+	// Truncate one file, garble a line of another's copy.
+	data, _ := os.ReadFile(files[0])
+	if err := os.WriteFile(files[0], data[:len(data)-40], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "rows-x-20261201T070000.000Z-1-0000000000000000.jsonl"), []byte("{garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, skipped := load(t, d)
+	if len(skipped) != 2 || rep.Files != 2 {
+		t.Fatalf("skipped %v, files %d", skipped, rep.Files)
+	}
+	var want, got uint64
+	for _, g := range good.Experiments[0].Groups {
+		want += g.Requests
+	}
+	for _, g := range rep.Experiments[0].Groups {
+		got += g.Requests
+	}
+	if got >= want || got == 0 {
+		t.Fatalf("requests %d after skipping a file of %d: part of the damaged file merged?", got, want)
+	}
+	var text bytes.Buffer
+	WriteText(&text, rep, skipped)
+	if !strings.Contains(text.String(), "2 rows file(s) skipped whole") {
+		t.Fatalf("skips not reported:\n%s", text.String())
+	}
+}
+
+func TestHTMLSelfContained(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 3000, 0.55, 0, 5)
+	rep, _ := load(t, d)
+	var page bytes.Buffer
+	if err := WriteHTML(&page, rep, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := page.String()
+	for _, bad := range []string{"<script", "<link", "<img", "@import", "url("} {
+		if strings.Contains(s, bad) {
+			t.Errorf("page contains %q", bad)
+		}
+	}
+	if n := strings.Count(s, "http"); n != strings.Count(s, `xmlns="http://www.w3.org/2000/svg"`) {
+		t.Errorf("page references something external (%d http mentions)", n)
+	}
+	if strings.Count(s, "<svg") < 4+3 || !strings.Contains(s, "<polyline") {
+		t.Errorf("expected 4 time charts and 3 forest plots with lines")
+	}
+}
+
+func TestStageCheck(t *testing.T) {
+	mk := func(env string, req, fills, errs uint64, latBucket int) abtest.Row {
+		r := abtest.Row{Start: t0, End: t0.Add(time.Minute), Env: env, Test: "control", Variant: "control",
+			Requests: req, Fills: fills, Errors: errs, Impressions: fills, RevenueMicros: fills * 2000,
+			LatencyUS: make([]uint64, abtest.NumLatencyBuckets)}
+		r.LatencyUS[latBucket] = req
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		rows []abtest.Row
+		want int
+		text string
+	}{
+		{"healthy", []abtest.Row{mk("production", 10000, 6000, 5, 5), mk("staging", 1000, 600, 1, 5)}, OK, "STAGECHECK OK - staging vs production"},
+		{"fill drop", []abtest.Row{mk("production", 10000, 6000, 5, 5), mk("staging", 1000, 540, 1, 5)}, Warning, "fill rate 10.0% below"},
+		{"errors", []abtest.Row{mk("production", 10000, 6000, 5, 5), mk("staging", 1000, 600, 100, 5)}, Critical, "error rate"},
+		{"slow", []abtest.Row{mk("production", 10000, 6000, 5, 5), mk("staging", 1000, 600, 1, 12)}, Critical, "p99 latency"},
+		{"no staging", []abtest.Row{mk("production", 10000, 6000, 5, 5)}, Unknown, "too little traffic"},
+	} {
+		code, line := StageCheck(c.rows, nil, 15*time.Minute, DefaultThresholds)
+		if code != c.want || !strings.Contains(line, c.text) || strings.Count(line, "\n") != 0 {
+			t.Errorf("%s: exit %d %q, want %d containing %q", c.name, code, line, c.want, c.text)
+		}
+	}
+	// Forward errors count against staging.
+	s := mk("staging", 1000, 600, 0, 5)
+	s.ForwardErrors = 100
+	if code, line := StageCheck([]abtest.Row{mk("production", 10000, 6000, 5, 5), s}, nil, time.Minute, DefaultThresholds); code != Critical {
+		t.Errorf("forward errors: %d %s", code, line)
+	}
+}
+
+func TestFilterWindow(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 200, 0.5, 0, 6)
+	all, _, _, _ := Load([]string{d}, Filter{})
+	some, files, _, err := Load([]string{d}, Filter{From: t0.Add(time.Minute), To: t0.Add(2 * time.Minute)})
+	if err != nil || files != 1 || len(some) == 0 || len(some) >= len(all) {
+		t.Fatalf("window kept %d of %d rows from %d files (%v)", len(some), len(all), files, err)
+	}
+	for _, r := range some {
+		if !r.Start.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("row from %v outside the window", r.Start)
+		}
+	}
+	if staging, _, _, _ := Load([]string{d}, Filter{Env: "staging"}); len(staging) != 0 {
+		t.Fatalf("env filter kept %d production rows", len(staging))
+	}
+}
