@@ -44,7 +44,7 @@ type config struct {
 	agentListen                string
 	drainGrace, maxSnapshotAge time.Duration
 	listenBacklog, capacity    int
-	ab                                                                        abFlags
+	ab                         abFlags
 }
 
 func parseFlags(args []string) (*config, error) {
