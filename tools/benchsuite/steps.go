@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adedge/adedge/tools/promtext"
 )
 
 // benchLine is one `go test -bench` result line.
@@ -239,6 +241,61 @@ func (s *suite) latency(ctx context.Context) error {
 			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %d failed", l.P50, l.P99, l.P999, sf, r.Bad()),
 			Value:  sv, Unit: "us server p99", Target: "< 1000",
 			Command: fmt.Sprintf("taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms --target http://EDGE --inventory INV", rate, d)})
+	}
+	if err := s.aerospikeLatency(ctx); err != nil {
+		s.skip("latency with Aerospike profiles: " + err.Error())
+	}
+	return nil
+}
+
+// aerospikeLatency starts the wire-protocol Aerospike test server
+// (adtool aerofake, on the load generator's CPU) loaded with the
+// inventory's profiles and an edge reading from it, and measures latency
+// at fixed rates: the request path with a real network profile read.
+func (s *suite) aerospikeLatency(ctx context.Context) error {
+	as := freeAddr()
+	if err := s.start("aerofake", s.client(s.bin("adtool"), "aerofake", "--listen", as)...); err != nil {
+		return err
+	}
+	spec := "aerospike://" + as + "/test/profiles"
+	var err error
+	for range 50 { // the fake needs a moment to listen
+		if _, err = run(ctx, s.bin("adtool"), "profiles", "load", "--from", filepath.Join(s.inv, "profiles.jsonl"), "--to", spec); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	addr, admin := freeAddr(), freeAddr()
+	if err := s.start("adedge-aerospike", s.server(s.bin("adedge"), "--snapshot-dir", s.snap, "--listen", addr, "--admin", admin,
+		"--profiles", spec, "--token-key", s.key)...); err != nil {
+		return err
+	}
+	if err := waitHTTP("http://" + addr + "/health"); err != nil {
+		return err
+	}
+	d := pick(s, "2s", "10s")
+	for _, rate := range []float64{1000, 5000} {
+		before, err := promtext.Scrape("http://" + admin + "/metrics")
+		if err != nil {
+			return err
+		}
+		r, err := s.loadgen(ctx, "http://"+addr, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
+		if err != nil {
+			return err
+		}
+		after, _ := promtext.Scrape("http://" + admin + "/metrics")
+		sv, sf := serverQuantile(before, after, 0.99)
+		hits := promtext.Delta(before, after, "adedge_profile_lookups_total", `result="hit"`)
+		to := promtext.Delta(before, after, "adedge_profile_lookups_total", `result="timeout"`)
+		l := r.LatencyUS
+		s.add(Row{Section: "Latency at fixed rates (open loop, from scheduled send time; server p99 from the edge's histogram)",
+			What:   fmt.Sprintf("adedge with Aerospike profiles (wire-protocol test server) at %s req/s", fmtRate(rate)),
+			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %.0f profile hits, %.0f timeouts; %d failed", l.P50, l.P99, l.P999, sf, hits, to, r.Bad()),
+			Value:  sv, Unit: "us server p99", Target: "< 1000",
+			Command: fmt.Sprintf("adtool aerofake & adtool profiles load ...; adedge --profiles aerospike://...; taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms", rate, d)})
 	}
 	return nil
 }

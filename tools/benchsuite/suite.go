@@ -32,6 +32,9 @@ type Options struct {
 	Src   string // repository root (for go test -bench and scripts)
 	Work  string // scratch directory
 	Log   io.Writer
+	// Only runs just the named steps (and setup): "micro", "throughput",
+	// "find-max", "latency", "swaps", "builder", "distribution".
+	Only []string
 }
 
 // suite is one run's state.
@@ -76,17 +79,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		fn   func(context.Context) error
 	}{
 		{"setup", s.setup},
-		{"micro-benchmarks", s.micro},
+		{"micro", s.micro},
 		{"throughput", s.throughput},
 		{"find-max", s.findMax},
-		{"latency at fixed rates", s.latency},
-		{"snapshot swaps", s.swaps},
+		{"latency", s.latency},
+		{"swaps", s.swaps},
 		{"builder", s.builder},
 		{"distribution", s.distribution},
 	}
 	for _, st := range steps {
 		if ctx.Err() != nil {
 			return s.rep, ctx.Err()
+		}
+		if len(o.Only) > 0 && st.name != "setup" && !slices.Contains(o.Only, st.name) {
+			continue
 		}
 		fmt.Fprintf(o.Log, "bench: %s\n", st.name)
 		t0 := time.Now()

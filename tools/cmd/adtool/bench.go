@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"github.com/adedge/adedge/tools/benchsuite"
 )
@@ -24,8 +25,12 @@ func runBench(args []string) int {
 	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "adedge-bench-suite"), "scratch directory")
 	md := fs.String("out", "docs/BENCHMARKS.md", "markdown file whose generated part is replaced")
 	js := fs.String("json", "docs/BENCHMARKS.json", "JSON twin")
+	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, swaps, builder, distribution); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
 	}
 	var err error
 	if o.Bin, err = filepath.Abs(o.Bin); err != nil {
