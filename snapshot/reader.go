@@ -88,6 +88,7 @@ func Open(path string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
+	prefault(mm)
 	r, err := parse(mm)
 	if err != nil {
 		_ = mm.Unmap()
@@ -194,7 +195,7 @@ func parse(b []byte) (*Reader, error) {
 			return nil, corrupt("blob section %s has a record count", name)
 		}
 		sb := b[s.Offset : s.Offset+s.Length]
-		if got := xxhash.Sum64(sb); got != s.XXHash64 {
+		if got := yieldingSum64(sb); got != s.XXHash64 {
 			return nil, fmt.Errorf("%w in section %s: computed %016x, stored %016x", ErrChecksum, name, got, s.XXHash64)
 		}
 		r.info = append(r.info, s)

@@ -414,3 +414,17 @@ func BenchmarkHash(b *testing.B) {
 		}
 	})
 }
+
+// TestYieldingSum64: the chunked checksum equals the one-shot one at and
+// around the chunk boundaries.
+func TestYieldingSum64(t *testing.T) {
+	b := make([]byte, 3*yieldChunk+17)
+	for i := range b {
+		b[i] = byte(i*7 + i>>9)
+	}
+	for _, n := range []int{0, 1, yieldChunk - 1, yieldChunk, yieldChunk + 1, 2 * yieldChunk, len(b)} {
+		if got, want := yieldingSum64(b[:n]), xxhash.Sum64(b[:n]); got != want {
+			t.Errorf("len %d: %x, want %x", n, got, want)
+		}
+	}
+}
