@@ -277,7 +277,11 @@ func (s *suite) aerospikeLatency(ctx context.Context) error {
 		return err
 	}
 	d := pick(s, "2s", "10s")
-	for _, rate := range []float64{1000, 5000} {
+	rates := []float64{1000, 5000}
+	if s.maxRPS > 0 {
+		rates = append(rates, float64(int(s.maxRPS/2/100)*100)) // the file-store edge's half maximum, for comparison
+	}
+	for _, rate := range rates {
 		before, err := promtext.Scrape("http://" + admin + "/metrics")
 		if err != nil {
 			return err
