@@ -98,7 +98,11 @@ func Quantile(before, after Samples, name string, q float64) (upper float64, cou
 			continue
 		}
 		rest := k[i+4:]
-		le := rest[:strings.IndexByte(rest, '"')]
+		end := strings.IndexByte(rest, '"')
+		if end < 0 {
+			continue
+		}
+		le := rest[:end]
 		f, err := strconv.ParseFloat(le, 64)
 		if le == "+Inf" {
 			f, err = math.Inf(1), nil

@@ -51,3 +51,19 @@ func TestParseSumQuantile(t *testing.T) {
 		t.Errorf("no observations: %v %v", got, n)
 	}
 }
+
+// FuzzParse: any bytes parse without panicking, and Quantile and Sum on
+// the result never panic either.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(before))
+	f.Add([]byte(after))
+	f.Add([]byte("h_bucket{le=\"x\"} 1\nh_bucket{le=\"\"} 2\nh_bucket{le} 3\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(strings.NewReader(string(b)))
+		if err != nil {
+			return
+		}
+		_ = m.Sum("h")
+		_, _ = Quantile(Samples{}, m, "h", 0.99)
+	})
+}
