@@ -16,12 +16,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Row is one figure of the report.
 type Row struct {
+	Step    string  `json:"step"` // the suite step that measured it (see Options.Only)
 	Section string  `json:"section"`
 	What    string  `json:"what"`
 	Figure  string  `json:"figure"`           // as people read it, e.g. "0.71x (41,200 vs 58,000 req/s)"
@@ -113,6 +115,39 @@ func (r *Report) WriteMarkdown(path string) error {
 		out = append(append(bytes.TrimRight(old, "\n"), "\n\n## Generated report\n\n"...), gen+"\n"...)
 	}
 	return writeAtomic(path, out)
+}
+
+// MergeOld keeps the rows of old whose step did not run this time (a run
+// with Options.Only), so a partial run refreshes its steps and leaves the
+// rest of the report as it was. Kept rows are listed in Skipped.
+func (r *Report) MergeOld(old *Report, ran []string) {
+	if old == nil || len(ran) == 0 {
+		return
+	}
+	var kept []Row
+	for _, row := range old.Rows {
+		if row.Step != "" && !slices.Contains(ran, row.Step) {
+			kept = append(kept, row)
+		}
+	}
+	if len(kept) > 0 {
+		r.Rows = append(kept, r.Rows...)
+		slices.SortStableFunc(r.Rows, func(a, b Row) int { return stepOrder(a.Step) - stepOrder(b.Step) })
+		r.Skipped = append(r.Skipped, fmt.Sprintf("%d rows kept from the run of %s (steps not re-run)", len(kept), old.Started.UTC().Format("2006-01-02 15:04 UTC")))
+	}
+}
+
+// ReadReport reads a JSON twin written by WriteJSON.
+func ReadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
 }
 
 // WriteJSON writes the report as JSON, atomically.

@@ -52,6 +52,7 @@ type suite struct {
 	nginx  string  // nginx address, "" when not installed
 	body   string  // adedge's fill body, served by the baselines
 	adURL  string  // a URL that fills
+	step   string  // the step running, stamped on its rows
 	maxRPS float64 // adedge's median wrk throughput
 	p99Max float64 // adedge's highest rate with p99 <= 1 ms
 }
@@ -95,6 +96,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			continue
 		}
 		fmt.Fprintf(o.Log, "bench: %s\n", st.name)
+		s.step = st.name
 		t0 := time.Now()
 		if err := st.fn(ctx); err != nil {
 			if st.name == "setup" {
@@ -114,6 +116,7 @@ func (s *suite) skip(why string) {
 }
 
 func (s *suite) add(r Row) {
+	r.Step = s.step
 	if r.Target != "" && r.Met == "" {
 		r.Met = met(r.Value, r.Target)
 	}
@@ -439,4 +442,14 @@ func machine(src string) Machine {
 		m.Commit = strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// stepNames is the suite's order, for sorting merged rows.
+var stepNames = []string{"micro", "throughput", "find-max", "latency", "swaps", "builder", "distribution"}
+
+func stepOrder(step string) int {
+	if i := slices.Index(stepNames, step); i >= 0 {
+		return i
+	}
+	return len(stepNames)
 }

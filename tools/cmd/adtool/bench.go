@@ -47,6 +47,11 @@ func runBench(args []string) int {
 			return 1
 		}
 	}
+	if len(o.Only) > 0 {
+		if old, err := benchsuite.ReadReport(*js); err == nil {
+			rep.MergeOld(old, o.Only)
+		}
+	}
 	if err := rep.WriteMarkdown(*md); err != nil {
 		fmt.Fprintln(os.Stderr, "adtool bench:", err)
 		return 1
