@@ -106,8 +106,8 @@ func FindMax(ctx context.Context, f FindMaxOptions) (*MaxResult, error) {
 			if !pass {
 				verdict = "FAIL: " + why
 			}
-			fmt.Fprintf(f.Log, "find-max: %8.0f/s  achieved %8.0f/s  p99 %7.0f us  p99.9 %7.0f us  %s\n",
-				rate, r.Achieved, r.LatencyUS.P99, r.LatencyUS.P999, verdict)
+			fmt.Fprintf(f.Log, "find-max: %8.0f/s  achieved %8.0f/s  p99 %7.0f us  p99.9 %7.0f us  generator lag %d  %s\n",
+				rate, r.Achieved, r.LatencyUS.P99, r.LatencyUS.P999, r.GeneratorLag, verdict)
 		}
 		return t, nil
 	}

@@ -3,9 +3,10 @@
 //
 // It is open-loop in the style of wrk2: each connection has its own
 // schedule (connection k of C sends its i-th request at start +
-// (i*C+k)/rate, so the aggregate is evenly spaced), and every latency is
+// (i*C+k)/rate, so the aggregate is evenly spaced), and latency is
 // measured from the request's scheduled time, not from when it was
-// actually sent. A server that stalls for 300 ms therefore shows the stall
+// actually sent (the one exception: a timer that woke an idle connection
+// late, which is the generator's lag, counted apart). A server that stalls for 300 ms therefore shows the stall
 // in every request scheduled during it, as the phones waiting on it would,
 // instead of in one request per connection (coordinated omission). Sends
 // that leave more than 1 ms after their schedule are counted as late: the
@@ -87,8 +88,15 @@ type Result struct {
 	FillRate float64        `json:"fill_rate"` // 200 / (200 + 204)
 	// LatencyUS is measured from each request's scheduled time.
 	LatencyUS Percentiles `json:"latency_us"`
-	// LateSends left more than 1 ms after their scheduled time.
+	// LateSends left more than 1 ms after their scheduled time because the
+	// connection was still waiting for an earlier answer (charged to the
+	// server: their latency counts from the scheduled time).
 	LateSends int64 `json:"late_sends"`
+	// GeneratorLag counts sends more than 1 ms late because the generator's
+	// own timer fired late on an idle connection (not charged: the server
+	// could not have seen them earlier). Many of them mean the generator is
+	// at its ceiling and the run measures it, not the server.
+	GeneratorLag int64 `json:"generator_lag"`
 }
 
 // Percentiles of latency in microseconds.
@@ -131,7 +139,8 @@ type worker struct {
 	status   map[int]int
 	errKinds map[string]int
 	errs     int64
-	late     int64
+	late     int64 // sent late because the connection was busy: the server's
+	genLate  int64 // sent late because the generator's timer fired late
 }
 
 // Run sends load as configured and returns the measurements.
@@ -199,13 +208,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if !at.Before(end) || ctx.Err() != nil {
 					return
 				}
-				// Sleep only for gaps worth a timer (its overshoot is ~50 us).
-				if d := time.Until(at); d > 100*time.Microsecond {
+				// The clock starts at the scheduled time, except for the
+				// generator's own timer overshoot: when this connection was
+				// idle and its timer fired late, the server could not have
+				// seen the request earlier, so the lag is the generator's
+				// (counted in GeneratorLag, not charged as latency). When
+				// the connection was still busy with an earlier answer at
+				// the scheduled time, the wait is the server's and counts.
+				from := at
+				if d := time.Until(at); d > 100*time.Microsecond { // sleep only for gaps worth a timer
 					timer.Reset(d)
 					select {
 					case <-timer.C:
 					case <-ctx.Done():
 						return
+					}
+					if woke := time.Now(); woke.After(at) {
+						from = woke
+						if woke.Sub(at) > lateAfter {
+							w.genLate++
+						}
 					}
 				} else if -d > lateAfter {
 					w.late++
@@ -220,7 +242,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				sent.Add(1)
 				err := hc.Do(req, resp)
-				lat := time.Since(at)
+				lat := time.Since(from)
 				done.Add(1)
 				if err != nil {
 					w.errs++
@@ -280,6 +302,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		h.Merge(w.h)
 		res.Errors += w.errs
 		res.LateSends += w.late
+		res.GeneratorLag += w.genLate
 		for code, n := range w.status {
 			res.Status[fmt.Sprint(code)] += n
 			answered += int64(n)
@@ -320,8 +343,8 @@ func errKind(err error) string {
 // WriteTable prints r for people.
 func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "target      %s (%d connections)\n", r.Target, r.Conns)
-	fmt.Fprintf(w, "rate        %.0f/s asked, %.0f/s achieved over %.1fs (warm-up %.1fs; %d sent, %d errors, %d late sends)\n",
-		r.Rate, r.Achieved, r.Duration, r.Warmup, r.Sent, r.Errors, r.LateSends)
+	fmt.Fprintf(w, "rate        %.0f/s asked, %.0f/s achieved over %.1fs (warm-up %.1fs; %d sent, %d errors, %d late behind a busy connection, %d late from the generator itself)\n",
+		r.Rate, r.Achieved, r.Duration, r.Warmup, r.Sent, r.Errors, r.LateSends, r.GeneratorLag)
 	fmt.Fprintf(w, "status      %s\n", joinCounts(r.Status))
 	if len(r.ErrKinds) > 0 {
 		fmt.Fprintf(w, "errors      %s\n", joinCounts(r.ErrKinds))
