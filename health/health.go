@@ -55,6 +55,10 @@ type State struct {
 	SnapshotFn func() (Snapshot, bool)
 	// InFlightFn reports requests being served.
 	InFlightFn func() int64
+	// AppendExtra, if set, appends more members (each starting with a
+	// comma) to the body, e.g. snapshot distribution progress. It must not
+	// block.
+	AppendExtra func(dst []byte) []byte
 }
 
 // New returns a State for a process started now, running build version build.
@@ -103,6 +107,9 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 	if s.InFlightFn != nil {
 		dst = append(dst, `,"in_flight":`...)
 		dst = strconv.AppendInt(dst, s.InFlightFn(), 10)
+	}
+	if s.AppendExtra != nil {
+		dst = s.AppendExtra(dst)
 	}
 	dst = append(dst, `,"uptime_seconds":`...)
 	dst = strconv.AppendInt(dst, int64(now.Sub(s.started)/time.Second), 10)

@@ -189,4 +189,3 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	t.Logf("had %d before the restart, fetched %d after", had, fetched)
 }
-

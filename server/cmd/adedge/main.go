@@ -39,6 +39,7 @@ type config struct {
 	tokenTTL, poll                                                            time.Duration
 	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
 	profileMaxPending                                                         int
+	dist                                                                      distConfig
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -66,6 +67,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.capQueue, "cap-queue", 65536, "pending frequency-cap updates; a full queue drops and counts")
 	fs.IntVar(&c.capWorkers, "cap-workers", 4, "goroutines applying frequency-cap updates")
 	fs.IntVar(&c.maxScan, "max-scan", 0, "candidates examined per request (0 = default 4096)")
+	addDistFlags(fs, &c.dist)
 	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -169,7 +171,7 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 
 	metrics := edge.NewMetrics()
 	src, err := snapsource.New(snapsource.Options{
-		Dir: cfg.snapshotDir, Poll: cfg.poll,
+		Dir: cfg.snapshotDir, Poll: cfg.poll, Pin: pinFor(cfg),
 		OnSwap: func(old, new string) { log.Printf("snapshot: serving %s (was %q)", new, old) },
 		OnReject: func(path string, err error) {
 			log.Printf("snapshot: refused %s: %v (the previous snapshot keeps serving)", path, err)
@@ -192,6 +194,11 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 		dropped = ring.Dropped
 	}
 	metrics.RegisterServerMetrics(srv, dropped)
+	stopDist, err := startDistribution(ctx, cfg, src, metrics, hs)
+	if err != nil {
+		return err
+	}
+	defer stopDist()
 	capCtx, stopCaps := context.WithCancel(context.Background())
 	defer stopCaps()
 	capsDone := make(chan struct{})
