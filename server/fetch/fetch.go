@@ -30,6 +30,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/snapshot"
 	"github.com/adedge/adedge/snapshot/distrib"
 	"github.com/adedge/adedge/snapshot/manifestsig"
@@ -469,7 +470,12 @@ func (f *Fetcher) runDownload(ctx context.Context, dl *download, env []byte) err
 	if err != nil {
 		return err
 	}
-	defer t.Drop()
+	keep := false // a finished download goes on seeding as it is
+	defer func() {
+		if !keep {
+			t.Drop()
+		}
+	}()
 	f.mu.Lock()
 	dl.t = t
 	f.mu.Unlock()
@@ -514,8 +520,14 @@ func (f *Fetcher) runDownload(ctx context.Context, dl *download, env []byte) err
 			took := time.Since(start)
 			tot := f.cl.Totals()
 			f.log("download_complete", "version", p.Version, "took", took.Round(time.Millisecond), "torrent_down", tot.TorrentDown, "webseed_down", tot.WebSeedDown)
-			t.Drop()
-			return f.finish(ctx, p, part, env, tb, mi)
+			// The torrent stays up: its file handle follows the rename, so
+			// peers fetching from this edge are not cut off.
+			keep = true
+			err := f.finish(ctx, p, part, env, t)
+			if err != nil {
+				t.Drop()
+			}
+			return err
 		case <-tick.C:
 			done := t.BytesCompleted()
 			if done != lastDone {
@@ -537,7 +549,7 @@ func (f *Fetcher) runDownload(ctx context.Context, dl *download, env []byte) err
 }
 
 // finish verifies the downloaded file against the manifest and installs it.
-func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part string, env, tb []byte, mi *metainfo.MetaInfo) error {
+func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part string, env []byte, t *distrib.Torrent) error {
 	f.mu.Lock()
 	f.st.State = Verifying
 	f.mu.Unlock()
@@ -571,11 +583,17 @@ func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part strin
 	}
 	syncDir(f.o.SnapshotDir)
 	_ = os.Remove(filepath.Join(f.inc, p.Version+".pieces"))
-	_ = os.Remove(filepath.Join(f.inc, p.Version+".torrent"))
+	if err := os.Rename(filepath.Join(f.inc, p.Version+".torrent"), filepath.Join(f.dir, p.Version+".torrent")); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(f.dir, p.Version+".manifest"), env); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	f.st.VerifySeconds = verify.Seconds()
+	f.seeding[p.Version] = t
 	f.mu.Unlock()
-	f.install(ctx, p, final, env, mi)
+	f.install(ctx, p, final, env, nil)
 	return nil
 }
 
@@ -723,4 +741,23 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		d.Close()
 	}
+}
+
+// FromSource adapts the edge's snapshot source.
+func FromSource(s *snapsource.Source) Snapshots { return source{s} }
+
+type source struct{ s *snapsource.Source }
+
+func (a source) Serving() string                  { return a.s.Stats().Version }
+func (a source) Pin(v string) (bool, error)       { return a.s.Pin(v) }
+func (a source) Prune(keep int) ([]string, error) { return a.s.Prune(keep) }
+
+// currentTorrent is the download in progress, for tests.
+func (f *Fetcher) currentTorrent() *distrib.Torrent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dl == nil {
+		return nil
+	}
+	return f.dl.t
 }

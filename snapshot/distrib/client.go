@@ -345,3 +345,15 @@ func (t *Torrent) WaitDone(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// PeerAddrs lists the connected BitTorrent peers' addresses.
+func (t *Torrent) PeerAddrs() []string {
+	var out []string
+	for _, pc := range t.t.PeerConns() {
+		out = append(out, pc.RemoteAddr.String())
+	}
+	return out
+}
+
+// KnownPeers is how many peer addresses the torrent knows (connected or not).
+func (t *Torrent) KnownPeers() int { return len(t.t.KnownSwarm()) }

@@ -55,7 +55,7 @@ func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source,
 	}
 	f, err := fetch.New(fetch.Options{
 		ManifestURL: d.manifest, Channel: d.channel, PubKey: pub, SnapshotDir: cfg.snapshotDir,
-		Snapshots: sourceAdapter{src}, Keep: d.keep, Poll: d.manifestPoll, StallTimeout: d.stallTimeout,
+		Snapshots: fetch.FromSource(src), Keep: d.keep, Poll: d.manifestPoll, StallTimeout: d.stallTimeout,
 		BindIP: peerIP(d.peerIP, cfg.listen), PeerPort: d.peerPort, UploadRate: up,
 		Log: func(event string, kv ...any) { log.Println(append([]any{"distribution:", event}, kv...)...) },
 	})
@@ -101,10 +101,3 @@ func peerIP(flagIP, listen string) string {
 	}
 	return host
 }
-
-// sourceAdapter gives the fetcher what it needs of snapsource.
-type sourceAdapter struct{ s *snapsource.Source }
-
-func (a sourceAdapter) Serving() string                  { return a.s.Stats().Version }
-func (a sourceAdapter) Pin(v string) (bool, error)       { return a.s.Pin(v) }
-func (a sourceAdapter) Prune(keep int) ([]string, error) { return a.s.Prune(keep) }
