@@ -62,6 +62,7 @@ type state struct {
 	Production string   `json:"production,omitempty"`
 	History    []string `json:"production_history,omitempty"` // production versions, oldest first; the last is current
 	Versions   []string `json:"versions"`                     // built, oldest first
+	Inputs     string   `json:"inputs,omitempty"`             // fingerprint of the inputs last built: a restart does not rebuild them
 }
 
 // Publisher is a running `adbuilder serve`.
@@ -122,6 +123,7 @@ func New(o Options) (*Publisher, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	p.lastPrint = p.st.Inputs
 	cl, err := distrib.NewClient(distrib.Options{BindIP: o.BindIP, Port: o.PeerPort, Upload: p.limiter, Seed: true})
 	if err != nil {
 		return nil, err
@@ -305,6 +307,7 @@ func (p *Publisher) Build() (string, error) {
 		p.st.Versions = append(p.st.Versions, v)
 	}
 	p.st.Staging = v
+	p.st.Inputs = fp
 	err = p.commitLocked()
 	p.mu.Unlock()
 	if err != nil {

@@ -578,6 +578,7 @@ func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part strin
 		return err
 	}
 	final := filepath.Join(f.o.SnapshotDir, p.File)
+	renamed := time.Now()
 	if err := os.Rename(part, final); err != nil {
 		return err
 	}
@@ -594,6 +595,14 @@ func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part strin
 	f.seeding[p.Version] = t
 	f.mu.Unlock()
 	f.install(ctx, p, final, env, nil)
+	if f.o.Snapshots.Serving() == p.Version {
+		// On disk to serving: snapsource's open, section checksums and swap
+		// (it may have been woken by inotify before Pin asked).
+		f.done.Add(1)
+		f.mu.Lock()
+		f.st.SwapSeconds = time.Since(renamed).Seconds()
+		f.mu.Unlock()
+	}
 	return nil
 }
 
@@ -648,10 +657,6 @@ func (f *Fetcher) install(ctx context.Context, p *manifestsig.Payload, final str
 			f.fail("swap "+p.Version, err)
 			return
 		}
-		f.done.Add(1)
-		f.mu.Lock()
-		f.st.SwapSeconds = took.Seconds()
-		f.mu.Unlock()
 		f.log("snapshot_installed", "version", p.Version, "swap", took.Round(time.Microsecond))
 	}
 	f.mu.Lock()
