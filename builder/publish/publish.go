@@ -45,7 +45,9 @@ type Options struct {
 	PeerPort int
 	// UploadRate caps the origin's upload in bytes/s, BitTorrent and web
 	// seed together (0 = unlimited).
-	UploadRate  int64
+	UploadRate int64
+	// MaxPeers bounds the edges the origin uploads to at once (0: 50).
+	MaxPeers    int
 	PieceLength int64
 	// Poll is how often the input directory is checked (default 2s).
 	Poll time.Duration
@@ -124,7 +126,7 @@ func New(o Options) (*Publisher, error) {
 		return nil, err
 	}
 	p.lastPrint = p.st.Inputs
-	cl, err := distrib.NewClient(distrib.Options{BindIP: o.BindIP, Port: o.PeerPort, Upload: p.limiter, Seed: true})
+	cl, err := distrib.NewClient(distrib.Options{BindIP: o.BindIP, Port: o.PeerPort, Upload: p.limiter, Seed: true, MaxConns: o.MaxPeers})
 	if err != nil {
 		return nil, err
 	}

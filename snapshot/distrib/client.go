@@ -50,6 +50,11 @@ type Options struct {
 	Log func(msg string, kv ...any)
 	// WebSeedHeader is sent on web seed requests (none by default).
 	WebSeedHeader http.Header
+	// MaxConns bounds connections per torrent (0: the library's 50). The
+	// origin uses a small value so it feeds a few edges at a time and the
+	// rest fetch from them, instead of every edge pulling every piece from
+	// the origin.
+	MaxConns int
 }
 
 // Totals are cumulative byte counts over every torrent the client ever had.
@@ -84,6 +89,10 @@ func NewClient(o Options) (*Client, error) {
 	cfg.MaxAllocPeerRequestDataPerConn = 16 << 20
 	cfg.KeepAliveTimeout = time.Second
 	cfg.ListenPort = o.Port
+	if o.MaxConns > 0 {
+		cfg.EstablishedConnsPerTorrent = o.MaxConns
+		cfg.HalfOpenConnsPerTorrent = max(1, o.MaxConns/2)
+	}
 	cfg.ListenHost = func(string) string { return o.BindIP }
 	cfg.Logger = alog.Default.FilterLevel(alog.Critical)
 	cfg.Slogger = slog.New(slog.DiscardHandler)

@@ -11,7 +11,8 @@
 #   4. verify + swap time on the edges (their admin metrics).
 #
 # Usage: tools/bench/torrent.sh [WORKDIR]
-#   EDGES=8 FACTOR=1.7 RATE=50M   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB)
+#   EDGES=8 FACTOR=1.7 RATE=50M MAXPEERS=0   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB;
+#   MAXPEERS: adbuilder --max-peers)
 # Needs ~ (2 + 2 x EDGES) x the snapshot size of disk in WORKDIR and curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,7 @@ work=${1:-/tmp/adedge-bench-torrent}
 EDGES=${EDGES:-8}
 FACTOR=${FACTOR:-1.7}
 RATE=${RATE:-50M}
+MAXPEERS=${MAXPEERS:-0}
 make build > /dev/null
 bin=$PWD/bin
 rm -rf "$work"
@@ -39,7 +41,7 @@ rm -f "$work/inv/profiles.jsonl"
 bpid=
 start_builder() {
   "$bin/adbuilder" serve --input "$work/inv" --data "$work/builder" --key "$work/k.key" \
-    --listen $bip:$bport --admin 127.0.0.1:$badmin --upload-rate "$1" --poll 1s --keep 3 \
+    --listen $bip:$bport --admin 127.0.0.1:$badmin --upload-rate "$1" --max-peers "$MAXPEERS" --poll 1s --keep 3 \
     >> "$work/builder.log" 2>&1 &
   bpid=$!
   pids+=($bpid)
@@ -130,7 +132,7 @@ up_uncapped=$(( $(bup) - up0 ))
 log "uncapped: all serving after ${t_uncapped}s; builder uploaded $up_uncapped bytes"
 
 {
-  echo "edges $EDGES, snapshot $size bytes ($(calc "$size / 1048576" 1) MiB), cap $RATE, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "edges $EDGES, snapshot $size bytes ($(calc "$size / 1048576" 1) MiB), cap $RATE, max-peers $MAXPEERS, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "capped torrent: builder uploaded $up_capped bytes = $(calc "$up_capped / $size") x the file; HTTP would send $EDGES x = $(calc "$EDGES * $size" 0) bytes; saving $(calc "100 * (1 - $up_capped / ($EDGES * $size))" 1)%"
   echo "capped torrent: all edges serving after ${t_torrent}s; plain HTTP (download only) ${t_http}s: HTTP/torrent = $(calc "$t_http / $t_torrent") x"
   echo "uncapped torrent: builder uploaded $up_uncapped bytes = $(calc "$up_uncapped / $size") x the file; all serving after ${t_uncapped}s"

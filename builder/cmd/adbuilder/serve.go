@@ -29,6 +29,7 @@ func serve(args []string) int {
 	peerIP := fs.String("peer-ip", "", "BitTorrent listen and dial address (default: the --listen host when it is an IP)")
 	peerPort := fs.Int("peer-port", 0, "BitTorrent listen port (0 = any free port)")
 	upload := fs.String("upload-rate", "0", "cap on the origin's upload, BitTorrent and web seed together: bytes/s with k/M/G (SI) or Ki/Mi/Gi suffix; 0 = unlimited")
+	maxPeers := fs.Int("max-peers", 0, "edges the origin uploads to at once (0 = 50): a few makes edges fetch from each other")
 	keep := fs.Int("keep", 5, "built snapshots kept on disk (channel versions and the rollback target are always kept)")
 	poll := fs.Duration("poll", 2*time.Second, "how often to check the input directory for changes")
 	pieceLen := fs.Int64("piece-length", 256<<10, "torrent piece length in bytes (power of two)")
@@ -52,7 +53,7 @@ func serve(args []string) int {
 		return 2
 	}
 	opts := publish.Options{Input: *input, Data: *data, Key: key, Keep: *keep, UploadRate: rate,
-		PieceLength: *pieceLen, Poll: *poll, PeerPort: *peerPort, BindIP: *peerIP, PublicURL: *publicURL}
+		PieceLength: *pieceLen, Poll: *poll, MaxPeers: *maxPeers, PeerPort: *peerPort, BindIP: *peerIP, PublicURL: *publicURL}
 	if *created != "" {
 		if opts.Created, err = time.Parse(time.RFC3339, *created); err != nil {
 			fmt.Fprintf(os.Stderr, "adbuilder serve: --created %q: want RFC 3339\n", *created)
