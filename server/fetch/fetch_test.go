@@ -299,3 +299,28 @@ func TestDiskFull(t *testing.T) {
 	r.Close()
 	e.stop() // close files before the tmpfs is unmounted
 }
+
+// TestWebSeedFallback: the swarm is unreachable (the tracker hands out no
+// peers), so after the stall timeout the edge adds the builder's web seed and
+// completes over HTTP.
+func TestWebSeedFallback(t *testing.T) {
+	b, v := startBuilder(t, "127.0.0.25", 0, newCreated, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/announce" {
+				w.Write([]byte("d8:intervali60e5:peers0:e"))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	e := startEdge(t, "127.0.0.26", t.TempDir(), b.url, func(o *Options) { o.StallTimeout = 500 * time.Millisecond })
+	waitUntil(t, 60*time.Second, "serving "+v+" via the web seed", func() bool { return e.serving() == v })
+	fi, _ := os.Stat(snapPath(e.dir, v))
+	tot := e.f.Totals()
+	if tot.WebSeedDown < fi.Size() || tot.TorrentDown != 0 {
+		t.Fatalf("web seed %d, torrent %d bytes for a %d-byte file", tot.WebSeedDown, tot.TorrentDown, fi.Size())
+	}
+	if up := b.p.WebSeedBytes(); up < fi.Size() {
+		t.Fatalf("builder web seed counted %d bytes", up)
+	}
+}
