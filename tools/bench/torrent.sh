@@ -11,7 +11,7 @@
 #   4. verify + swap time on the edges (their admin metrics).
 #
 # Usage: tools/bench/torrent.sh [WORKDIR]
-#   EDGES=8 FACTOR=1.7 RATE=50M MAXPEERS=0   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB;
+#   EDGES=8 FACTOR=1.7 RATE=50M MAXPEERS=2   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB;
 #   MAXPEERS: adbuilder --max-peers)
 # Needs ~ (2 + 2 x EDGES) x the snapshot size of disk in WORKDIR and curl.
 set -euo pipefail
@@ -20,7 +20,7 @@ work=${1:-/tmp/adedge-bench-torrent}
 EDGES=${EDGES:-8}
 FACTOR=${FACTOR:-1.7}
 RATE=${RATE:-50M}
-MAXPEERS=${MAXPEERS:-0}
+MAXPEERS=${MAXPEERS:-2}
 make build > /dev/null
 bin=$PWD/bin
 rm -rf "$work"

@@ -29,7 +29,7 @@ func serve(args []string) int {
 	peerIP := fs.String("peer-ip", "", "BitTorrent listen and dial address (default: the --listen host when it is an IP)")
 	peerPort := fs.Int("peer-port", 0, "BitTorrent listen port (0 = any free port)")
 	upload := fs.String("upload-rate", "0", "cap on the origin's upload, BitTorrent and web seed together: bytes/s with k/M/G (SI) or Ki/Mi/Gi suffix; 0 = unlimited")
-	maxPeers := fs.Int("max-peers", 0, "edges the origin uploads to at once (0 = 50): a few makes edges fetch from each other")
+	maxPeers := fs.Int("max-peers", 2, "edges the origin uploads to at once (0 = the library default, 50): a few makes edges fetch the rest from each other")
 	keep := fs.Int("keep", 5, "built snapshots kept on disk (channel versions and the rollback target are always kept)")
 	poll := fs.Duration("poll", 2*time.Second, "how often to check the input directory for changes")
 	pieceLen := fs.Int64("piece-length", 256<<10, "torrent piece length in bytes (power of two)")
