@@ -493,6 +493,11 @@ func (f *Fetcher) runDownload(ctx context.Context, dl *download, env []byte) err
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	webseedAdded := false
+	// Ask the tracker for the swarm every few seconds while downloading (the
+	// library itself waits a minute between announces), so edges that joined
+	// together find each other at once.
+	var announcing atomic.Bool
+	lastAnnounce := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -529,6 +534,13 @@ func (f *Fetcher) runDownload(ctx context.Context, dl *download, env []byte) err
 			}
 			return err
 		case <-tick.C:
+			if mi.Announce != "" && time.Since(lastAnnounce) > 3*time.Second && announcing.CompareAndSwap(false, true) {
+				lastAnnounce = time.Now()
+				go func() {
+					defer announcing.Store(false)
+					_, _ = t.Announce(ctx, mi.Announce)
+				}()
+			}
 			done := t.BytesCompleted()
 			if done != lastDone {
 				lastDone, lastProgress = done, time.Now()

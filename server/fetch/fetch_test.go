@@ -25,7 +25,11 @@ import (
 // it over BitTorrent, verify it, swap it in and seed it on.
 func TestTransferToTwoEdges(t *testing.T) {
 	b, v := startBuilder(t, "127.0.0.11", 0, newCreated, nil)
-	e1 := startEdge(t, "127.0.0.12", t.TempDir(), b.url, nil)
+	// Edge 1 had an older snapshot and keeps one: once the new one serves,
+	// the old file goes.
+	dir1 := t.TempDir()
+	old := oldSnapshot(t, dir1)
+	e1 := startEdge(t, "127.0.0.12", dir1, b.url, func(o *Options) { o.Keep = 1 })
 	e2 := startEdge(t, "127.0.0.13", t.TempDir(), b.url, nil)
 	waitUntil(t, 60*time.Second, "both edges serving "+v, func() bool { return e1.serving() == v && e2.serving() == v })
 	for _, e := range []*testEdge{e1, e2} {
@@ -46,6 +50,9 @@ func TestTransferToTwoEdges(t *testing.T) {
 		if !json.Valid(body) || !bytes.Contains(body, []byte(`"state":"idle"`)) {
 			t.Errorf("health JSON %s", body)
 		}
+	}
+	if _, err := os.Stat(snapPath(dir1, old)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old snapshot not pruned with keep=1: %v", err)
 	}
 	fi, _ := os.Stat(snapPath(e1.dir, v))
 	down := e1.f.Totals().TorrentDown + e2.f.Totals().TorrentDown

@@ -27,9 +27,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/tracker"
 	"golang.org/x/time/rate"
 )
 
@@ -68,6 +70,7 @@ type Client struct {
 	cl   *torrent.Client
 	opts Options
 	web  atomic.Int64 // web seed body bytes read, from the transport
+	dial *net.Dialer  // bound to BindIP
 
 	mu      sync.Mutex
 	ts      map[metainfo.Hash]*Torrent
@@ -115,7 +118,7 @@ func NewClient(o Options) (*Client, error) {
 	dialer.Timeout = 5 * time.Second
 	cfg.TrackerDialContext = dialer.DialContext
 	cfg.HTTPDialContext = dialer.DialContext
-	c := &Client{opts: o, ts: map[metainfo.Hash]*Torrent{}}
+	c := &Client{opts: o, ts: map[metainfo.Hash]*Torrent{}, dial: &dialer}
 	cfg.WebTransport = &countingTransport{
 		rt:     &http.Transport{DialContext: dialer.DialContext, MaxConnsPerHost: 4, ResponseHeaderTimeout: 10 * time.Second},
 		n:      &c.web,
@@ -366,3 +369,37 @@ func (t *Torrent) PeerAddrs() []string {
 
 // KnownPeers is how many peer addresses the torrent knows (connected or not).
 func (t *Torrent) KnownPeers() int { return len(t.t.KnownSwarm()) }
+
+// Announce asks the tracker at url for the swarm now and adds the peers it
+// returns. The library announces at most once a minute; an edge joining at
+// the same moment as others would otherwise not learn of them for that long,
+// and would have nobody to fetch from but a busy origin. It re-registers this
+// client too, exactly as a regular announce does.
+func (t *Torrent) Announce(ctx context.Context, url string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	left := t.Length() - t.BytesCompleted()
+	req := tracker.AnnounceRequest{
+		InfoHash: t.t.InfoHash(), PeerId: t.c.cl.PeerID(), Left: left, NumWant: 200,
+		Port: uint16(t.c.cl.LocalPort()), Event: tracker.None,
+	}
+	a := tracker.Announce{TrackerUrl: url, Request: req, DialContext: t.c.dial.DialContext, Context: ctx,
+		Logger: alog.Default.FilterLevel(alog.Critical)}
+	if ip := t.c.opts.BindIP; ip != "" {
+		a.ClientIp4 = krpc.NodeAddr{IP: net.ParseIP(ip).To4()}
+	}
+	res, err := a.Do()
+	if err != nil {
+		return 0, err
+	}
+	var ps []torrent.PeerInfo
+	self := t.c.Addr()
+	for _, p := range res.Peers {
+		addr := net.JoinHostPort(net.IP(p.IP).String(), strconv.Itoa(p.Port))
+		if addr == self {
+			continue
+		}
+		ps = append(ps, torrent.PeerInfo{Addr: stringAddr(addr), Source: torrent.PeerSourceTracker})
+	}
+	return t.t.AddPeers(ps), nil
+}

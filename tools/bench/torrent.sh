@@ -12,7 +12,8 @@
 #
 # Usage: tools/bench/torrent.sh [WORKDIR]
 #   EDGES=8 FACTOR=1.7 RATE=50M MAXPEERS=2   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB;
-#   MAXPEERS: adbuilder --max-peers)
+#   MAXPEERS: adbuilder --max-peers; STALL=60s: adedge --stall-timeout, long so the runs measure
+#   BitTorrent, not the web seed fallback; web seed bytes are reported either way)
 # Needs ~ (2 + 2 x EDGES) x the snapshot size of disk in WORKDIR and curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +22,7 @@ EDGES=${EDGES:-8}
 FACTOR=${FACTOR:-1.7}
 RATE=${RATE:-50M}
 MAXPEERS=${MAXPEERS:-2}
+STALL=${STALL:-60s}
 make build > /dev/null
 bin=$PWD/bin
 rm -rf "$work"
@@ -83,7 +85,7 @@ log "built $v1: $size bytes ($(calc "$size / 1048576" 1) MiB)"
 for i in $(seq 1 "$EDGES"); do
   mkdir -p "$work/e$i"
   "$bin/adedge" --snapshot-dir "$work/e$i" --listen 127.0.0.$((10 + i)):$eport --admin 127.0.0.1:$((29000 + i)) \
-    --manifest http://$bip:$bport/v1/manifest --pubkey "$work/k.pub" --manifest-poll 1s --keep 3 \
+    --manifest http://$bip:$bport/v1/manifest --pubkey "$work/k.pub" --manifest-poll 1s --keep 3 --stall-timeout "$STALL" \
     > "$work/e$i.log" 2>&1 &
   pids+=($!)
 done
@@ -132,9 +134,10 @@ up_uncapped=$(( $(bup) - up0 ))
 log "uncapped: all serving after ${t_uncapped}s; builder uploaded $up_uncapped bytes"
 
 {
-  echo "edges $EDGES, snapshot $size bytes ($(calc "$size / 1048576" 1) MiB), cap $RATE, max-peers $MAXPEERS, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "edges $EDGES, snapshot $size bytes ($(calc "$size / 1048576" 1) MiB), cap $RATE, max-peers $MAXPEERS, stall-timeout $STALL, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "capped torrent: builder uploaded $up_capped bytes = $(calc "$up_capped / $size") x the file; HTTP would send $EDGES x = $(calc "$EDGES * $size" 0) bytes; saving $(calc "100 * (1 - $up_capped / ($EDGES * $size))" 1)%"
   echo "capped torrent: all edges serving after ${t_torrent}s; plain HTTP (download only) ${t_http}s: HTTP/torrent = $(calc "$t_http / $t_torrent") x"
+  echo "capped torrent: of the builder's upload, $web_capped bytes went by web seed"
   echo "uncapped torrent: builder uploaded $up_uncapped bytes = $(calc "$up_uncapped / $size") x the file; all serving after ${t_uncapped}s"
   echo "verify (xxhash64 of the file) median $(median "${verify[@]}") s; file renamed into place to serving (open, section checksums, swap) median $(median "${swap[@]}") s"
 } | tee "$work/results.txt"
