@@ -240,7 +240,7 @@ func (f *Fetcher) Status() Status {
 	return st
 }
 
-// Kick polls the manifest now (SIGHUP, tests).
+// Kick makes Run poll the manifest now instead of at the next interval.
 func (f *Fetcher) Kick() {
 	select {
 	case f.kick <- struct{}{}:
@@ -433,11 +433,10 @@ func (f *Fetcher) startDownload(parent context.Context, p *manifestsig.Payload, 
 		}
 		f.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
+			// Retried at the next poll, not at once: a builder answering
+			// errors quickly must not turn this into a tight loop.
 			f.failures.Add(1)
 			f.fail("download "+p.Version, err)
-		}
-		if ctx.Err() == nil {
-			f.Kick() // look again soon: a new manifest, or a retry
 		}
 	}()
 }
