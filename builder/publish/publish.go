@@ -203,13 +203,22 @@ func (p *Publisher) seed(v string) error {
 			return err
 		}
 	}
+	// Whitelist the infohash in the tracker first: the client announces as
+	// soon as the torrent is added, and a refused announce would keep the
+	// origin out of the swarm until its next one, a minute later.
+	ih := mi.HashInfoBytes().HexString()
+	p.mu.Lock()
+	p.infoHash[v] = ih
+	p.mu.Unlock()
 	t, err := p.cl.Seed(mi, path)
 	if err != nil {
+		p.mu.Lock()
+		delete(p.infoHash, v)
+		p.mu.Unlock()
 		return err
 	}
 	p.mu.Lock()
 	p.seeding[v] = t
-	p.infoHash[v] = t.InfoHash()
 	p.mu.Unlock()
 	p.log("seeding", "version", v, "infohash", t.InfoHash(), "bytes", t.Length())
 	return nil

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,5 +187,42 @@ func TestParseRateFlag(t *testing.T) {
 	}
 	if _, err := parseRateForTest("fast"); err == nil {
 		t.Error("junk rate accepted")
+	}
+}
+
+// TestOriginInTrackerAtOnce: the builder's own announce of a new build is
+// accepted, so edges find the origin in the swarm at once (it used to be
+// refused as unknown, leaving the origin out for the library's next
+// announce, a minute later).
+func TestOriginInTrackerAtOnce(t *testing.T) {
+	input := t.TempDir()
+	if _, err := gen.Generate(input, gen.Scales["small"], 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Input: input, Data: t.TempDir(), Key: key, PublicURL: "http://" + ln.Addr().String(), BindIP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	srv := &http.Server{Handler: p.Handler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	v, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	ih := p.infoHash[v]
+	p.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.tracker.Peers(ih) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the origin is not in its own tracker 5 s after the build")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
