@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/adedge/adedge/builder/publish"
 	"github.com/adedge/adedge/snapshot"
 	"github.com/adedge/adedge/snapshot/manifestsig"
 )
@@ -168,17 +169,18 @@ func TestXXHashMismatchRefused(t *testing.T) {
 // piece has reached some edge; the edges complete from each other (the
 // builder's tracker and web seed are gone too) and serve the snapshot.
 func TestBuilderKilledEdgesFinishFromEachOther(t *testing.T) {
-	// Edges upload to each other slowly, so the builder has sent every
-	// piece to some edge while the edges still miss pieces the other has.
-	b, v := startBuilder(t, "127.0.0.18", 2<<20, newCreated, nil)
-	slow := func(o *Options) { o.UploadRate = 256 << 10 }
+	// The builder feeds one edge (--max-peers 1); the second joins later and
+	// can only fetch from the first, more slowly than the first fetches from
+	// the builder, so when every piece is on some edge the second edge is
+	// still missing many.
+	b, v := startBuilderWith(t, "127.0.0.18", func(o *publish.Options) {
+		o.UploadRate, o.Created, o.MaxPeers = 2<<20, newCreated, 1
+	}, nil)
+	slow := func(o *Options) { o.UploadRate = 1 << 20 }
 	e1 := startEdge(t, "127.0.0.19", t.TempDir(), b.url, slow)
-	// The second edge joins once the first is in the swarm, so the tracker
-	// hands it the first edge's address (edges re-announce only every
-	// minute: see docs/DISTRIBUTION.md).
-	waitUntil(t, 30*time.Second, "edge 1 downloading", func() bool {
+	waitUntil(t, 30*time.Second, "edge 1 downloading from the builder", func() bool {
 		t1 := e1.f.currentTorrent()
-		return t1 != nil && t1.Peers() >= 1
+		return t1 != nil && t1.BytesCompleted() > 0
 	})
 	e2 := startEdge(t, "127.0.0.20", t.TempDir(), b.url, slow)
 	var killedAt [2]int64

@@ -69,14 +69,21 @@ type testBuilder struct {
 // and production.
 func startBuilder(t *testing.T, ip string, rate int64, created time.Time, wrap func(http.Handler) http.Handler) (*testBuilder, string) {
 	t.Helper()
+	return startBuilderWith(t, ip, func(o *publish.Options) { o.UploadRate, o.Created = rate, created }, wrap)
+}
+
+func startBuilderWith(t *testing.T, ip string, mod func(*publish.Options), wrap func(http.Handler) http.Handler) (*testBuilder, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := publish.New(publish.Options{
+	o := publish.Options{
 		Input: inventory(t), Data: t.TempDir(), Key: testKey, PublicURL: "http://" + ln.Addr().String(),
-		BindIP: ip, UploadRate: rate, PieceLength: 64 << 10, Poll: time.Hour, Created: created,
-	})
+		BindIP: ip, PieceLength: 64 << 10, Poll: time.Hour,
+	}
+	mod(&o)
+	p, err := publish.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
