@@ -123,6 +123,10 @@ type State struct {
 	// Capacity is the in-flight count treated as 100% load for the agent's
 	// weight (default DefaultCapacity).
 	Capacity int64
+	// AppendExtra, if set, appends more members (each starting with a
+	// comma) to the body, e.g. snapshot distribution progress. It must not
+	// block.
+	AppendExtra func(dst []byte) []byte
 
 	started  time.Time
 	build    string
@@ -394,6 +398,9 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 	if at := s.drainAt.Load(); at != 0 {
 		dst = append(dst, `,"draining_seconds":`...)
 		dst = strconv.AppendFloat(dst, float64(now.UnixNano()-at)/1e9, 'f', 1, 64)
+	}
+	if s.AppendExtra != nil {
+		dst = s.AppendExtra(dst)
 	}
 	dst = append(dst, `,"uptime_seconds":`...)
 	dst = strconv.AppendInt(dst, int64(now.Sub(s.started)/time.Second), 10)

@@ -352,3 +352,16 @@ func BenchmarkAppendJSONParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestAppendExtra(t *testing.T) {
+	s := New("test")
+	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
+	s.AppendExtra = func(dst []byte) []byte { return append(dst, `,"distribution":{"state":"idle"}`...) }
+	body, code := s.AppendJSON(nil, time.Now())
+	var got struct {
+		Distribution struct{ State string }
+	}
+	if err := json.Unmarshal(body, &got); err != nil || code != 200 || got.Distribution.State != "idle" {
+		t.Fatalf("%d %s %v", code, body, err)
+	}
+}

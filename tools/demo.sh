@@ -91,7 +91,82 @@ wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
 trap - EXIT
 tail -2 "$work/edge.log"
 
-say "12. A/B buckets, 5% of devices to staging, and an abreport of this demo's own traffic"
+say "13. distribution: a signing key, the builder (seeds, tracker, manifests), two production edges, one staging edge"
+d=$work/dist
+mkdir -p "$d"
+cp -r "$work/inventory" "$d/inventory"
+"$bin/adtool" keygen --out "$d/manifest"
+bip=127.0.0.10
+bport=${ADEDGE_DEMO_BUILDER_PORT:-17070}
+badmin=${ADEDGE_DEMO_BUILDER_ADMIN:-17071}
+eport=${ADEDGE_DEMO_EDGE_PORT:-18081}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+"$bin/adbuilder" serve --input "$d/inventory" --data "$d/builder" --key "$d/manifest.key" \
+  --listen $bip:$bport --admin 127.0.0.1:$badmin --poll 500ms > "$d/builder.log" 2>&1 &
+pids+=($!)
+export ADTOOL_BUILDER=http://127.0.0.1:$badmin
+# wait_for SECONDS WHAT COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do "$@" > /dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "demo: timed out waiting for $what" >&2; tail -5 "$d"/*.log >&2; exit 1
+}
+staging_version() { curl -fs "$ADTOOL_BUILDER/admin/status" | sed -n 's/.*"staging":"\([^"]*\)".*/\1/p'; }
+have_staging() { test -n "$(staging_version)"; }
+staging_moved() { test "$(staging_version)" != "$v1"; }
+wait_for 30 "the first build" have_staging
+v1=$(staging_version)
+echo "built $v1 -> staging; promoting it to production (first deployment)"
+"$bin/adtool" promote "$v1"
+names=(prod-a prod-b staging)
+chans=(production production staging)
+for i in 0 1 2; do
+  ip=127.0.0.$((11 + i))
+  mkdir -p "$d/${names[$i]}"
+  "$bin/adedge" --snapshot-dir "$d/${names[$i]}" --listen $ip:$eport --admin 127.0.0.1:$((19091 + i)) \
+    --env "${chans[$i]}" --channel "${chans[$i]}" --manifest http://$bip:$bport/v1/manifest --pubkey "$d/manifest.pub" \
+    --manifest-poll 1s --token-key "$work/token.key" > "$d/${names[$i]}.log" 2>&1 &
+  pids+=($!)
+done
+serving() { curl -fs "http://$1:$eport/health" | grep -q "\"version\":\"$2\""; }
+for i in 0 1 2; do wait_for 30 "${names[$i]} serving $v1" serving 127.0.0.$((11 + i)) "$v1"; done
+for i in 0 1 2; do printf '%-8s %s\n' "${names[$i]}" "$(curl -s http://127.0.0.$((11 + i)):$eport/health)"; done
+"$bin/adtool" manifest --url http://$bip:$bport/v1/manifest --channel production --pubkey "$d/manifest.pub" | head -4
+
+say "14. a new inventory export arrives (bids changed): the builder rebuilds, staging gets it, production does not"
+sleep 1 # a new mtime second, so a new data time and version
+sed -i 's/"bid_micros":\([0-9]*\)/"bid_micros":\11/' "$d/inventory/campaigns.jsonl"
+wait_for 30 "the rebuild" staging_moved
+v2=$(staging_version)
+echo "built $v2 -> staging"
+wait_for 30 "staging serving $v2" serving 127.0.0.13 "$v2"
+for i in 0 1 2; do printf '%-8s serving %s\n' "${names[$i]}" "$(curl -s http://127.0.0.$((11 + i)):$eport/health | sed 's/.*"version":"\([^"]*\)".*/\1/')"; done
+
+say "15. promote $v2 to production: both production edges fetch it (BitTorrent), verify, swap"
+"$bin/adtool" promote "$v2"; echo
+for i in 0 1; do wait_for 30 "${names[$i]} serving $v2" serving 127.0.0.$((11 + i)) "$v2"; done
+for i in 0 1 2; do printf '%-8s serving %s\n' "${names[$i]}" "$(curl -s http://127.0.0.$((11 + i)):$eport/health | sed 's/.*"version":"\([^"]*\)".*/\1/')"; done
+echo "bytes moved (admin ports, Prometheus):"
+curl -s http://127.0.0.1:$badmin/metrics | grep '^adbuilder_distribution_bytes_total{direction="up"' | sed 's/^/  builder /'
+for i in 0 1 2; do curl -s http://127.0.0.1:$((19091 + i))/metrics | grep '^adedge_distribution_bytes_total' | grep -v 'direction="up",via="webseed"' | sed "s/^/  ${names[$i]} /"; done
+
+say "16. roll production back to $v1 (it is still on the edges: no download)"
+"$bin/adtool" rollback; echo
+for i in 0 1; do wait_for 30 "${names[$i]} serving $v1" serving 127.0.0.$((11 + i)) "$v1"; done
+for i in 0 1 2; do printf '%-8s serving %s\n' "${names[$i]}" "$(curl -s http://127.0.0.$((11 + i)):$eport/health | sed 's/.*"version":"\([^"]*\)".*/\1/')"; done
+grep -h "snapshot: serving" "$d"/prod-a.log | sed 's/^/  prod-a: /'
+
+say "17. A/B buckets, 5% of devices to staging, and an abreport of this demo's own traffic"
 bash tools/demo-abtest.sh "$work"
+
+if [ -t 0 ] && [ "${DEMO_WAIT:-1}" != 0 ]; then
+  say "running: builder http://$bip:$bport (admin $ADTOOL_BUILDER), edges 127.0.0.11-13:$eport; edit $d/inventory to publish; Ctrl-C to stop"
+  while sleep 1; do :; done
+fi
+cleanup
+trap - EXIT INT TERM
 
 say "demo done: files in $work"

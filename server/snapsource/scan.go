@@ -184,6 +184,19 @@ func (s *Source) scanLocked(force bool, after *[]func()) (swapped bool, rejs []e
 		}
 		return -cmp.Or(cmp.Compare(a.hdr.created, b.hdr.created), strings.Compare(a.hdr.version, b.hdr.version))
 	})
+	if s.pinned != "" {
+		if cur != nil && cur.Version == s.pinned {
+			return false, rejs, nil
+		}
+		// Only the pinned version may be installed, whatever its age.
+		var pc []candidate
+		for _, c := range cands {
+			if !c.hdr.ok || c.hdr.version == s.pinned {
+				pc = append(pc, c)
+			}
+		}
+		cands, cur = pc, nil
+	}
 	for _, c := range cands {
 		if c.hdr.ok && !newer(c.hdr.created, c.hdr.version, cur) {
 			continue
@@ -208,11 +221,11 @@ func (s *Source) scanLocked(force bool, after *[]func()) (swapped bool, rejs []e
 			}
 			continue
 		}
-		if !newer(sn.created, sn.Version, cur) {
+		if !newer(sn.created, sn.Version, cur) || (s.pinned != "" && sn.Version != s.pinned) {
 			sn.release(true) // replaced since the peek by an older one
 			continue
 		}
-		s.install(sn, cur, after)
+		s.install(sn, s.cur.Load(), after)
 		return true, rejs, nil
 	}
 	return false, rejs, nil

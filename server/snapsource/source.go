@@ -101,6 +101,9 @@ type Options struct {
 	// OnReject is called for each file that failed verification, outside the
 	// source's lock. May be nil.
 	OnReject func(path string, err error)
+	// Pin, when set, is the version to serve instead of the newest (see
+	// Source.Pin); the distribution layer sets it from the channel manifest.
+	Pin string
 }
 
 // Stats is the source's state for /health, /metrics and the admin API.
@@ -126,6 +129,8 @@ type Source struct {
 	prev     map[string]fileKey // what the previous scan saw, for the two-poll rule
 	rejected map[fileKey]error  // failed files, not retried until they change
 	peeked   map[fileKey]peekResult
+
+	pinned string // under mu: serve this version, not the newest (Pin)
 
 	noteMu   sync.Mutex
 	notified map[string]struct{} // names inotify reported complete since the last scan
@@ -173,6 +178,7 @@ func New(opts Options) (*Source, error) {
 		kick:     make(chan struct{}, 1),
 		live:     map[*Snap]struct{}{},
 		watch:    startWatch,
+		pinned:   opts.Pin,
 	}
 	if _, err := s.scan(true); err != nil && !isRejection(err) {
 		return nil, err
@@ -260,6 +266,18 @@ func (s *Source) Run(ctx context.Context) {
 		}
 		_, _ = s.scan(false) // outcomes are logged and kept in Stats
 	}
+}
+
+// Pin makes the source serve version (older or newer than the current one)
+// as soon as a good file of it is in Dir, and nothing else while it is
+// served: a channel's manifest, not file age, then decides what serves, so a
+// rollback to an older snapshot takes effect. "" returns to newest-wins.
+// It rescans at once and reports like Reload.
+func (s *Source) Pin(version string) (swapped bool, err error) {
+	s.mu.Lock()
+	s.pinned = version
+	s.mu.Unlock()
+	return s.scan(true)
 }
 
 // Reload scans Dir now (admin /admin/reload, SIGHUP). Unlike a poll it does

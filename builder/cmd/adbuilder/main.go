@@ -2,6 +2,7 @@
 // snapshots for the edges.
 //
 //	adbuilder build --input DIR --out DIR [--created RFC3339]
+//	adbuilder serve --input DIR --data DIR --listen ADDR --key FILE
 package main
 
 import (
@@ -19,6 +20,7 @@ const usage = `usage: adbuilder <command> [flags]
 
 commands:
   build   validate an inventory directory and write <version>.snap + manifest.json
+  serve   build on input change, seed over BitTorrent, publish signed channel manifests
 
 run 'adbuilder <command> -h' for the command's flags
 `
@@ -31,6 +33,8 @@ func main() {
 	switch os.Args[1] {
 	case "build":
 		os.Exit(build(os.Args[2:]))
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

@@ -45,6 +45,7 @@ type config struct {
 	drainGrace, maxSnapshotAge time.Duration
 	listenBacklog, capacity    int
 	ab                         abFlags
+	dist                       distConfig
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -78,6 +79,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.capacity, "agent-capacity", 1024, "in-flight requests counted as full load for the agent's weight")
 	fs.DurationVar(&c.maxSnapshotAge, "health-max-snapshot-age", 0, "report degraded when the snapshot's data is older (0 = no limit)")
 	c.ab.register(fs)
+	addDistFlags(fs, &c.dist)
 	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -188,7 +190,7 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 
 	metrics := edge.NewMetrics()
 	src, err := snapsource.New(snapsource.Options{
-		Dir: cfg.snapshotDir, Poll: cfg.poll,
+		Dir: cfg.snapshotDir, Poll: cfg.poll, Pin: pinFor(cfg),
 		OnSwap: func(old, new string) { log.Printf("snapshot: serving %s (was %q)", new, old) },
 		OnReject: func(path string, err error) {
 			log.Printf("snapshot: refused %s: %v (the previous snapshot keeps serving)", path, err)
@@ -234,6 +236,11 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 		defer agentLn.Close()
 		go func() { _ = hs.ServeAgent(agentLn) }()
 	}
+	stopDist, err := startDistribution(ctx, cfg, src, metrics, hs)
+	if err != nil {
+		return err
+	}
+	defer stopDist()
 	capCtx, stopCaps := context.WithCancel(context.Background())
 	defer stopCaps()
 	capsDone := make(chan struct{})

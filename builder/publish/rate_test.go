@@ -1,0 +1,5 @@
+package publish
+
+import "github.com/adedge/adedge/snapshot/distrib"
+
+var parseRateForTest = distrib.ParseRate
