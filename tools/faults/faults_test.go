@@ -189,6 +189,81 @@ func TestStagingPoolDown(t *testing.T) {
 	}
 }
 
+// TestBuilderDown: an edge follows a builder's staging channel over
+// BitTorrent, then the builder is killed (SIGKILL) under load. The edge
+// keeps serving the snapshot it has, nothing fails, and /health and the
+// metrics show the manifest polls failing.
+func TestBuilderDown(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inv")
+	copyDir(t, invDir, inv)
+	key := filepath.Join(dir, "manifest")
+	if out, err := exec.Command(binAdtool, "keygen", "--out", key).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v: %s", err, out)
+	}
+	// Distinct loopback addresses: BitTorrent binds its dials to them.
+	bhost, ehost := "127.0.0.51", "127.0.0.52"
+	listen := bhost + ":" + portOf(t, freePort(t))
+	admin := freePort(t)
+	b := exec.Command(binAdbuilder, "serve", "--input", inv, "--data", filepath.Join(dir, "builder"), "--key", key+".key",
+		"--listen", listen, "--admin", admin, "--poll", "300ms")
+	blog := &syncBuffer{}
+	b.Stdout, b.Stderr = blog, blog
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bdone := make(chan struct{})
+	go func() { _ = b.Wait(); close(bdone) }()
+	t.Cleanup(func() {
+		_ = b.Process.Kill()
+		<-bdone
+		if t.Failed() {
+			t.Logf("adbuilder log:\n%s", tail(blog.String(), 30))
+		}
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "edge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := startEdgeWhen(t, 30*time.Second, filepath.Join(dir, "edge"), "--listen", ehost+":"+portOf(t, freePort(t)),
+		"--manifest", "http://"+listen+"/v1/manifest", "--channel", "staging", "--pubkey", key+".pub", "--manifest-poll", "300ms")
+	_, h0 := e.health()
+	v0 := snapshotVersion(h0)
+	t.Logf("edge serving %s from the builder", v0)
+
+	m0 := e.metrics()
+	go func() {
+		time.Sleep(phase() / 3)
+		_ = b.Process.Kill()
+	}()
+	r := drive(t, e, rate, phase())
+	<-bdone
+	time.Sleep(time.Second) // a few failed polls
+	m1 := e.metrics()
+	mustServe(t, "builder killed", r)
+	bounded(t, "builder killed", m0, m1, serverBound)
+	code, h := e.health()
+	dist, _ := h["distribution"].(map[string]any)
+	t.Logf("builder down: /health %d, distribution %v", code, dist)
+	if code != 200 || snapshotVersion(h) != v0 {
+		t.Errorf("builder down: /health %d serving %q, want 200 serving %q", code, snapshotVersion(h), v0)
+	}
+	if dist == nil || dist["error"] == nil {
+		t.Errorf("builder down: /health distribution %v does not report the failing manifest polls", dist)
+	}
+	if m1.Sum("adedge_distribution_state", `state="failed"`) != 1 {
+		t.Errorf("builder down: adedge_distribution_state{state=\"failed\"} = %v, want 1", m1.Sum("adedge_distribution_state", `state="failed"`))
+	}
+}
+
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestCorruptSnapshot: a newer snapshot with a flipped byte, a truncated
 // one and plain garbage land in the snapshot directory under load. Each
 // is refused and counted, the old version keeps serving, nothing fails;
@@ -390,6 +465,9 @@ func TestStormHelper(t *testing.T) {
 
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	ents, err := os.ReadDir(from)
 	if err != nil {
 		t.Fatal(err)

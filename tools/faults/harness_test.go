@@ -27,11 +27,13 @@ import (
 var (
 	work      string // temp root
 	binAdedge string
-	invDir    string // small inventory, profiles.jsonl included
-	snapDir   string // one snapshot built from it
-	tokenKey  string
-	mix       []loadgen.Request
-	full      = os.Getenv("ADEDGE_FAULTS") == "full"
+	// binAdbuilder and binAdtool run the distribution drill's builder.
+	binAdbuilder, binAdtool string
+	invDir                  string // small inventory, profiles.jsonl included
+	snapDir                 string // one snapshot built from it
+	tokenKey                string
+	mix                     []loadgen.Request
+	full                    = os.Getenv("ADEDGE_FAULTS") == "full"
 )
 
 func TestMain(m *testing.M) {
@@ -55,10 +57,14 @@ func setup() (int, error) {
 	// Drills open thousands of sockets in this process and the edge.
 	raiseNoFile(200_000)
 	binAdedge = filepath.Join(work, "adedge")
-	cmd := exec.Command("go", "build", "-o", binAdedge, "github.com/adedge/adedge/server/cmd/adedge")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return 1, fmt.Errorf("go build adedge: %w", err)
+	binAdbuilder = filepath.Join(work, "adbuilder")
+	binAdtool = filepath.Join(work, "adtool")
+	for bin, pkg := range map[string]string{binAdedge: "server/cmd/adedge", binAdbuilder: "builder/cmd/adbuilder", binAdtool: "tools/cmd/adtool"} {
+		cmd := exec.Command("go", "build", "-o", bin, "github.com/adedge/adedge/"+pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return 1, fmt.Errorf("go build %s: %w", pkg, err)
+		}
 	}
 	invDir = filepath.Join(work, "inv")
 	if _, err := gen.Generate(invDir, gen.Scales["small"], 3, nil); err != nil {
@@ -147,6 +153,13 @@ func (s *syncBuffer) String() string {
 // the defaults, so they win) and waits until /health is 200.
 func startEdge(t *testing.T, dir string, flags ...string) *edge {
 	t.Helper()
+	return startEdgeWhen(t, 20*time.Second, dir, flags...)
+}
+
+// startEdgeWhen is startEdge with a longer wait for the first 200 (an edge
+// that downloads its first snapshot).
+func startEdgeWhen(t *testing.T, wait time.Duration, dir string, flags ...string) *edge {
+	t.Helper()
 	e := &edge{t: t, addr: freePort(t), admin: freePort(t), log: &syncBuffer{}, exited: make(chan struct{})}
 	for i := 0; i+1 < len(flags); i++ {
 		if flags[i] == "--listen" {
@@ -173,7 +186,7 @@ func startEdge(t *testing.T, dir string, flags ...string) *edge {
 			t.Logf("adedge log:\n%s", tail(e.log.String(), 40))
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		if code, _ := e.health(); code == 200 {
 			return e
@@ -184,7 +197,7 @@ func startEdge(t *testing.T, dir string, flags ...string) *edge {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("adedge not healthy after 20s:\n%s", e.log.String())
+			t.Fatalf("adedge not healthy after %v:\n%s", wait, e.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
