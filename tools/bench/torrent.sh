@@ -10,13 +10,17 @@
 #   3. torrent with the builder uncapped: bytes the builder uploaded;
 #   4. verify + swap time on the edges (their admin metrics).
 #
-# Usage: tools/bench/torrent.sh [WORKDIR]
+# Usage: tools/bench/torrent.sh [--rows FILE] [WORKDIR]
+#   --rows FILE: also write the figures as JSON lines for the bench suite
+#   (make bench; tools/benchsuite reads them as report rows)
 #   EDGES=8 FACTOR=1.7 RATE=50M MAXPEERS=2   (RATE: bytes/s, SI suffixes; 1.7 x large is ~570 MB;
 #   MAXPEERS: adbuilder --max-peers; STALL=60s: adedge --stall-timeout, long so the runs measure
 #   BitTorrent, not the web seed fallback; web seed bytes are reported either way)
 # Needs ~ (2 + 2 x EDGES) x the snapshot size of disk in WORKDIR and curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+rows=
+if [ "${1:-}" = --rows ]; then rows=$2; shift 2; fi
 work=${1:-/tmp/adedge-bench-torrent}
 EDGES=${EDGES:-8}
 FACTOR=${FACTOR:-1.7}
@@ -141,3 +145,16 @@ log "uncapped: all serving after ${t_uncapped}s; builder uploaded $up_uncapped b
   echo "uncapped torrent: builder uploaded $up_uncapped bytes = $(calc "$up_uncapped / $size") x the file; all serving after ${t_uncapped}s"
   echo "verify (xxhash64 of the file) median $(median "${verify[@]}") s; file renamed into place to serving (open, section checksums, swap) median $(median "${swap[@]}") s"
 } | tee "$work/results.txt"
+
+if [ -n "$rows" ]; then
+  mib=$(calc "$size / 1048576" 0)
+  cmd="EDGES=$EDGES FACTOR=$FACTOR RATE=$RATE MAXPEERS=$MAXPEERS tools/bench/torrent.sh"
+  sec="Distribution: 1 builder, $EDGES edges, $mib MiB snapshot, builder upload capped at $RATE (one run)"
+  row() { printf '{"step":"distribution","section":"%s","what":"%s","figure":"%s","value":%s,"unit":"%s","target":"%s","command":"%s"}\n' "$sec" "$1" "$2" "$3" "$4" "$5" "$cmd"; }
+  {
+    row "bytes the builder uploaded / snapshot size (plain HTTP from the origin: $EDGES x)" "$(calc "$up_capped / $size") x ($(calc "100 * (1 - $up_capped / ($EDGES * $size))" 1)% less than HTTP; $web_capped bytes by web seed)" "$(calc "$up_capped / $size")" "x file" "<= 1.3"
+    row "time until all $EDGES edges serve the new version: plain HTTP / torrent" "$(calc "$t_http / $t_torrent") x (torrent ${t_torrent} s, HTTP ${t_http} s)" "$(calc "$t_http / $t_torrent")" "ratio" ""
+    row "uncapped builder: bytes uploaded / snapshot size" "$(calc "$up_uncapped / $size") x (all serving after ${t_uncapped} s)" "$(calc "$up_uncapped / $size")" "x file" ""
+    row "new file on disk to serving on one edge: xxhash64 verify + (open, section checksums, swap), medians" "$(median "${verify[@]}") s + $(median "${swap[@]}") s" "$(calc "$(median "${verify[@]}") + $(median "${swap[@]}")")" "s" ""
+  } > "$rows"
+fi

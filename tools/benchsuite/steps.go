@@ -455,9 +455,8 @@ func (s *suite) distribution(ctx context.Context) error {
 	if s.o.Quick {
 		return errors.New("torrent origin share and time vs HTTP: full suite only (minutes of transfer)")
 	}
-	cmd := exec.CommandContext(ctx, "bash", script, "--rows", filepath.Join(s.o.Work, "torrent-rows.jsonl"))
+	cmd := exec.CommandContext(ctx, "bash", script, "--rows", filepath.Join(s.o.Work, "torrent-rows.jsonl"), filepath.Join(s.o.Work, "torrent"))
 	cmd.Dir = s.o.Src
-	cmd.Env = append(os.Environ(), "WORK="+filepath.Join(s.o.Work, "torrent"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("torrent.sh: %v: %s", err, lastLines(string(b), 3))
 	}
