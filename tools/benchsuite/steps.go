@@ -239,7 +239,7 @@ func (s *suite) latency(ctx context.Context) error {
 		}
 		s.add(Row{Section: "Latency at fixed rates (open loop, from scheduled send time; server p99 from the edge's histogram)", What: what,
 			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %d failed", l.P50, l.P99, l.P999, sf, r.Bad()),
-			Value:  sv, Unit: "us server p99", Target: "< 1000",
+			Value:  sv, Unit: "us server p99", Target: "< 1000", Met: metUnlessFailed(sv, "< 1000", r.Bad()),
 			Command: fmt.Sprintf("taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms --target http://EDGE --inventory INV", rate, d)})
 	}
 	if err := s.aerospikeLatency(ctx); err != nil {
@@ -281,11 +281,10 @@ func (s *suite) aerospikeLatency(ctx context.Context) error {
 		return err
 	}
 	d := pick(s, "2s", "10s")
-	rates := []float64{1000, 5000}
-	if s.maxRPS > 0 {
-		rates = append(rates, float64(int(s.maxRPS/2/100)*100)) // the file-store edge's half maximum, for comparison
-	}
-	for _, rate := range rates {
+	// Not the file-store edge's half maximum: above a few thousand reads a
+	// second the fake, sharing the generator's core, starves the
+	// generator, and the figure would measure the fake.
+	for _, rate := range []float64{1000, 5000} {
 		before, err := promtext.Scrape("http://" + admin + "/metrics")
 		if err != nil {
 			return err
@@ -302,7 +301,8 @@ func (s *suite) aerospikeLatency(ctx context.Context) error {
 		s.add(Row{Section: "Latency at fixed rates (open loop, from scheduled send time; server p99 from the edge's histogram)",
 			What:   fmt.Sprintf("adedge with Aerospike profiles (wire-protocol test server on the load generator's CPU) at %s req/s", fmtRate(rate)),
 			Figure: fmt.Sprintf("client p50 %.0f / p99 %.0f / p99.9 %.0f us; server p99 %s; %.0f profile hits, %.0f timeouts; %d failed", l.P50, l.P99, l.P999, sf, hits, to, r.Bad()),
-			Value:  sv, Unit: "us server p99", Target: "< 1000",
+			Value:  sv, Unit: "us server p99", Target: "< 1000", Met: metUnlessFailed(sv, "< 1000", r.Bad()),
+			Note:    "the Go test server shares the load generator's core: a loaded fake shows as client latency",
 			Command: fmt.Sprintf("adtool aerofake & adtool profiles load ...; adedge --profiles aerospike://...; taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms", rate, d)})
 	}
 	return nil
@@ -455,7 +455,9 @@ func (s *suite) distribution(ctx context.Context) error {
 	if s.o.Quick {
 		return errors.New("torrent origin share and time vs HTTP: full suite only (minutes of transfer)")
 	}
-	cmd := exec.CommandContext(ctx, "bash", script, "--rows", filepath.Join(s.o.Work, "torrent-rows.jsonl"), filepath.Join(s.o.Work, "torrent"))
+	tw := filepath.Join(s.o.Work, "torrent")
+	defer os.RemoveAll(tw) // 2 + 2 x edges copies of a ~550 MB snapshot
+	cmd := exec.CommandContext(ctx, "bash", script, "--rows", filepath.Join(s.o.Work, "torrent-rows.jsonl"), tw)
 	cmd.Dir = s.o.Src
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("torrent.sh: %v: %s", err, lastLines(string(b), 3))
@@ -475,4 +477,13 @@ func (s *suite) distribution(ctx context.Context) error {
 		s.add(r)
 	}
 	return nil
+}
+
+// metUnlessFailed is met, but "no" whenever a request failed: a latency
+// target is not met by a run that dropped requests.
+func metUnlessFailed(v float64, target string, failed int64) string {
+	if failed > 0 {
+		return "no"
+	}
+	return met(v, target)
 }

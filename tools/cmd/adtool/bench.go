@@ -25,6 +25,7 @@ func runBench(args []string) int {
 	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "adedge-bench-suite"), "scratch directory")
 	md := fs.String("out", "docs/BENCHMARKS.md", "markdown file whose generated part is replaced")
 	js := fs.String("json", "docs/BENCHMARKS.json", "JSON twin")
+	render := fs.Bool("render", false, "only rewrite --out from the report in --json (after editing notes in it)")
 	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, swaps, builder, distribution); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -36,6 +37,17 @@ func runBench(args []string) int {
 	if o.Bin, err = filepath.Abs(o.Bin); err != nil {
 		fmt.Fprintln(os.Stderr, "adtool bench:", err)
 		return 2
+	}
+	if *render {
+		rep, err := benchsuite.ReadReport(*js)
+		if err == nil {
+			err = rep.WriteMarkdown(*md)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "adtool bench:", err)
+			return 1
+		}
+		return 0
 	}
 	o.Log = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
