@@ -16,6 +16,8 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/adedge/adedge/snapshot"
 )
 
 // Row is one line of a rows file: what one edge counted for one bucket and
@@ -248,30 +250,11 @@ func WriteRowsFile(dir, edge string, start time.Time, rows []Row) (string, error
 	}
 	name := fmt.Sprintf("%s%s-%s-%d-%016x%s", rowsPrefix, safeName(edge), start.UTC().Format("20060102T150405.000Z"),
 		len(rows), xxhash.Sum64(buf.Bytes()), rowsSuffix)
-	tmp, err := os.CreateTemp(dir, ".rows-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	_ = tmp.Chmod(0o644) // analysts' tools read them; CreateTemp makes 0600
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, name)
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// Temp, fsync, rename, directory fsync; 0644 because analysts' tools
+	// read the files.
+	if err := snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(buf.Bytes()); return err }); err != nil {
 		return "", err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return path, nil
 }

@@ -77,7 +77,7 @@ func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 	// under load would churn the pool into a dial per request. The read
 	// runs under the store's own read timeout instead, and the connection
 	// goes back to the pool; only the request stops waiting at its deadline.
-	bg := context.WithoutCancel(ctx)
+	bg := context.Background()
 	var cancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > backgroundFloor {
 		// A caller with a long budget (tests, tools) keeps it; the edge's

@@ -15,10 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/adedge/adedge/snapshot"
 )
 
 // Row is one figure of the report.
@@ -160,23 +161,7 @@ func (r *Report) WriteJSON(path string) error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(data); return err })
 }
 
 // met compares v with a target "op n" (">= 0.6", "< 1000"); "" when the

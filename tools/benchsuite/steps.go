@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -198,7 +199,7 @@ func (s *suite) findMax(ctx context.Context) error {
 			MaxRate float64 `json:"max_rate"`
 			Trials  []any   `json:"trials"`
 		}
-		if jerr := jsonUnmarshal(out, &res); jerr != nil {
+		if jerr := json.Unmarshal(out, &res); jerr != nil {
 			if err != nil {
 				return err
 			}
@@ -382,7 +383,7 @@ func (s *suite) swaps(ctx context.Context) error {
 	}
 	sec := fmt.Sprintf("Snapshot swaps under load (%s req/s for %v)", fmtRate(rate), d)
 	s.add(Row{Section: sec, What: "p99 with a swap every 2 s / p99 without", Figure: fmt.Sprintf("%.2fx (with: %s; without: %s)", p1/p0, f1, f0),
-		Value: p1 / p0, Unit: "ratio", Command: "tools/bench/edge.sh (swap section), or this suite"})
+		Value: p1 / p0, Unit: "ratio", Command: "adtool bench --only swaps"})
 	s.add(Row{Section: sec, What: "failed requests during the swaps", Figure: fmt.Sprint(bad), Value: float64(bad), Unit: "requests",
 		Target: "<= 0", Command: "same"})
 	return nil
@@ -468,7 +469,7 @@ func (s *suite) distribution(ctx context.Context) error {
 	}
 	for _, line := range bytes.Split(bytes.TrimSpace(f), []byte("\n")) {
 		var r Row
-		if err := jsonUnmarshal(line, &r); err != nil {
+		if err := json.Unmarshal(line, &r); err != nil {
 			return fmt.Errorf("torrent.sh row %q: %w", line, err)
 		}
 		if r.Section == "" {

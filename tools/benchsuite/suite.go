@@ -57,8 +57,6 @@ type suite struct {
 	p99Max float64 // adedge's highest rate with p99 <= 1 ms
 }
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 // Run runs the suite and returns the report; steps that cannot run (a
 // missing program) are listed in Report.Skipped rather than failing it.
 func Run(ctx context.Context, o Options) (*Report, error) {
@@ -249,14 +247,18 @@ func (s *suite) setup(ctx context.Context) error {
 	}
 	// One URL that fills, with a device that has a profile: the
 	// throughput comparisons serve its body from the baselines.
-	dev, err := firstField(filepath.Join(s.inv, "profiles.jsonl"), "device", 3)
+	devs, err := loadgen.Column(filepath.Join(s.inv, "profiles.jsonl"), "device", 3)
+	if err != nil || len(devs) < 3 {
+		return fmt.Errorf("profiles.jsonl: %d devices, %v", len(devs), err)
+	}
+	dev := devs[2]
+	pls, err := loadgen.Column(filepath.Join(s.inv, "placements.jsonl"), "id", 50)
 	if err != nil {
 		return err
 	}
-	for i := 1; i < 50 && s.adURL == ""; i++ {
-		pl, err := firstField(filepath.Join(s.inv, "placements.jsonl"), "id", i)
-		if err != nil {
-			return err
+	for _, pl := range pls {
+		if s.adURL != "" {
+			break
 		}
 		u := fmt.Sprintf("http://%s/v1/ad?placement=%s&country=US&os=android&osv=12&device=%s", s.adedge, pl, dev)
 		res, err := http.Get(u)
@@ -337,24 +339,6 @@ http {
 	}
 	s.nginx = addr
 	return nil
-}
-
-// firstField returns field of the n-th (1-based) line of a JSONL file.
-func firstField(path, field string, n int) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	lines := bytes.Split(b, []byte("\n"))
-	if n > len(lines) {
-		return "", fmt.Errorf("%s has fewer than %d lines", path, n)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(lines[n-1], &m); err != nil {
-		return "", fmt.Errorf("%s:%d: %w", path, n, err)
-	}
-	v, _ := m[field].(string)
-	return v, nil
 }
 
 func median(xs []float64) float64 {

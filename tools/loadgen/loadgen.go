@@ -377,11 +377,11 @@ func Mix(dir, path string, n int, postShare float64, seed uint64) ([]Request, er
 	if dir == "" {
 		return nil, errors.New("loadgen: no --inventory to draw requests from")
 	}
-	placements, err := column(filepath.Join(dir, "placements.jsonl"), "id", 1_000_000)
+	placements, err := Column(filepath.Join(dir, "placements.jsonl"), "id", 1_000_000)
 	if err != nil {
 		return nil, err
 	}
-	devices, _ := column(filepath.Join(dir, "profiles.jsonl"), "device", 200_000)
+	devices, _ := Column(filepath.Join(dir, "profiles.jsonl"), "device", 200_000)
 	if len(placements) == 0 {
 		return nil, fmt.Errorf("loadgen: %s has no placements", dir)
 	}
@@ -436,8 +436,9 @@ func Fixed(uris ...string) []Request {
 	return out
 }
 
-// column reads up to limit values of a string field from a JSONL file.
-func column(path, field string, limit int) ([]string, error) {
+// Column reads up to limit values of a string field from a JSONL file
+// (lines without it are skipped).
+func Column(path, field string, limit int) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
