@@ -9,20 +9,19 @@ import (
 	"time"
 
 	as "github.com/aerospike/aerospike-client-go/v7"
+
+	"github.com/adedge/adedge/internal/aerokit"
 )
 
-// TestAerospikeIntegration runs the store against a real server. Set
-// AEROSPIKE_HOST=host:port (and optionally AEROSPIKE_NAMESPACE, default
-// "test"). Records go to a fresh set and are deleted afterwards.
+func TestMain(m *testing.M) { os.Exit(aerokit.Main(m)) }
+
+// TestAerospikeIntegration runs the store against a real server: the kit
+// in ../shared/aerospike (internal/aerokit), or AEROSPIKE_HOST=host:port
+// (and AEROSPIKE_NAMESPACE, default "test"). Records go to a fresh set and
+// are deleted afterwards.
 func TestAerospikeIntegration(t *testing.T) {
-	host := os.Getenv("AEROSPIKE_HOST")
-	if host == "" {
-		t.Skip("AEROSPIKE_HOST is not set (host:port of a real Aerospike server): skipping the integration test; the protocol-level tests against aerotest still ran")
-	}
-	ns := os.Getenv("AEROSPIKE_NAMESPACE")
-	if ns == "" {
-		ns = "test"
-	}
+	host := aerokit.Shared(t)
+	ns := aerokit.Namespace()
 	set := fmt.Sprintf("adedge_it_%d", time.Now().UnixNano())
 	st, err := Open(fmt.Sprintf("aerospike://%s/%s/%s?timeout=100ms&write_timeout=2s&connect_timeout=5s&min_conns=2", host, ns, set))
 	if err != nil {
