@@ -17,7 +17,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/adedge/adedge/snapshot"
+	"github.com/adedge/adedge/internal/atomicfile"
 )
 
 // Row is one line of a rows file: what one edge counted for one bucket and
@@ -253,7 +253,7 @@ func WriteRowsFile(dir, edge string, start time.Time, rows []Row) (string, error
 	path := filepath.Join(dir, name)
 	// Temp, fsync, rename, directory fsync; 0644 because analysts' tools
 	// read the files.
-	if err := snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(buf.Bytes()); return err }); err != nil {
+	if err := atomicfile.WriteBytes(path, buf.Bytes()); err != nil {
 		return "", err
 	}
 	return path, nil

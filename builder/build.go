@@ -20,6 +20,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/adedge/adedge/builder/inventory"
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -80,7 +81,7 @@ func Build(opts Options) (*Result, error) {
 	p.Phase("write snapshot")
 	path := filepath.Join(opts.Out, version+".snap")
 	var sum snapshot.Summary
-	err = snapshot.WriteFileAtomic(path, func(f *os.File) error {
+	err = atomicfile.Write(path, func(f *os.File) error {
 		w, err := snapshot.NewWriter(f, snapshot.Header{Created: created.Unix(), ContentHash: contentHash, Version: version})
 		if err != nil {
 			return err
@@ -136,10 +137,7 @@ func Build(opts Options) (*Result, error) {
 	// The per-version manifest first, then manifest.json (the newest build):
 	// a reader of manifest.json never sees a version whose file is missing.
 	for _, name := range []string{version + ".manifest.json", "manifest.json"} {
-		if err := snapshot.WriteFileAtomic(filepath.Join(opts.Out, name), func(f *os.File) error {
-			_, err := f.Write(mb)
-			return err
-		}); err != nil {
+		if err := atomicfile.WriteBytes(filepath.Join(opts.Out, name), mb); err != nil {
 			return nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	}

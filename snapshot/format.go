@@ -27,7 +27,9 @@
 //	32  [48]byte version string, NUL padded ("20261122T053000Z-1a2b3c4d")
 //	80  uint32   reserved (0); the section count is in the footer so the
 //	             writer can stream the file in one pass
-//	84  uint32   flags (0)
+//	84  uint32   flags: feature bits (KnownFlags); a reader refuses a file
+//	             with a bit it does not know, since such a bit changes how
+//	             the file must be read
 //	88  [32]byte reserved (0)
 //	120 uint64   xxhash64 of header bytes [0,120)
 //
@@ -44,7 +46,7 @@
 // Footer (40 bytes, the last bytes of the file):
 //
 //	0  uint64  section table offset
-//	8  uint32  section count (must equal the header's)
+//	8  uint32  section count (stored only here: header offset 80 is reserved)
 //	12 uint32  reserved (0)
 //	16 uint64  xxhash64 of the section table bytes
 //	24 uint64  total file length (detects truncation and appended bytes)
@@ -95,6 +97,11 @@ const (
 
 // FormatVersion is the only on-disk format this package reads and writes.
 const FormatVersion uint32 = 1
+
+// KnownFlags is every header flag bit this package understands (none yet).
+// A writer that needs readers to do something new sets a new bit; an older
+// reader then refuses the file instead of misreading it.
+const KnownFlags uint32 = 0
 
 // Fixed sizes of the framing structures.
 const (

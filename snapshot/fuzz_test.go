@@ -42,6 +42,8 @@ func walk(r *Reader) {
 	for i := -1; i <= r.NumCreatives(); i++ {
 		c, _ := r.Creative(i)
 		_ = r.String(c.ID) + r.String(c.AssetURL) + r.String(c.ClickURL)
+		_, _ = r.LookupCreative(r.String(c.ID))
+		_, _ = r.LookupCreativeBytes([]byte(r.String(c.ID) + "x"))
 	}
 	for i := -1; i <= r.NumPlacements(); i++ {
 		p, _ := r.Placement(i)

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Manifest describes one built snapshot: what an edge needs to fetch and
@@ -54,6 +57,23 @@ func ValidVersion(v string) bool { return versionRE.MatchString(v) }
 
 // Hex16 renders a 64-bit hash as manifests store it.
 func Hex16(h uint64) string { return fmt.Sprintf("%016x", h) }
+
+// HashFile streams the file at path through xxhash64: the whole-file hash a
+// manifest's xxhash64 field carries (Hex16 renders it). Every tool and edge
+// that checks a downloaded or published file against its manifest calls
+// this one function.
+func HashFile(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	d := xxhash.New()
+	if _, err := io.CopyBuffer(d, f, make([]byte, 1<<20)); err != nil {
+		return 0, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return d.Sum64(), nil
+}
 
 // Validate checks the fields an edge relies on.
 func (m *Manifest) Validate() error {

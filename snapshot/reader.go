@@ -18,7 +18,7 @@ import (
 var (
 	ErrEmpty              = errors.New("snapshot file is empty (zero bytes)")
 	ErrNotSnapshot        = errors.New("not an adedge snapshot (bad header magic)")
-	ErrUnsupportedVersion = errors.New("unsupported snapshot format version")
+	ErrUnsupportedVersion = errors.New("unsupported snapshot format version or flags")
 	ErrTruncated          = errors.New("snapshot truncated or extended (footer missing or file length mismatch)")
 	ErrChecksum           = errors.New("snapshot checksum mismatch")
 	ErrCorrupt            = errors.New("snapshot structure invalid")
@@ -135,6 +135,9 @@ func parse(b []byte) (*Reader, error) {
 	}
 	if got, want := xxhash.Sum64(b[:120]), le.Uint64(b[120:]); got != want {
 		return nil, fmt.Errorf("%w in header: computed %016x, stored %016x", ErrChecksum, got, want)
+	}
+	if fl := le.Uint32(b[84:]); fl&^KnownFlags != 0 {
+		return nil, fmt.Errorf("%w: header flags %#x include bits %#x this reader does not know (upgrade adedge, or rebuild the snapshot with a matching adbuilder)", ErrUnsupportedVersion, fl, fl&^KnownFlags)
 	}
 	if hs := le.Uint32(b[12:]); hs != HeaderSize {
 		return nil, corrupt("header size %d, want %d", hs, HeaderSize)
@@ -427,6 +430,29 @@ func (r *Reader) lookupPlacement(h uint64, id string) (int, bool) {
 		i = (i + 1) & mask
 	}
 	return 0, false
+}
+
+// LookupCreative finds a creative by id. Creatives are sorted by id, so it
+// is a binary search over the records in place; it does not allocate.
+func (r *Reader) LookupCreative(id string) (int, bool) {
+	lo, hi := 0, r.creatives.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.String(getStrRef(r.creatives.b[m*r.creatives.stride:])) < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < r.creatives.n && r.String(getStrRef(r.creatives.b[lo*r.creatives.stride:])) == id {
+		return lo, true
+	}
+	return 0, false
+}
+
+// LookupCreativeBytes is LookupCreative for a request's raw bytes.
+func (r *Reader) LookupCreativeBytes(id []byte) (int, bool) {
+	return r.LookupCreative(unsafe.String(unsafe.SliceData(id), len(id)))
 }
 
 // CandidateList is one (format, country, OS) run of candidates in eCPM order,

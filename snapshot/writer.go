@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -193,46 +191,4 @@ func (w *Writer) Close() (Summary, error) {
 		return Summary{}, w.err
 	}
 	return Summary{Size: int64(w.off), XXHash64: w.fileHash.Sum64(), Sections: w.sections}, nil
-}
-
-// WriteFileAtomic creates path through a temporary file in the same
-// directory: fill writes the content, then the file is fsynced, renamed into
-// place and the directory fsynced. A failure at any step removes the
-// temporary file and leaves any existing file at path untouched.
-func WriteFileAtomic(path string, fill func(f *os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/builder/inventory"
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/snapshot"
 	"github.com/adedge/adedge/snapshot/distrib"
 	"github.com/adedge/adedge/snapshot/manifestsig"
@@ -199,7 +200,7 @@ func (p *Publisher) seed(v string) error {
 		if err != nil {
 			return err
 		}
-		if err := snapshot.WriteFileAtomic(p.o.torrentPath(v), func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
+		if err := atomicfile.WriteBytes(p.o.torrentPath(v), b); err != nil {
 			return err
 		}
 	}
@@ -391,7 +392,7 @@ func (p *Publisher) commitLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := snapshot.WriteFileAtomic(p.o.statePath(), func(f *os.File) error { _, err := f.Write(append(b, '\n')); return err }); err != nil {
+	if err := atomicfile.WriteBytes(p.o.statePath(), append(b, '\n')); err != nil {
 		return err
 	}
 	return p.resignLocked()

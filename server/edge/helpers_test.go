@@ -23,6 +23,7 @@ import (
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/builder/inventory"
 	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
@@ -139,7 +140,7 @@ func publish(tb testing.TB, dir string, b []byte) string {
 	}
 	defer r.Close()
 	path := filepath.Join(dir, r.Header().Version+".snap")
-	if err := snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
+	if err := atomicfile.WriteBytes(path, b); err != nil {
 		tb.Fatal(err)
 	}
 	return path

@@ -95,8 +95,7 @@ func (s *Server) bucketGen(c *token.Claims) *abtest.Generation {
 	return ctr.Generation(env, string(c.Snapshot), b)
 }
 
-// clickURL finds a creative's click URL by id in the serving snapshot
-// (creatives are sorted by id: a binary search).
+// clickURL finds a creative's click URL by id in the serving snapshot.
 func (s *Server) clickURL(id []byte) string {
 	snap := s.src.Acquire()
 	if snap == nil {
@@ -104,18 +103,8 @@ func (s *Server) clickURL(id []byte) string {
 	}
 	defer snap.Release()
 	r := snap.R
-	want := string(id)
-	lo, hi := 0, r.NumCreatives()
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		cr, _ := r.Creative(m)
-		if strings.Compare(r.String(cr.ID), want) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if cr, ok := r.Creative(lo); ok && r.String(cr.ID) == want {
+	if i, ok := r.LookupCreativeBytes(id); ok {
+		cr, _ := r.Creative(i)
 		return strings.Clone(r.String(cr.ClickURL)) // the header outlives the mapping reference
 	}
 	return ""

@@ -27,9 +27,9 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
-	"github.com/cespare/xxhash/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/snapshot"
 	"github.com/adedge/adedge/snapshot/distrib"
@@ -395,25 +395,11 @@ func fileMatches(path string, p *manifestsig.Payload) (bool, error) {
 	if err != nil || st.Size() != p.Size {
 		return false, err
 	}
-	h, err := hashFile(path)
+	h, err := snapshot.HashFile(path)
 	if err != nil {
 		return false, err
 	}
 	return snapshot.Hex16(h) == p.XXHash64, nil
-}
-
-func hashFile(path string) (uint64, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer fh.Close()
-	d := xxhash.New()
-	buf := make([]byte, 1<<20)
-	if _, err := io.CopyBuffer(d, fh, buf); err != nil {
-		return 0, err
-	}
-	return d.Sum64(), nil
 }
 
 func (f *Fetcher) startDownload(parent context.Context, p *manifestsig.Payload, env []byte) {
@@ -565,7 +551,7 @@ func (f *Fetcher) finish(ctx context.Context, p *manifestsig.Payload, part strin
 	f.st.State = Verifying
 	f.mu.Unlock()
 	vstart := time.Now()
-	h, err := hashFile(part)
+	h, err := snapshot.HashFile(part)
 	if err != nil {
 		return err
 	}
@@ -749,7 +735,7 @@ func (f *Fetcher) seedLocal() {
 }
 
 func writeAtomic(path string, b []byte) error {
-	return snapshot.WriteFileAtomic(path, func(fh *os.File) error { _, err := fh.Write(b); return err })
+	return atomicfile.WriteBytes(path, b)
 }
 
 func syncDir(dir string) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -80,7 +81,7 @@ func build(tb testing.TB, version string, created int64) []byte {
 func publish(tb testing.TB, dir, name string, b []byte) string {
 	tb.Helper()
 	path := filepath.Join(dir, name)
-	if err := snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(b); return err }); err != nil {
+	if err := atomicfile.WriteBytes(path, b); err != nil {
 		tb.Fatal(err)
 	}
 	return path

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/internal/atomicfile"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -217,7 +218,7 @@ func WriteKeys(prefix string, pub ed25519.PublicKey, priv ed25519.PrivateKey) er
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return snapshot.WriteFileAtomic(prefix+".pub", func(f *os.File) error {
+	return atomicfile.Write(prefix+".pub", func(f *os.File) error {
 		_, err := fmt.Fprintln(f, hex.EncodeToString(pub))
 		return err
 	})

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adedge/adedge/snapshot"
+	"github.com/adedge/adedge/internal/atomicfile"
 )
 
 // Row is one figure of the report.
@@ -161,7 +161,7 @@ func (r *Report) WriteJSON(path string) error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	return snapshot.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(data); return err })
+	return atomicfile.WriteBytes(path, data)
 }
 
 // met compares v with a target "op n" (">= 0.6", "< 1000"); "" when the

@@ -186,7 +186,7 @@ func BuildVerifyReport(path, manifestPath string, opts VerifyOptions) (*VerifyRe
 			rep.Failures = append(rep.Failures, openErr.Error())
 		}
 		if manifestPath != "" || !opts.NoManifest {
-			if fileHash, err = hashFile(path); err != nil {
+			if fileHash, err = snapshot.HashFile(path); err != nil {
 				return nil, err
 			}
 		}
@@ -246,20 +246,6 @@ func isSnapshotError(err error) bool {
 		}
 	}
 	return false
-}
-
-// hashFile streams the whole file through xxhash64.
-func hashFile(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	d := xxhash.New()
-	if _, err := io.CopyBuffer(d, f, make([]byte, 1<<20)); err != nil {
-		return 0, err
-	}
-	return d.Sum64(), nil
 }
 
 // hashSections re-reads a file snapshot.Open refused and checks each part
