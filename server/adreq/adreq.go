@@ -130,9 +130,10 @@ func init() {
 	}
 }
 
-// idChars reports whether every byte of b is printable ASCII other than
-// space: ids end up in URLs, logs and report rows unescaped.
-func idChars(b []byte) bool {
+// IDChars reports whether every byte of b is printable ASCII other than
+// space: ids end up in URLs, logs and report rows unescaped. The OpenRTB
+// parser (server/ortb) applies the same rule to its ids.
+func IDChars(b []byte) bool {
 	for _, c := range b {
 		if c <= ' ' || c > '~' {
 			return false
@@ -166,7 +167,7 @@ func (fs *fields) set(dst *Request, f field, v []byte) *FieldError {
 		if len(v) > limit {
 			return errTooLong[f]
 		}
-		if !idChars(v) {
+		if !IDChars(v) {
 			return errCharset[f]
 		}
 		switch f {

@@ -12,16 +12,16 @@ import (
 // checkRules fails t unless r obeys every rule in the package doc.
 func checkRules(t *testing.T, r *Request) {
 	t.Helper()
-	if n := len(r.Placement); n < 1 || n > MaxPlacementLen || !idChars(r.Placement) {
+	if n := len(r.Placement); n < 1 || n > MaxPlacementLen || !IDChars(r.Placement) {
 		t.Fatalf("accepted placement %q", r.Placement)
 	}
-	if len(r.Device) > MaxDeviceLen || !idChars(r.Device) || string(r.Device) == ZeroDeviceID {
+	if len(r.Device) > MaxDeviceLen || !IDChars(r.Device) || string(r.Device) == ZeroDeviceID {
 		t.Fatalf("accepted device %q", r.Device)
 	}
 	if r.Device != nil && len(r.Device) == 0 || r.App != nil && len(r.App) == 0 {
 		t.Fatalf("empty but non-nil optional field: %+v", r)
 	}
-	if len(r.App) > MaxAppLen || !idChars(r.App) {
+	if len(r.App) > MaxAppLen || !IDChars(r.App) {
 		t.Fatalf("accepted app %q", r.App)
 	}
 	if r.Country >= snapshot.NumCountries || int(r.OS) >= snapshot.NumOS {

@@ -30,7 +30,7 @@ func ParseJSON(body []byte, dst *Request, scratch *Scratch) *FieldError {
 	// fastjson's parser is lenient about escapes (\q passes as is);
 	// validating first makes the accepted grammar exactly JSON's.
 	if err := fastjson.ValidateBytes(body); err != nil {
-		if isBlank(body) {
+		if IsBlank(body) {
 			return errBodyEmpty
 		}
 		return &FieldError{"body", "invalid JSON: " + err.Error()}
@@ -76,7 +76,8 @@ func ParseJSON(body []byte, dst *Request, scratch *Scratch) *FieldError {
 	return nil
 }
 
-func isBlank(b []byte) bool {
+// IsBlank reports whether b is only JSON whitespace (an empty body).
+func IsBlank(b []byte) bool {
 	for _, c := range b {
 		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return false
