@@ -99,7 +99,13 @@ type Claims struct {
 	Campaign, Creative, Device, Experiment, Variant, Snapshot []byte
 
 	buf []byte // decoded token; the id fields above alias it after Verify
+	mac []byte // the verified token's MAC (aliases buf)
 }
+
+// MAC is the verified token's MACSize-byte tag: the same bytes wherever and
+// however often the same token arrives, so it is the billing event id
+// (docs/EVENTS.md). Nil before a successful Verify; aliases like the ids.
+func (c *Claims) MAC() []byte { return c.mac }
 
 // reset zeroes c but keeps its buffer's capacity.
 func (c *Claims) reset() { *c = Claims{buf: c.buf[:0]} }
@@ -271,6 +277,7 @@ func (s *Signer) Verify(tok []byte, now time.Time, dst *Claims) error {
 		dst.reset()
 		return ErrMalformed
 	}
+	dst.mac = tag
 	nowMs := now.UnixMilli()
 	if dst.Issued > nowMs+s.skewMs {
 		dst.reset()

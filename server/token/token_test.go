@@ -516,3 +516,33 @@ func BenchmarkVerifyForged(b *testing.B) {
 		}
 	}
 }
+
+// The MAC is the billing event id: stable for one token, distinct for
+// different claims, gone after a failed Verify.
+func TestMACIsTheEventID(t *testing.T) {
+	s := newSigner(t, testKey)
+	c := sampleClaims()
+	tok := mustAppend(t, s, &c)
+	var a, b Claims
+	if err := s.Verify(tok, testNow, &a); err != nil {
+		t.Fatal(err)
+	}
+	first := append([]byte(nil), a.MAC()...)
+	if err := s.Verify(tok, testNow, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != MACSize || !bytes.Equal(first, b.MAC()) {
+		t.Fatalf("MAC %x then %x", first, b.MAC())
+	}
+	c2 := sampleClaims()
+	c2.Issued++
+	if err := s.Verify(mustAppend(t, s, &c2), testNow, &b); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first, b.MAC()) {
+		t.Fatal("different claims, same MAC")
+	}
+	if s.Verify([]byte("garbage-token-garbage-token-garbage-token-garbage-token-garbage"), testNow, &b) == nil || b.MAC() != nil {
+		t.Fatalf("MAC after a failed Verify: %x", b.MAC())
+	}
+}

@@ -1,0 +1,288 @@
+package events
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adedge/adedge/server/events/wal"
+)
+
+// Options configure a Recorder.
+type Options struct {
+	// Dir is the log directory (--events-dir).
+	Dir string
+	// Log tunes the segment log (fsync interval, rotation, bound).
+	Log wal.Options
+	// Window is how long ids are remembered: the token TTL.
+	Window time.Duration
+	// MaxIDs caps the recent-id set (default 32M).
+	MaxIDs int
+	// SampleAds is the share of ad decisions logged, (0, 1]; 0 is the
+	// default 1 (all), negative logs none. A sampled record carries the
+	// number of decisions it stands for. Impressions and clicks are never
+	// sampled.
+	SampleAds float64
+	// Queue bounds decision and duplicate records waiting for the writer
+	// (default 16384); a full queue drops and counts.
+	Queue int
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Recorder writes an edge's events: impressions and clicks synchronously
+// and exactly once per id, decisions and duplicates through a bounded
+// queue that never blocks the request.
+type Recorder struct {
+	log    *wal.Log
+	seen   *Seen
+	now    func() time.Time
+	every  uint64 // log one decision in every
+	q      chan asyncRec
+	qDone  chan struct{}
+	closed atomic.Bool
+	wg     sync.WaitGroup
+
+	// Counters (cumulative).
+	tracked, trackFailed, duplicates  atomic.Int64
+	adWritten, adDropped, adSampled   atomic.Int64
+	asyncFailed, dupDropped, adErrors atomic.Int64
+	lastFailMs                        atomic.Int64
+}
+
+// asyncSize bounds a queued record; a decision record is ~150-300 bytes.
+const asyncSize = 768
+
+type asyncRec struct {
+	n int
+	b [asyncSize]byte
+}
+
+// ErrNotRecorded wraps every reason a tracking event could not be logged.
+var ErrNotRecorded = errors.New("events: not recorded")
+
+// Open recovers the log in opt.Dir, rebuilds the recent-id set from it, and
+// starts the queue writer.
+func Open(opt Options) (*Recorder, *wal.Recovery, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Window <= 0 {
+		opt.Window = 24 * time.Hour
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = 16384
+	}
+	r := &Recorder{seen: NewSeen(opt.Window, opt.MaxIDs), now: opt.Now, every: sampleEvery(opt.SampleAds),
+		q: make(chan asyncRec, opt.Queue), qDone: make(chan struct{})}
+	nowMs := opt.Now().UnixMilli()
+	var ev Event
+	lo := opt.Log
+	lo.OnRecord = func(p []byte) {
+		if ev.Decode(p) != nil || ev.Kind == KindAd || ev.Duplicate() {
+			return
+		}
+		r.seen.Add(ev.ID.Key(ev.Kind), ev.Issued, nowMs)
+	}
+	if lo.Now == nil {
+		lo.Now = opt.Now
+	}
+	l, rec, err := wal.Open(opt.Dir, lo)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.log = l
+	r.wg.Add(1)
+	go r.writer()
+	return r, rec, nil
+}
+
+func sampleEvery(rate float64) uint64 {
+	switch {
+	case rate < 0:
+		return 0 // no decisions logged
+	case rate == 0 || rate >= 1:
+		return 1
+	}
+	return uint64(1/rate + 0.5)
+}
+
+// Log is the underlying segment log (the shipper reads it).
+func (r *Recorder) Log() *wal.Log { return r.log }
+
+// Seen is the recent-id set.
+func (r *Recorder) Seen() *Seen { return r.seen }
+
+// Track records an impression or click e (encoded into *scratch) before
+// the pixel is answered. dup means the id was already recorded: answer as
+// the first time, count nothing (a duplicate record is queued, droppable).
+// An error means nothing was recorded: answer 503.
+func (r *Recorder) Track(e *Event, scratch *[]byte) (dup bool, err error) {
+	e.Flags &^= FlagDuplicate
+	b, err := e.Append((*scratch)[:0])
+	*scratch = b
+	if err != nil {
+		r.trackFailed.Add(1)
+		r.lastFailMs.Store(r.now().UnixMilli())
+		return false, errors.Join(ErrNotRecorded, err)
+	}
+	dup, err = r.seen.Do(e.ID.Key(e.Kind), e.Issued, e.Time, func() error {
+		_, err := r.log.Append(b)
+		return err
+	})
+	if err != nil {
+		r.trackFailed.Add(1)
+		r.lastFailMs.Store(r.now().UnixMilli())
+		return false, errors.Join(ErrNotRecorded, err)
+	}
+	if !dup {
+		r.tracked.Add(1)
+		return false, nil
+	}
+	r.duplicates.Add(1)
+	e.Flags |= FlagDuplicate
+	b[2] |= FlagDuplicate // the flags byte: no re-encode
+	if !r.enqueue(b) {
+		r.dupDropped.Add(1)
+	}
+	return true, nil
+}
+
+// SampleAd reports whether decision number seq is to be logged (and the
+// weight its record carries). Decide before building the record.
+func (r *Recorder) SampleAd(seq uint64) (bool, uint32) {
+	if r.every == 0 {
+		return false, 0
+	}
+	if seq%r.every != 0 {
+		r.adSampled.Add(1)
+		return false, 0
+	}
+	return true, uint32(r.every)
+}
+
+// Decision queues a decision record; it never blocks. A full queue or a
+// record over the slot size drops it (counted).
+func (r *Recorder) Decision(e *Event, scratch *[]byte) {
+	b, err := e.Append((*scratch)[:0])
+	*scratch = b
+	if err != nil {
+		r.adErrors.Add(1)
+		return
+	}
+	if !r.enqueue(b) {
+		r.adDropped.Add(1)
+		return
+	}
+}
+
+func (r *Recorder) enqueue(b []byte) bool {
+	if len(b) > asyncSize || r.closed.Load() {
+		return false
+	}
+	// Build the slot in place in the channel's buffer is impossible; a
+	// value send copies asyncSize bytes, which is cheaper than an
+	// allocation and keeps the path allocation-free.
+	var a asyncRec
+	a.n = copy(a.b[:], b)
+	select {
+	case r.q <- a:
+		return true
+	default:
+		return false
+	}
+}
+
+// writer drains the queue into the log in batches.
+func (r *Recorder) writer() {
+	defer r.wg.Done()
+	const maxBatch = 256
+	recs := make([]asyncRec, maxBatch)
+	ps := make([][]byte, 0, maxBatch)
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		var ok bool
+		select {
+		case recs[0], ok = <-r.q:
+		case <-sweep.C:
+			r.seen.Expire(r.now().UnixMilli())
+			continue
+		case <-r.qDone:
+			ok = false
+		}
+		if !ok {
+			// Drain what is queued, then stop.
+			for {
+				select {
+				case recs[0] = <-r.q:
+					r.writeBatch(recs[:1], ps)
+				default:
+					return
+				}
+			}
+		}
+		n := 1
+	fill:
+		for n < maxBatch {
+			select {
+			case recs[n] = <-r.q:
+				n++
+			default:
+				break fill
+			}
+		}
+		r.writeBatch(recs[:n], ps)
+	}
+}
+
+func (r *Recorder) writeBatch(recs []asyncRec, ps [][]byte) {
+	ps = ps[:0]
+	ads := int64(0)
+	for i := range recs {
+		ps = append(ps, recs[i].b[:recs[i].n])
+		if Kind(recs[i].b[1]) == KindAd {
+			ads++
+		}
+	}
+	if _, err := r.log.AppendBatch(ps); err != nil {
+		r.asyncFailed.Add(int64(len(recs)))
+		r.adDropped.Add(ads)
+		r.dupDropped.Add(int64(len(recs)) - ads)
+		return
+	}
+	r.adWritten.Add(ads)
+}
+
+// Close stops taking records, writes what is queued, fsyncs and closes the
+// log.
+func (r *Recorder) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.qDone)
+	r.wg.Wait()
+	return r.log.Close()
+}
+
+// Stats are the recorder's counters for metrics and /health.
+type Stats struct {
+	Tracked, TrackFailed, Duplicates, DupDropped int64
+	AdWritten, AdDropped, AdSampledOut, AdErrors int64
+	LastFailure                                  time.Time // zero: never
+	SeenIDs, SeenEvicted                         int64
+	Log                                          wal.Stats
+}
+
+// Stats reads the counters.
+func (r *Recorder) Stats() Stats {
+	s := Stats{Tracked: r.tracked.Load(), TrackFailed: r.trackFailed.Load(), Duplicates: r.duplicates.Load(),
+		DupDropped: r.dupDropped.Load(), AdWritten: r.adWritten.Load(), AdDropped: r.adDropped.Load(),
+		AdSampledOut: r.adSampled.Load(), AdErrors: r.adErrors.Load(),
+		SeenIDs: r.seen.Len(), SeenEvicted: r.seen.Evicted(), Log: r.log.Stats()}
+	if ms := r.lastFailMs.Load(); ms != 0 {
+		s.LastFailure = time.UnixMilli(ms)
+	}
+	return s
+}
