@@ -2,9 +2,9 @@ package pacing
 
 import (
 	"context"
-	"os"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +28,7 @@ func openKit(t *testing.T, addr, set string) *Aerospike {
 	}
 	t.Cleanup(func() { st.Close() })
 	// The client connects in the background: wait for a good call.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out := make([]Totals, 1)
 	for {
@@ -172,7 +172,7 @@ func TestAerospikeKilledAndRestart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for i := 7; svc.Problem() != ""; i++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("never recovered: %s", svc.Problem())
