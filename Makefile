@@ -6,7 +6,7 @@ DEMO_DIR  ?= /tmp/adedge-demo
 FUZZTIME  ?= 30s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test test-race bench bench-quick bench-micro demo fuzz lint clean faults
+.PHONY: all build readme test test-race bench bench-quick bench-micro demo fuzz lint clean faults
 
 all: build
 
@@ -15,6 +15,11 @@ build:
 	$(GO) build -o $(BIN)/adedge ./server/cmd/adedge
 	$(GO) build -o $(BIN)/adbuilder ./builder/cmd/adbuilder
 	$(GO) build -o $(BIN)/adtool ./tools/cmd/adtool
+
+# Rewrite README.md's usage blocks from the binaries' own -h text (the
+# TestReadmeUsage tests fail when they differ).
+readme:
+	$(GO) test -count=1 -p 1 -run '^TestReadmeUsage$$' ./server/cmd/adedge/ -update
 
 # The CI gate: vet, then every test (fuzz targets run their committed corpus),
 # with the race detector on the concurrent packages. The fault drills and

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log"
 	"math"
 	"net"
@@ -16,49 +13,41 @@ import (
 
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
 	"github.com/adedge/adedge/server/staging"
 )
 
 // abFlags are the A/B counters' and staging forwarder's flags (issue 5).
 type abFlags struct {
-	stagingPercent               float64
-	stagingUpstream, stagingSalt string
-	stagingTimeout               time.Duration
-	stagingMirror                bool
-	stagingQueue                 int
-	reportDir, edgeName          string
-	reportInterval, reportKeep   time.Duration
-	upstreams                    []string
+	stagingPercent             float64
+	stagingSalt                string
+	stagingTimeout             time.Duration
+	stagingMirror              bool
+	stagingQueue               int
+	reportDir, edgeName        string
+	reportInterval, reportKeep time.Duration
+	upstreams                  []string
 }
 
-func (a *abFlags) register(fs *flag.FlagSet) {
-	fs.Float64Var(&a.stagingPercent, "staging-percent", 5, "share of devices (0..100, 0.01 steps) whose requests go to --staging-upstream")
-	fs.StringVar(&a.stagingUpstream, "staging-upstream", "", "staging edges HOST:PORT,...; empty = no staging traffic")
-	fs.StringVar(&a.stagingSalt, "staging-salt", abtest.DefaultStagingSalt, "salt of the staging layer (the same on every edge)")
-	fs.DurationVar(&a.stagingTimeout, "staging-timeout", 20*time.Millisecond, "a forwarded request not answered in this time is served here")
-	fs.BoolVar(&a.stagingMirror, "staging-mirror", false, "send staged requests' copies to staging and discard its answers (users never see staging)")
-	fs.IntVar(&a.stagingQueue, "staging-mirror-queue", 4096, "pending mirror copies; a full queue drops and counts")
-	fs.StringVar(&a.reportDir, "report-dir", "", "write per-bucket A/B rows files here every --report-interval (docs/REPORTS.md); empty = metrics only")
-	fs.DurationVar(&a.reportInterval, "report-interval", time.Minute, "length of one rows interval")
-	fs.DurationVar(&a.reportKeep, "report-keep", 7*24*time.Hour, "delete rows files older than this (0 = keep all)")
-	fs.StringVar(&a.edgeName, "edge-name", "", "this edge's name in rows files (default hostname-port)")
+func (a *abFlags) register(s *cliflag.Set) {
+	st := s.Group("Staging")
+	st.StringList(&a.upstreams, "staging-upstream", nil, "staging edges `HOST:PORT,...`; empty = no staging traffic", hostPort)
+	st.Float(&a.stagingPercent, "staging-percent", 5, "share of devices (0..100, 0.01 steps) whose requests go to --staging-upstream", cliflag.Between(0.0, 100.0))
+	st.String(&a.stagingSalt, "staging-salt", abtest.DefaultStagingSalt, "salt of the staging layer (the same on every edge)", cliflag.NonEmpty())
+	st.Duration(&a.stagingTimeout, "staging-timeout", 20*time.Millisecond, "a forwarded request not answered in this time is served here", positive)
+	st.Bool(&a.stagingMirror, "staging-mirror", false, "send staged requests' copies to staging and discard its answers (users never see staging)")
+	st.Int(&a.stagingQueue, "staging-mirror-queue", 4096, "pending mirror copies; a full queue drops and counts", atLeastOne)
+
+	ab := s.Group("A/B reports")
+	ab.String(&a.reportDir, "report-dir", "", "write per-bucket A/B rows files here every --report-interval (docs/REPORTS.md); empty = metrics only")
+	ab.Duration(&a.reportInterval, "report-interval", time.Minute, "length of one rows interval", cliflag.AtLeast(time.Second))
+	ab.Duration(&a.reportKeep, "report-keep", 7*24*time.Hour, "delete rows files older than this (0 = keep all)", nonNegative)
+	ab.String(&a.edgeName, "edge-name", "", "this edge's name in rows files (default hostname-port)")
 }
 
+// check fills the defaults that depend on other flags.
 func (a *abFlags) check(listen string) error {
-	if a.stagingPercent < 0 || a.stagingPercent > 100 {
-		return fmt.Errorf("--staging-percent %v: want 0..100", a.stagingPercent)
-	}
-	if a.stagingUpstream != "" {
-		ups, err := staging.ParseUpstreams(a.stagingUpstream)
-		if err != nil {
-			return fmt.Errorf("--staging-upstream: %w", err)
-		}
-		a.upstreams = ups
-	}
-	if a.reportInterval < time.Second {
-		return errors.New("--report-interval must be >= 1s")
-	}
 	if a.edgeName == "" {
 		h, _ := os.Hostname()
 		_, port, _ := net.SplitHostPort(listen)

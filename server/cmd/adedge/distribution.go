@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log"
 	"time"
 
 	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
 	"github.com/adedge/adedge/server/fetch"
 	"github.com/adedge/adedge/server/snapsource"
@@ -23,16 +23,23 @@ type distConfig struct {
 	manifestPoll, stallTimeout                    time.Duration
 }
 
-func addDistFlags(fs *flag.FlagSet, d *distConfig) {
-	fs.StringVar(&d.manifest, "manifest", "", "builder manifest URL (http://builder:7070/v1/manifest): fetch snapshots over BitTorrent; empty = only watch --snapshot-dir")
-	fs.StringVar(&d.channel, "channel", "production", "manifest channel to follow: production | staging")
-	fs.StringVar(&d.pubkey, "pubkey", "", "ed25519 public key file ('adtool keygen') that manifests must be signed with")
-	fs.StringVar(&d.peerIP, "peer-ip", "", "BitTorrent listen and dial address (default: the --listen host when it is an IP)")
-	fs.IntVar(&d.peerPort, "peer-port", 0, "BitTorrent listen port (0 = any free port)")
-	fs.StringVar(&d.uploadRate, "upload-rate", "0", "cap on BitTorrent upload to other edges, bytes/s (k/M/G, Ki/Mi/Gi); 0 = unlimited")
-	fs.IntVar(&d.keep, "keep", 3, "snapshots kept in --snapshot-dir for rollback (the one in use is never removed)")
-	fs.DurationVar(&d.manifestPoll, "manifest-poll", 5*time.Second, "mean manifest poll interval (jittered ±25%)")
-	fs.DurationVar(&d.stallTimeout, "stall-timeout", 10*time.Second, "no BitTorrent progress for this long adds the builder's web seed")
+func addDistFlags(s *cliflag.Set, d *distConfig) {
+	g := s.Group("Distribution (BitTorrent from adbuilder serve)")
+	g.String(&d.manifest, "manifest", "", "builder manifest URL (http://builder:7070/v1/manifest): fetch snapshots over BitTorrent; empty = only watch --snapshot-dir")
+	g.String(&d.channel, "channel", "production", "manifest channel to follow: production | staging", cliflag.OneOf("production", "staging"))
+	g.String(&d.pubkey, "pubkey", "", "ed25519 public key file ('adtool keygen') that manifests must be signed with (required with --manifest)")
+	g.String(&d.peerIP, "peer-ip", "", "BitTorrent listen and dial address (default: the --listen host when it is an IP)")
+	g.Int(&d.peerPort, "peer-port", 0, "BitTorrent listen port (0 = any free port)", port)
+	g.String(&d.uploadRate, "upload-rate", "0", "cap on BitTorrent upload to other edges, bytes/s (k/M/G, Ki/Mi/Gi); 0 = unlimited", rate)
+	g.Int(&d.keep, "keep", 3, "snapshots kept in --snapshot-dir for rollback (the one in use is never removed)", atLeastOne)
+	g.Duration(&d.manifestPoll, "manifest-poll", 5*time.Second, "mean manifest poll interval (jittered ±25%)", positive)
+	g.Duration(&d.stallTimeout, "stall-timeout", 10*time.Second, "no BitTorrent progress for this long adds the builder's web seed", positive)
+	s.After(func() error {
+		if d.manifest != "" && d.pubkey == "" {
+			return errors.New("--manifest needs --pubkey")
+		}
+		return nil
+	})
 }
 
 // startDistribution starts the fetcher when --manifest is set; stop closes
@@ -41,9 +48,6 @@ func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source,
 	d := &cfg.dist
 	if d.manifest == "" {
 		return func() {}, nil
-	}
-	if d.pubkey == "" {
-		return nil, errors.New("--manifest needs --pubkey")
 	}
 	pub, err := manifestsig.LoadPublicKey(d.pubkey)
 	if err != nil {

@@ -2,13 +2,12 @@
 // --snapshot-dir, reading user profiles from the configured store.
 //
 // Every flag can also be set through the environment: --profile-timeout is
-// ADEDGE_PROFILE_TIMEOUT, and so on (the flag wins when both are given).
+// ADEDGE_PROFILE_TIMEOUT, and so on (the flag wins when both are given); a
+// bad value from either stops it with exit 2 (flags.go).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -23,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
 	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/profiles"
@@ -34,95 +34,10 @@ import (
 // buildVersion is set with -ldflags "-X main.buildVersion=...".
 var buildVersion = "dev"
 
-type config struct {
-	listen, admin, snapshotDir, profiles, tokenKey, publicURL, accessLog, env string
-	profileTimeout, readTimeout, writeTimeout, idleTimeout, shutdownTimeout   time.Duration
-	tokenTTL, poll                                                            time.Duration
-	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
-	profileMaxPending                                                         int
-	// Health, drain and the balancer tier (issue 6).
-	agentListen                string
-	drainGrace, maxSnapshotAge time.Duration
-	listenBacklog, capacity    int
-	ab                         abFlags
-	dist                       distConfig
-}
-
-func parseFlags(args []string) (*config, error) {
-	c := &config{}
-	fs := flag.NewFlagSet("adedge", flag.ContinueOnError)
-	fs.StringVar(&c.listen, "listen", ":8080", "serving address (ads, tracking, /health)")
-	fs.StringVar(&c.admin, "admin", "127.0.0.1:9090", "admin address (/metrics, pprof, /admin/reload); keep it on loopback")
-	fs.StringVar(&c.snapshotDir, "snapshot-dir", "", "directory of <version>.snap files; the newest good one serves")
-	fs.StringVar(&c.profiles, "profiles", "none", "profile store: none | file:PATH | aerospike://HOST:PORT/NAMESPACE/SET")
-	fs.DurationVar(&c.profileTimeout, "profile-timeout", time.Millisecond, "deadline of one profile read; a miss serves unpersonalised")
-	fs.IntVar(&c.profileMaxPending, "profile-max-pending", 1024, "network profile reads in flight at once; beyond it requests go unpersonalised at once")
-	fs.StringVar(&c.tokenKey, "token-key", "", "file with the tracking-token HMAC key (>= 32 bytes, hex or raw); empty = a random key for this process only")
-	fs.DurationVar(&c.tokenTTL, "token-ttl", 24*time.Hour, "how long impression and click URLs stay valid")
-	fs.StringVar(&c.publicURL, "public-url", "", "base of tracking URLs as clients reach this edge (default http://<listen>)")
-	fs.StringVar(&c.env, "env", "production", "environment label: production | staging")
-	fs.StringVar(&c.accessLog, "access-log", "off", "access log: off | - (stderr) | PATH")
-	fs.DurationVar(&c.readTimeout, "read-timeout", 5*time.Second, "time to read a whole request (slow clients are cut)")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", 5*time.Second, "time to write a response")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "keep-alive idle limit")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.DurationVar(&c.poll, "snapshot-poll", time.Second, "how often to look for a new snapshot (inotify wakes it sooner)")
-	fs.IntVar(&c.maxConns, "max-conns", 100000, "concurrent connections served; more are refused")
-	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 0, "concurrent connections per client IP (0 = unlimited; balancers share IPs)")
-	fs.IntVar(&c.readBuffer, "read-buffer", 8192, "per-connection read buffer; bounds request headers (431 beyond)")
-	fs.IntVar(&c.capQueue, "cap-queue", 65536, "pending frequency-cap updates; a full queue drops and counts")
-	fs.IntVar(&c.capWorkers, "cap-workers", 4, "goroutines applying frequency-cap updates")
-	fs.IntVar(&c.maxScan, "max-scan", 0, "candidates examined per request (0 = default 4096)")
-	fs.StringVar(&c.agentListen, "agent-listen", "", "HAProxy agent-check address (up/ready/drain/maint and a load weight); empty = off")
-	fs.DurationVar(&c.drainGrace, "drain-grace", 5*time.Second, "on SIGTERM or adtool drain, keep serving this long with /health 503 while the balancer takes the edge out")
-	fs.IntVar(&c.listenBacklog, "listen-backlog", 4096, "accept queue of the serving port (capped by net.core.somaxconn; ops/sysctl.md); 0 = Go default")
-	fs.IntVar(&c.capacity, "agent-capacity", 1024, "in-flight requests counted as full load for the agent's weight")
-	fs.DurationVar(&c.maxSnapshotAge, "health-max-snapshot-age", 0, "report degraded when the snapshot's data is older (0 = no limit)")
-	c.ab.register(fs)
-	addDistFlags(fs, &c.dist)
-	// Environment overrides: ADEDGE_<FLAG> with dashes as underscores.
-	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv("ADEDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
-			_ = f.Value.Set(v)
-		}
-	})
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if c.snapshotDir == "" {
-		return nil, errors.New("--snapshot-dir is required")
-	}
-	if c.env != "production" && c.env != "staging" {
-		return nil, fmt.Errorf("--env %q: want production or staging", c.env)
-	}
-	if c.profileTimeout <= 0 {
-		return nil, errors.New("--profile-timeout must be > 0")
-	}
-	if c.drainGrace < 0 || c.listenBacklog < 0 || c.capacity <= 0 {
-		return nil, errors.New("--drain-grace and --listen-backlog must be >= 0, --agent-capacity > 0")
-	}
-	if c.publicURL == "" {
-		host := c.listen
-		if strings.HasPrefix(host, ":") {
-			host = "127.0.0.1" + host
-		}
-		c.publicURL = "http://" + host
-	}
-	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
-	if err := c.ab.check(c.listen); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 func main() {
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "adedge: %v\n", err)
-		os.Exit(2)
+		os.Exit(cliflag.ExitCode(err)) // already printed: help, or the bad value
 	}
 	if err := run(context.Background(), cfg, nil); err != nil {
 		log.Printf("adedge: %v", err)
@@ -136,8 +51,61 @@ func main() {
 // with their addresses.
 func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr)) error {
 	log.SetFlags(log.LUTC | log.Ldate | log.Ltime | log.Lmicroseconds)
+	e := &edgeApp{cfg: cfg}
+	defer e.close()
+	if err := e.build(); err != nil {
+		return err
+	}
+	return e.serve(parent, ready)
+}
+
+// edgeApp is one running edge: what build made and started, in the order
+// close undoes it.
+type edgeApp struct {
+	cfg      *config
+	ctx      context.Context // ends when run returns: background loops
+	closers  []func()        // run last first by close
+	src      *snapsource.Source
+	store    profiles.Store
+	hs       *health.State
+	srv      *edge.Server
+	logFile  *reopenFile // reopened on SIGHUP
+	drainReq chan struct{}
+	ln       net.Listener
+	adminLn  net.Listener
+	agentLn  net.Listener
+	http     *fasthttp.Server
+	admin    *http.Server
+	// stopWorkers ends the cap workers and the access-log writer after the
+	// last request, waiting for both (the drain's last step).
+	stopWorkers []func()
+}
+
+func (e *edgeApp) onClose(f func()) { e.closers = append(e.closers, f) }
+
+func (e *edgeApp) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// background starts loop on a context of its own; the returned stop
+// cancels it and waits for loop to return.
+func background(loop func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loop(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// build opens everything the edge needs (key, profile store, access log,
+// snapshot source, health, A/B, distribution, listeners) and starts their
+// background loops; nothing serves requests yet.
+func (e *edgeApp) build() error {
+	cfg := e.cfg
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
+	e.ctx = ctx
+	e.onClose(stop)
 
 	var key []byte
 	var err error
@@ -156,36 +124,17 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	if err != nil {
 		return fmt.Errorf("--profiles %s: %w", cfg.profiles, err)
 	}
-	defer store.Close()
+	e.onClose(func() { _ = store.Close() })
 	if strings.HasPrefix(cfg.profiles, "aerospike://") {
 		// A network client may overrun its deadline (dials, a 1 ms floor on
 		// socket timeouts); the request must not.
 		store = profiles.Bounded(store, cfg.profileMaxPending)
 	}
+	e.store = store
 
-	var ring *eventlog.Ring
-	logCtx, stopLog := context.WithCancel(context.Background())
-	defer stopLog()
-	logDone := make(chan struct{})
-	var logOut io.Writer
-	var logFile *reopenFile // reopened on SIGHUP
-	switch cfg.accessLog {
-	case "off", "":
-	case "-":
-		logOut = os.Stderr
-	default:
-		f, err := openLog(cfg.accessLog)
-		if err != nil {
-			return fmt.Errorf("--access-log: %w", err)
-		}
-		defer f.Close()
-		logOut, logFile = f, f
-	}
-	if logOut != nil {
-		ring = eventlog.New(1 << 16)
-		go func() { ring.Run(logCtx, logOut, 100*time.Millisecond); close(logDone) }()
-	} else {
-		close(logDone)
+	ring, err := e.openAccessLog()
+	if err != nil {
+		return err
 	}
 
 	metrics := edge.NewMetrics()
@@ -199,11 +148,13 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	e.src = src
+	e.onClose(func() { _ = src.Close() })
 	go src.Run(ctx)
 	metrics.RegisterSourceMetrics(src)
 
 	hs := health.New(buildVersion)
+	e.hs = hs
 	ecfg := edge.Config{
 		PublicURL: cfg.publicURL, ProfileTimeout: cfg.profileTimeout, Env: cfg.env, MaxScan: cfg.maxScan,
 		CapQueue: cfg.capQueue, CapWorkers: cfg.capWorkers,
@@ -212,8 +163,9 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	if err != nil {
 		return err
 	}
-	defer abDone()
+	e.onClose(abDone)
 	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
+	e.srv = srv
 	var dropped func() uint64
 	if ring != nil {
 		dropped = ring.Dropped
@@ -227,62 +179,92 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 	}
 	hs.Register(metrics.Registry)
 	go hs.Run(ctx, time.Second, health.DefaultWindow)
-	drainReq := make(chan struct{}, 1) // POST /admin/drain
-	var agentLn net.Listener
 	if cfg.agentListen != "" {
-		if agentLn, err = net.Listen("tcp", cfg.agentListen); err != nil {
+		if e.agentLn, err = net.Listen("tcp", cfg.agentListen); err != nil {
 			return fmt.Errorf("--agent-listen %s: %w", cfg.agentListen, err)
 		}
-		defer agentLn.Close()
-		go func() { _ = hs.ServeAgent(agentLn) }()
+		e.onClose(func() { _ = e.agentLn.Close() })
+		go func() { _ = hs.ServeAgent(e.agentLn) }()
 	}
 	stopDist, err := startDistribution(ctx, cfg, src, metrics, hs)
 	if err != nil {
 		return err
 	}
-	defer stopDist()
-	capCtx, stopCaps := context.WithCancel(context.Background())
-	defer stopCaps()
-	capsDone := make(chan struct{})
-	go func() { srv.RunCapWorkers(capCtx); close(capsDone) }()
+	e.onClose(stopDist)
+	// The cap workers stop after the last request (drain), before the
+	// access log's writer (registered first, so it stops last).
+	stopCaps := background(srv.RunCapWorkers)
+	e.stopWorkers = append([]func(){stopCaps}, e.stopWorkers...)
+	e.onClose(stopCaps)
 
-	adminLn, err := net.Listen("tcp", cfg.admin)
-	if err != nil {
+	if e.adminLn, err = net.Listen("tcp", cfg.admin); err != nil {
 		return fmt.Errorf("--admin %s: %w", cfg.admin, err)
 	}
+	e.drainReq = make(chan struct{}, 1) // POST /admin/drain
 	adminMux := http.NewServeMux()
 	adminMux.Handle("/", edge.AdminHandler(metrics, src))
 	hsAdmin := hs.AdminHandler(func() {
 		select {
-		case drainReq <- struct{}{}:
+		case e.drainReq <- struct{}{}:
 		default:
 		}
 	})
 	for _, p := range []string{"/admin/drain", "/admin/maint", "/admin/health"} {
 		adminMux.Handle(p, hsAdmin)
 	}
-	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(adminLn) }()
+	e.admin = &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
+	e.onClose(func() { _ = e.admin.Close() })
+	go func() { _ = e.admin.Serve(e.adminLn) }()
 
-	ln, err := tcplisten.Listen(ctx, cfg.listen, cfg.listenBacklog)
-	if err != nil {
+	if e.ln, err = tcplisten.Listen(ctx, cfg.listen, cfg.listenBacklog); err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
-	fs := newHTTPServer(cfg, srv.Handler)
-	metrics.OpenConnections(fs.GetOpenConnectionsCount)
+	e.onClose(func() { _ = e.ln.Close() })
+	e.http = newHTTPServer(cfg, srv.Handler)
+	metrics.OpenConnections(e.http.GetOpenConnectionsCount)
 	metrics.ProfileStore(store.Stats)
-	st := src.Stats()
+	return nil
+}
+
+// openAccessLog starts the access log's ring and writer (nil ring when
+// the log is off).
+func (e *edgeApp) openAccessLog() (*eventlog.Ring, error) {
+	var out io.Writer
+	switch e.cfg.accessLog {
+	case "off", "":
+		return nil, nil
+	case "-":
+		out = os.Stderr
+	default:
+		f, err := openLog(e.cfg.accessLog)
+		if err != nil {
+			return nil, fmt.Errorf("--access-log: %w", err)
+		}
+		e.onClose(func() { _ = f.Close() })
+		out, e.logFile = f, f
+	}
+	ring := eventlog.New(1 << 16)
+	stop := background(func(ctx context.Context) { ring.Run(ctx, out, 100*time.Millisecond) })
+	e.stopWorkers = append(e.stopWorkers, stop)
+	e.onClose(stop)
+	return ring, nil
+}
+
+// serve accepts requests until a stop (parent's end, a signal, POST
+// /admin/drain), reloading on SIGHUP, then drains.
+func (e *edgeApp) serve(parent context.Context, ready func(serving, admin net.Addr)) error {
+	st := e.src.Stats()
 	log.Printf("adedge %s: serving on %s (admin %s), snapshot %q, profiles %s, profile timeout %s",
-		buildVersion, ln.Addr(), adminLn.Addr(), st.Version, store.Name(), cfg.profileTimeout)
+		buildVersion, e.ln.Addr(), e.adminLn.Addr(), st.Version, e.store.Name(), e.cfg.profileTimeout)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- fs.Serve(ln) }()
+	go func() { serveErr <- e.http.Serve(e.ln) }()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if ready != nil {
-		ready(ln.Addr(), adminLn.Addr())
+		ready(e.ln.Addr(), e.adminLn.Addr())
 	}
 	for {
 		var why fmt.Stringer
@@ -291,39 +273,50 @@ func run(parent context.Context, cfg *config, ready func(serving, admin net.Addr
 			return err
 		case <-parent.Done():
 			why = syscall.SIGTERM // the same drain
-		case <-drainReq:
+		case <-e.drainReq:
 			why = drainSource("POST /admin/drain")
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				swapped, err := src.Reload()
-				log.Printf("SIGHUP: reload: swapped=%v err=%v", swapped, err)
-				if logFile != nil {
-					log.Printf("SIGHUP: reopen access log %s: err=%v", cfg.accessLog, logFile.Reopen())
-				}
+				e.reload()
 				continue
 			}
 			why = sig
 		}
-		hs.Drain()
-		drainWait(why, cfg.drainGrace, sigs)
-		log.Printf("%s: stop accepting, finishing in-flight requests (up to %s)", why, cfg.shutdownTimeout)
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		err := fs.ShutdownWithContext(sctx)
-		cancel()
-		stopCaps()
-		<-capsDone
-		_ = admin.Close()
-		if agentLn != nil {
-			_ = agentLn.Close()
-		}
-		stopLog()
-		<-logDone
-		if err != nil {
-			return fmt.Errorf("shutdown: %w", err)
-		}
-		log.Printf("stopped cleanly")
-		return nil
+		return e.drain(why, sigs)
 	}
+}
+
+// reload is SIGHUP: rescan the snapshot directory, reopen the access log.
+func (e *edgeApp) reload() {
+	swapped, err := e.src.Reload()
+	log.Printf("SIGHUP: reload: swapped=%v err=%v", swapped, err)
+	if e.logFile != nil {
+		log.Printf("SIGHUP: reopen access log %s: err=%v", e.cfg.accessLog, e.logFile.Reopen())
+	}
+}
+
+// drain is the stop: /health 503 at once, serve on for --drain-grace (a
+// second signal cuts it short), stop accepting, finish in-flight requests
+// within --shutdown-timeout, then flush the cap updates and the access log.
+func (e *edgeApp) drain(why fmt.Stringer, sigs <-chan os.Signal) error {
+	e.hs.Drain()
+	drainWait(why, e.cfg.drainGrace, sigs)
+	log.Printf("%s: stop accepting, finishing in-flight requests (up to %s)", why, e.cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.shutdownTimeout)
+	err := e.http.ShutdownWithContext(sctx)
+	cancel()
+	for _, stop := range e.stopWorkers {
+		stop()
+	}
+	_ = e.admin.Close()
+	if e.agentLn != nil {
+		_ = e.agentLn.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Printf("stopped cleanly")
+	return nil
 }
 
 // newHTTPServer is the serving port's fasthttp.Server.

@@ -33,6 +33,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("RUN_AS_ADEDGE") == "1" {
+		// The test binary re-run as adedge itself (flags_test.go): real
+		// exit statuses without building the binary.
+		os.Args = append([]string{"adedge"}, os.Args[1:]...)
+		main()
+		os.Exit(0)
+	}
 	var err error
 	tmpRoot, err = os.MkdirTemp("", "adedge-main-test-*")
 	if err != nil {
