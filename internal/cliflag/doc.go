@@ -3,8 +3,9 @@ package cliflag
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/adedge/adedge/internal/atomicfile"
 )
 
 // Usage blocks in a document (README.md) are the binaries' own help text
@@ -20,7 +21,7 @@ import (
 // -update to rewrite the blocks.
 
 // CheckDoc compares the block named name in the file at path with body;
-// with update it rewrites the block instead (temp file and rename).
+// with update it rewrites the block instead (atomically).
 func CheckDoc(path, name, body string, update bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -46,25 +47,8 @@ func CheckDoc(path, name, body string, update bool) error {
 		return fmt.Errorf("%s: the block %q differs from the binary's help text; run `make readme`:\n--- README\n%s\n--- %s\n%s",
 			path, name, got, name, want)
 	}
-	out := doc[:i] + want + doc[i+j:]
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".readme-*")
-	if err != nil {
+	return atomicfile.Write(path, func(f *os.File) error {
+		_, err := f.WriteString(doc[:i] + want + doc[i+j:])
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(out); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if st, err := os.Stat(path); err == nil {
-		_ = os.Chmod(tmp.Name(), st.Mode().Perm())
-	}
-	return os.Rename(tmp.Name(), path)
+	})
 }

@@ -234,6 +234,13 @@ func (f *Fetcher) Status() Status {
 	dl := f.dl
 	f.mu.Unlock()
 	st.Serving = f.o.Snapshots.Serving()
+	if st.State == Verifying && st.Target != "" && st.Serving == st.Target {
+		// The verified file is in the snapshot directory and the source
+		// (woken by inotify) already serves it; what is left of install is
+		// bookkeeping. Saying "verifying" while serving the version
+		// contradicts /health's own snapshot field.
+		st.State = Idle
+	}
 	if dl != nil && dl.t != nil {
 		st.BytesDone, st.BytesTotal, st.Peers = dl.t.BytesCompleted(), dl.t.Length(), dl.t.Peers()
 	}

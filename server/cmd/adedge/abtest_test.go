@@ -29,7 +29,11 @@ func TestABFlagsRefused(t *testing.T) {
 func TestStagingAndRowsEndToEnd(t *testing.T) {
 	stRows, prRows := t.TempDir(), t.TempDir()
 	stg := startEdge(t, "--env", "staging", "--report-dir", stRows, "--edge-name", "stg")
-	prd := startEdge(t, "--staging-percent", "100", "--staging-upstream", stg.addr, "--report-dir", prRows, "--edge-name", "prd")
+	// The wiring is under test, not the 20 ms default timeout: a loaded
+	// machine can take longer than that to dial staging the first time,
+	// and the request would be served here.
+	prd := startEdge(t, "--staging-percent", "100", "--staging-upstream", stg.addr, "--report-dir", prRows, "--edge-name", "prd",
+		"--staging-timeout", "10s")
 	c := client()
 	q := "/v1/ad?placement=pl-0000001&country=US&os=android&osv=12"
 	for i, dev := range []string{"dev-a", "dev-b", ""} {
