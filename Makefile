@@ -70,6 +70,7 @@ fuzz:
 	done
 
 lint:
+	@! git grep -nE '^(<<<<<<< |>>>>>>> |=======$$)' -- ':!*.snap' ':!*.hex' || (echo 'merge conflict markers left in the tree'; exit 1)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
