@@ -123,6 +123,11 @@ type State struct {
 	// Capacity is the in-flight count treated as 100% load for the agent's
 	// weight (default DefaultCapacity).
 	Capacity int64
+	// EventsFn, if set, reports the billing event log's troubles: pixels
+	// not recorded recently (answered 503), and a shipping backlog older
+	// than its limit. Either marks the edge degraded. Called on every
+	// probe: it must be cheap.
+	EventsFn func(now time.Time) (notRecorded, backlog bool)
 	// AppendExtra, if set, appends more members (each starting with a
 	// comma) to the body, e.g. snapshot distribution progress. It must not
 	// block.
@@ -213,9 +218,12 @@ const (
 	reasonUnreachable
 	reasonSnapshotAge
 	reasonStaging
+	reasonEventsNotRecorded
+	reasonEventsBacklog
 )
 
-var reasonNames = [...]string{"no_snapshot", "draining", "maintenance", "profile_failures", "profile_store_unreachable", "snapshot_too_old", "staging_failing"}
+var reasonNames = [...]string{"no_snapshot", "draining", "maintenance", "profile_failures", "profile_store_unreachable", "snapshot_too_old", "staging_failing",
+	"events_not_recorded", "events_backlog"}
 
 // view is one consistent-enough reading of everything the probe reports.
 type view struct {
@@ -272,6 +280,15 @@ func (s *State) read(now time.Time) view {
 	}
 	if v.staging.State == StagingFailing {
 		v.reasons |= reasonStaging
+	}
+	if s.EventsFn != nil {
+		nr, bl := s.EventsFn(now)
+		if nr {
+			v.reasons |= reasonEventsNotRecorded
+		}
+		if bl {
+			v.reasons |= reasonEventsBacklog
+		}
 	}
 	if v.hasSnap && s.MaxSnapshotAge > 0 && now.Sub(v.snap.Created) > s.MaxSnapshotAge {
 		v.reasons |= reasonSnapshotAge

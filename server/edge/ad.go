@@ -126,6 +126,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	}
 	ctx.Response.Header.Set("X-Adedge-Env", s.cfg.Env)
+	s.recordDecision(st, snap, exp, a, seq, outcome, now)
 	el := time.Since(start)
 	s.metrics.adLatency.Observe(el.Seconds())
 	if exp.gen != nil {

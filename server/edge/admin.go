@@ -75,4 +75,7 @@ func (m *Metrics) RegisterServerMetrics(s *Server, logDropped func() uint64) {
 		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_log_lines_dropped_total",
 			Help: "Access and event log lines dropped because the log ring was full."}, func() float64 { return float64(logDropped()) }))
 	}
+	if s.cfg.Events != nil {
+		m.registerEvents(s.cfg.Events)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/adedge/adedge/health"
 	"github.com/adedge/adedge/server/adreq"
 	"github.com/adedge/adedge/server/eventlog"
+	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
@@ -55,6 +56,11 @@ type Config struct {
 	// staging pool; both nil = no staging traffic.
 	Staging   *abtest.Staging
 	Forwarder *staging.Forwarder
+	// Events, if set, records every decision, impression and click in the
+	// durable event log; a pixel is answered only once its event is
+	// recorded (docs/EVENTS.md). EdgeName labels the records.
+	Events   *events.Recorder
+	EdgeName string
 }
 
 func (c *Config) defaults() {
@@ -110,6 +116,7 @@ type reqState struct {
 	buf     []byte
 	tok     []byte
 	line    []byte
+	evs     eventState
 }
 
 // New wires a Server. log may be nil (no access log).

@@ -12,9 +12,11 @@ import (
 	"github.com/adedge/adedge/server/token"
 )
 
-// serveTrack answers /v1/imp and /v1/click: verify the token, count, queue
-// the frequency-cap update (impressions only), and for clicks redirect to
-// the creative's click URL when the serving snapshot still has it.
+// serveTrack answers /v1/imp and /v1/click: verify the token, record the
+// event (with an event log: before answering, 503 when it cannot; a
+// duplicate answers as the first did and counts nothing), count, and for
+// clicks redirect to the creative's click URL when the serving snapshot
+// still has it.
 func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
@@ -40,6 +42,28 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		return
 	}
 	c := &st.claims
+	dup, ok := s.recordTrack(ctx, st, c, click, now)
+	if !ok {
+		return // 503: not recorded, the SDK retries
+	}
+	if !dup {
+		s.countTrack(c, click, now)
+	}
+	if click {
+		if u := s.clickURL(c.Creative); u != "" {
+			ctx.Response.Header.Set("Location", u)
+			ctx.SetStatusCode(fasthttp.StatusFound)
+			return
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// countTrack is THE place a verified impression or click is counted:
+// revenue, A/B counters, frequency caps (and spend). With an event log it
+// runs only for the first arrival of an event id, after its event is in
+// the log; a duplicate never gets here.
+func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 	g := s.bucketGen(c)
 	a := abtest.GroupOf(c.Test, c.Variant, c.Device)
 	if click {
@@ -47,12 +71,6 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		if g != nil {
 			g.Click(a)
 		}
-		if u := s.clickURL(c.Creative); u != "" {
-			ctx.Response.Header.Set("Location", u)
-			ctx.SetStatusCode(fasthttp.StatusFound)
-			return
-		}
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
 	}
 	s.metrics.impressions.Inc()
@@ -68,7 +86,6 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 			s.metrics.capUpdates["dropped"].Inc()
 		}
 	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
 var envNames = [token.MaxEnv + 1]string{"production", "staging"}

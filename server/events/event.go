@@ -55,7 +55,7 @@ const (
 	maxOutcome     = 3
 	IDSize         = 16
 	MaxField       = 255 // bytes per string field
-	numFields      = 10
+	numFields      = 11
 	fixedSize      = 56
 	MaxEncodedSize = fixedSize + numFields*(1+MaxField)
 )
@@ -91,20 +91,21 @@ func (id ID) Key(k Kind) uint64 {
 //	40  int64   price, micros
 //	48  uint32  frequency-cap period, seconds (imp/click)
 //	52  uint32  weight: decisions this record stands for (ad, sampled); 1
-//	56  ten strings, each uint8 length + bytes: edge, snapshot, placement,
-//	    campaign, creative, experiment, variant, country, os, device type
+//	56  eleven strings, each uint8 length + bytes: edge, snapshot,
+//	    placement, campaign, creative, experiment, test, variant, country,
+//	    os, device type
 type Event struct {
-	Kind                      Kind
-	Flags                     uint8
-	Env, Test, Shard          uint8
-	Outcome, Format           uint8
-	ID                        ID
-	Time, Issued, PriceMicros int64
-	CapPeriod, Weight         uint32
-	Edge, Snapshot, Placement []byte
-	Campaign, Creative        []byte
-	Experiment, Variant       []byte
-	Country, OS, DeviceType   []byte
+	Kind                        Kind
+	Flags                       uint8
+	Env, Test, Shard            uint8
+	Outcome, Format             uint8
+	ID                          ID
+	Time, Issued, PriceMicros   int64
+	CapPeriod, Weight           uint32
+	Edge, Snapshot, Placement   []byte
+	Campaign, Creative          []byte
+	Experiment, TestID, Variant []byte
+	Country, OS, DeviceType     []byte
 }
 
 // Duplicate reports the duplicate flag.
@@ -112,15 +113,15 @@ func (e *Event) Duplicate() bool { return e.Flags&FlagDuplicate != 0 }
 
 func (e *Event) fields() [numFields]*[]byte {
 	return [numFields]*[]byte{&e.Edge, &e.Snapshot, &e.Placement, &e.Campaign, &e.Creative,
-		&e.Experiment, &e.Variant, &e.Country, &e.OS, &e.DeviceType}
+		&e.Experiment, &e.TestID, &e.Variant, &e.Country, &e.OS, &e.DeviceType}
 }
 
 // FieldNames names the string fields in record order.
 var FieldNames = [numFields]string{"edge", "snapshot", "placement", "campaign", "creative",
-	"experiment", "variant", "country", "os", "device_type"}
+	"experiment", "test", "variant", "country", "os", "device_type"}
 
 // ErrField is returned by Append for a string field over MaxField bytes.
-var ErrField = errors.New("events: field over 255 bytes")
+var ErrField = errors.New("events: string field over 255 bytes")
 
 // Append encodes e onto b. It allocates only when b lacks room.
 func (e *Event) Append(b []byte) ([]byte, error) {

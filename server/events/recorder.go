@@ -266,6 +266,15 @@ func (r *Recorder) Close() error {
 	return r.log.Close()
 }
 
+// LastFailure is when a pixel last could not be recorded (zero: never);
+// cheap enough for every health probe.
+func (r *Recorder) LastFailure() time.Time {
+	if ms := r.lastFailMs.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
 // Stats are the recorder's counters for metrics and /health.
 type Stats struct {
 	Tracked, TrackFailed, Duplicates, DupDropped int64

@@ -67,7 +67,11 @@ func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source,
 		return nil, err
 	}
 	m.Registry.MustRegister(f.Collector())
-	hs.AppendExtra = f.AppendHealthJSON
+	if prev := hs.AppendExtra; prev != nil {
+		hs.AppendExtra = func(dst []byte) []byte { return f.AppendHealthJSON(prev(dst)) }
+	} else {
+		hs.AppendExtra = f.AppendHealthJSON
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { f.Run(fctx); close(done) }()

@@ -24,6 +24,7 @@ type config struct {
 	listenBacklog, capacity    int
 	ab                         abFlags
 	dist                       distConfig
+	ev                         eventFlags
 }
 
 // Range checks used by several flags.
@@ -108,6 +109,7 @@ func newFlags(c *config) *cliflag.Set {
 
 	addDistFlags(s, &c.dist)
 	c.ab.register(s)
+	c.ev.register(s)
 
 	hl := s.Group("Health and drain")
 	hl.String(&c.agentListen, "agent-listen", "", "HAProxy agent-check address (up/ready/drain/maint and a load weight); empty = off")

@@ -164,6 +164,11 @@ func (e *edgeApp) build() error {
 		return err
 	}
 	e.onClose(abDone)
+	stopEvents, err := cfg.ev.start(&ecfg, cfg.ab.edgeName, cfg.tokenTTL, hs)
+	if err != nil {
+		return err
+	}
+	e.onClose(stopEvents) // after the serving port stopped: every answered pixel is in the log
 	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
 	e.srv = srv
 	var dropped func() uint64

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/adedge/adedge/health"
+	"github.com/adedge/adedge/internal/cliflag"
+	"github.com/adedge/adedge/server/edge"
+	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/events/wal"
+)
+
+// eventFlags are the billing event log's flags (issue 10, docs/EVENTS.md).
+type eventFlags struct {
+	dir                      string
+	fsync, segmentAge        time.Duration
+	maxBytes, segmentBytes   int64
+	sampleAds                float64
+	dedupMax, queue          int
+	failWindow               time.Duration
+	clickhouse               string
+	shipBatch                int
+	shipInterval, backlogAge time.Duration
+}
+
+func (e *eventFlags) register(s *cliflag.Set) {
+	g := s.Group("Billing events")
+	g.String(&e.dir, "events-dir", "", "durable billing event log directory; a pixel is answered only after its event is written here (empty = off; docs/EVENTS.md)")
+	g.Duration(&e.fsync, "events-fsync", 10*time.Millisecond, "group commit: fsync the event log at most this long after a write (the power-loss window); negative = fsync every append",
+		func(d time.Duration) string {
+			if d == 0 {
+				return "a duration other than 0 (negative = fsync every append)"
+			}
+			return ""
+		})
+	g.Int64(&e.maxBytes, "events-max-bytes", 8<<30, "bound on the event log's bytes; past it shipped segments go, then pixels answer 503", cliflag.AtLeast(int64(1<<20)))
+	g.Int64(&e.segmentBytes, "events-segment-bytes", 64<<20, "rotate an event log segment at this size", cliflag.AtLeast(int64(64<<10)))
+	g.Duration(&e.segmentAge, "events-segment-age", time.Hour, "rotate an event log segment at this age", cliflag.AtLeast(time.Second))
+	g.Float(&e.sampleAds, "events-sample-ads", 1, "share of ad decisions logged (0..1; 0 = none); impressions and clicks are never sampled", cliflag.Between(0.0, 1.0))
+	g.Int(&e.dedupMax, "events-dedup-max", 32<<20, "cap on the recent event ids kept for exactly-once (~16 bytes each)", atLeastOne)
+	g.Int(&e.queue, "events-queue", 16384, "decision and duplicate records waiting for the log writer; a full queue drops and counts", atLeastOne)
+	g.Duration(&e.failWindow, "events-fail-window", 30*time.Second, "/health stays degraded this long after a pixel could not be recorded", positive)
+	g.String(&e.clickhouse, "events-clickhouse", "", "ship the event log to ClickHouse at this HTTP URL (http://HOST:8123/?database=adedge); empty = keep it local")
+	g.Int(&e.shipBatch, "events-ship-batch", 20000, "events per ClickHouse insert", atLeastOne)
+	g.Duration(&e.shipInterval, "events-ship-interval", time.Second, "how often the shipper looks for new events when caught up", positive)
+	g.Duration(&e.backlogAge, "events-backlog-age", time.Minute, "/health is degraded while the oldest unshipped event is older than this", positive)
+	s.After(e.check)
+}
+
+// check holds the rules across the events flags.
+func (e *eventFlags) check() error {
+	if e.dir == "" && e.clickhouse != "" {
+		return errors.New("--events-clickhouse needs --events-dir")
+	}
+	return nil
+}
+
+// start opens the event log (recovering it) and wires the recorder into
+// cfg (its metrics come with the server's) and /health. The returned func closes it: call it after the
+// serving port has stopped, so every answered pixel's event is in the log.
+func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Duration, hs *health.State) (func(), error) {
+	if e.dir == "" {
+		return func() {}, nil
+	}
+	sample := e.sampleAds
+	if sample == 0 {
+		sample = -1 // none
+	}
+	rec, rc, err := events.Open(events.Options{Dir: e.dir, Window: tokenTTL, MaxIDs: e.dedupMax, SampleAds: sample, Queue: e.queue,
+		Log: wal.Options{SegmentBytes: e.segmentBytes, SegmentAge: e.segmentAge, MaxBytes: e.maxBytes, FsyncInterval: e.fsync}})
+	if err != nil {
+		return nil, fmt.Errorf("--events-dir %s: %w", e.dir, err)
+	}
+	log.Printf("events: %s: %d segments, %d records, %d bytes recovered in %s; torn tail cut %d bytes; %d damaged spans (%d bytes) skipped; %d recent ids",
+		e.dir, rc.Segments, rc.Records, rc.Bytes, rc.Took.Round(time.Millisecond), rc.TornBytes, len(rc.DamagedSpans), rc.DamagedBytes(), rec.Seen().Len())
+	for i, d := range rc.DamagedSpans {
+		if i == 10 {
+			log.Printf("events: ... %d more damaged spans", len(rc.DamagedSpans)-10)
+			break
+		}
+		log.Printf("events: damaged span in segment %d at %d, %d bytes (skipped)", d.Segment, d.Off, d.Len)
+	}
+	cfg.Events, cfg.EdgeName = rec, edgeName
+	hs.EventsFn = func(now time.Time) (bool, bool) {
+		return edge.EventsFailing(rec, now, e.failWindow), false
+	}
+	prev := hs.AppendExtra
+	hs.AppendExtra = func(dst []byte) []byte {
+		if prev != nil {
+			dst = prev(dst)
+		}
+		return edge.AppendEventsHealth(dst, rec, time.Now())
+	}
+	return func() {
+		if err := rec.Close(); err != nil {
+			log.Printf("events: close: %v", err)
+		}
+	}, nil
+}

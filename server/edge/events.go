@@ -1,0 +1,173 @@
+package edge
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/snapsource"
+	"github.com/adedge/adedge/server/token"
+	"github.com/adedge/adedge/snapshot"
+)
+
+// eventState is the per-request scratch for billing events (part of the
+// pooled request state).
+type eventState struct {
+	ev      events.Event
+	buf     []byte
+	country [2]byte
+}
+
+func deviceTypeName(dt uint8) string {
+	switch dt {
+	case snapshot.DevicePhone:
+		return "phone"
+	case snapshot.DeviceTablet:
+		return "tablet"
+	}
+	return ""
+}
+
+func bs(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// recordTrack writes a verified pixel's event to the log before it is
+// answered. It reports whether the pixel is a duplicate (answer as the
+// first time, count nothing) and false, false with the 503 already written
+// when the event could not be recorded.
+func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Claims, click bool, now time.Time) (dup, ok bool) {
+	rec := s.cfg.Events
+	if rec == nil {
+		return false, true
+	}
+	e := &st.evs.ev
+	*e = events.Event{Kind: events.KindImp, Env: c.Env, Test: c.Test, Shard: abtest.Shard(c.Device),
+		Time: now.UnixMilli(), Issued: c.Issued, PriceMicros: c.PriceMicros, CapPeriod: c.CapPeriod, Weight: 1,
+		Edge: bs(s.cfg.EdgeName), Snapshot: c.Snapshot, Campaign: c.Campaign, Creative: c.Creative,
+		Experiment: c.Experiment, Variant: c.Variant}
+	if click {
+		e.Kind = events.KindClick
+	}
+	copy(e.ID[:], c.MAC())
+	e.TestID = bs(s.testID(c))
+	dup, err := rec.Track(e, &st.evs.buf)
+	if err != nil {
+		ctx.Response.Header.Set("Retry-After", "1")
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "event not recorded; retry", "")
+		return false, false
+	}
+	return dup, true
+}
+
+// testID labels a token's test from the serving experiment set when it is
+// the token's; "" when this edge does not know the set (the warehouse can
+// join it from the decision events).
+func (s *Server) testID(c *token.Claims) string {
+	if c.Test == 0 {
+		return abtest.ControlTest
+	}
+	if e := s.exp.Load(); e != nil && e.id == string(c.Experiment) {
+		t, _ := e.bucketer.Labels(abtest.Assignment{Test: c.Test})
+		return t
+	}
+	return ""
+}
+
+// recordDecision queues the decision's event (sampled; never blocks).
+func (s *Server) recordDecision(st *reqState, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment, seq uint64, outcome abtest.Outcome, now time.Time) {
+	rec := s.cfg.Events
+	if rec == nil {
+		return
+	}
+	ok, weight := rec.SampleAd(seq)
+	if !ok {
+		return
+	}
+	test, variant := exp.bucketer.Labels(a)
+	e := &st.evs.ev
+	*e = events.Event{Kind: events.KindAd, Env: s.envCode, Test: a.Test, Shard: a.Shard,
+		Time: now.UnixMilli(), Issued: now.UnixMilli(), Weight: weight,
+		Edge: bs(s.cfg.EdgeName), Snapshot: bs(snap.Version), Placement: st.req.Placement,
+		Experiment: bs(exp.id), TestID: bs(test), Variant: bs(variant),
+		OS: bs(st.req.OS.String()), DeviceType: bs(deviceTypeName(st.req.DeviceType))}
+	if c := st.req.Country; c < snapshot.NumCountries {
+		st.evs.country = [2]byte{'A' + byte(c/26), 'A' + byte(c%26)}
+		e.Country = st.evs.country[:]
+	}
+	binary.BigEndian.PutUint64(e.ID[:8], seq^s.reqSalt) // the response's request_id
+	switch outcome {
+	case abtest.Fill:
+		e.Outcome = events.OutcomeFill
+		r := snap.R
+		camp, _ := r.Campaign(st.res.Campaign)
+		cr, _ := r.Creative(st.res.Creative)
+		e.Campaign, e.Creative = bs(r.String(camp.ID)), bs(r.String(cr.ID))
+		e.PriceMicros = st.res.PriceMicros
+		e.Format = uint8(cr.Format) + 1
+	case abtest.Error:
+		e.Outcome = events.OutcomeError
+	default:
+		e.Outcome = events.OutcomeNoFill
+	}
+	rec.Decision(e, &st.evs.buf)
+}
+
+// registerEvents exports the recorder's counters: pixels recorded, refused
+// (503), duplicates, decisions written, dropped and sampled out, the log's
+// bytes, segments and fsyncs, and the recent-id set's size.
+func (m *Metrics) registerEvents(rec *events.Recorder) {
+	counter := func(name, help string, f func(events.Stats) int64) {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(rec.Stats())) }))
+	}
+	gauge := func(name, help string, f func(events.Stats) float64) {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return f(rec.Stats()) }))
+	}
+	counter("adedge_events_tracked_total", "Impressions and clicks recorded first-seen in the event log.", func(s events.Stats) int64 { return s.Tracked })
+	counter("adedge_events_unrecorded_total", "Pixels answered 503 because their event could not be recorded.", func(s events.Stats) int64 { return s.TrackFailed })
+	counter("adedge_events_duplicates_total", "Pixels whose event id was already recorded (answered, not counted).", func(s events.Stats) int64 { return s.Duplicates })
+	counter("adedge_events_duplicates_dropped_total", "Duplicate records not logged (queue full or log refused).", func(s events.Stats) int64 { return s.DupDropped })
+	counter("adedge_events_decisions_total", "Ad decision events written to the log.", func(s events.Stats) int64 { return s.AdWritten })
+	counter("adedge_events_decisions_dropped_total", "Ad decision events dropped (queue full, log refused, over size).", func(s events.Stats) int64 { return s.AdDropped + s.AdErrors })
+	counter("adedge_events_decisions_sampled_out_total", "Ad decisions not logged by --events-sample-ads.", func(s events.Stats) int64 { return s.AdSampledOut })
+	counter("adedge_events_fsyncs_total", "Group-commit fsyncs of the event log.", func(s events.Stats) int64 { return s.Log.Fsyncs })
+	counter("adedge_events_fsync_errors_total", "Failed fsyncs of the event log.", func(s events.Stats) int64 { return s.Log.FsyncErrs })
+	counter("adedge_events_seen_evicted_total", "Event ids dropped from the recent-id set before their window ended (cap).", func(s events.Stats) int64 { return s.SeenEvicted })
+	gauge("adedge_events_log_bytes", "Bytes in the event log's segments.", func(s events.Stats) float64 { return float64(s.Log.Bytes) })
+	gauge("adedge_events_log_max_bytes", "The event log's bound (--events-max-bytes).", func(s events.Stats) float64 { return float64(s.Log.MaxBytes) })
+	gauge("adedge_events_log_segments", "Segment files in the event log.", func(s events.Stats) float64 { return float64(s.Log.Segments) })
+	gauge("adedge_events_seen_ids", "Event ids in the recent-id set.", func(s events.Stats) float64 { return float64(s.SeenIDs) })
+}
+
+// EventsFailing reports whether a pixel could not be recorded within the
+// last window: /health is degraded meanwhile.
+func EventsFailing(rec *events.Recorder, now time.Time, window time.Duration) bool {
+	t := rec.LastFailure()
+	return !t.IsZero() && now.Sub(t) < window
+}
+
+// AppendEventsHealth appends the "events" member of /health.
+func AppendEventsHealth(dst []byte, rec *events.Recorder, now time.Time) []byte {
+	st := rec.Stats()
+	dst = append(dst, `,"events":{"log_bytes":`...)
+	dst = strconv.AppendInt(dst, st.Log.Bytes, 10)
+	dst = append(dst, `,"max_bytes":`...)
+	dst = strconv.AppendInt(dst, st.Log.MaxBytes, 10)
+	dst = append(dst, `,"unrecorded":`...)
+	dst = strconv.AppendInt(dst, st.TrackFailed, 10)
+	dst = append(dst, `,"duplicates":`...)
+	dst = strconv.AppendInt(dst, st.Duplicates, 10)
+	dst = append(dst, `,"decisions_dropped":`...)
+	dst = strconv.AppendInt(dst, st.AdDropped+st.AdErrors, 10)
+	if !st.LastFailure.IsZero() {
+		dst = append(dst, `,"last_failure_seconds_ago":`...)
+		dst = strconv.AppendFloat(dst, now.Sub(st.LastFailure).Seconds(), 'f', 1, 64)
+	}
+	return append(dst, '}')
+}
