@@ -86,6 +86,41 @@ func (s *Set) Validate() error {
 	return nil
 }
 
+// SnapshotBucketer compiles the experiment set a snapshot carries. It
+// always returns a usable Bucketer: for a set that does not parse or
+// validate (the builder refuses those; a snapshot written by something else
+// may carry one) everyone is control under the set's id, and err says why.
+// The edge and adtool lookup both bucket through it, so they agree.
+func SnapshotBucketer(js []byte, defaults Params) (*Bucketer, error) {
+	set, err := ParseSet(js)
+	if err == nil {
+		var b *Bucketer
+		if b, err = NewBucketer(set, defaults); err == nil {
+			return b, nil
+		}
+	}
+	var id struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(js, &id)
+	b, _ := NewBucketer(Set{ID: id.ID, Salt: "invalid"}, defaults)
+	return b, err
+}
+
+// TestIndex is the Assignment.Test of the test named id: 0 for "control",
+// false when the set has no such test.
+func (b *Bucketer) TestIndex(id string) (uint8, bool) {
+	if id == ControlTest {
+		return 0, true
+	}
+	for i := range b.set.Tests {
+		if b.set.Tests[i].ID == id {
+			return uint8(i + 1), true
+		}
+	}
+	return 0, false
+}
+
 // Assignment is where one request's device falls.
 type Assignment struct {
 	// Test is 0 for control (and unassigned), 1..3 for the set's tests.

@@ -217,3 +217,33 @@ func TestLongDeviceSameSlot(t *testing.T) {
 		t.Fatalf("long device: slot %d, want %d", got, want)
 	}
 }
+
+// TestSnapshotBucketer: a good set compiles as is; a refused one still
+// gives a bucketer, everyone control under the set's id, and the reason.
+func TestSnapshotBucketer(t *testing.T) {
+	b, err := SnapshotBucketer([]byte(`{"id":"exp-1","salt":"s1","tests":[{"id":"t1","variant":"v","share_bp":5000,"params":{"min_ctr":0.01}}]}`), Defaults)
+	if err != nil || b.NumTests() != 1 || b.Params(1).MinCTR != 0.01 {
+		t.Fatalf("good set: %v, %d tests", err, b.NumTests())
+	}
+	if i, ok := b.TestIndex("t1"); !ok || i != 1 {
+		t.Fatalf("TestIndex(t1) = %d %v", i, ok)
+	}
+	if i, ok := b.TestIndex(ControlTest); !ok || i != 0 {
+		t.Fatalf("TestIndex(control) = %d %v", i, ok)
+	}
+	if _, ok := b.TestIndex("t2"); ok {
+		t.Fatal("TestIndex(t2) found")
+	}
+	for _, bad := range []string{`{"id":"exp-2","salt":"","tests":[]}`, `{"id":"exp-2","salt":"s","tests":[{"id":"control","share_bp":1}]}`, `not json`} {
+		b, err := SnapshotBucketer([]byte(bad), Defaults)
+		if err == nil || b == nil || b.NumTests() != 0 || *b.Params(0) != Defaults {
+			t.Fatalf("%s: err %v, bucketer %+v", bad, err, b)
+		}
+		if bad[0] == '{' && b.Set().ID != "exp-2" {
+			t.Fatalf("%s: id %q", bad, b.Set().ID)
+		}
+		if a := b.Assign([]byte("dev-1")); a.Test != 0 {
+			t.Fatalf("%s: assigned to test %d", bad, a.Test)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -204,19 +203,11 @@ func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
 		return e
 	}
 	e := &expInfo{version: snap.Version, params: abtest.Defaults}
-	set, err := abtest.ParseSet(snap.R.ExperimentsJSON())
-	if err == nil {
-		e.bucketer, err = abtest.NewBucketer(set, abtest.Defaults)
-	}
-	if err != nil {
+	var err error
+	if e.bucketer, err = abtest.SnapshotBucketer(snap.R.ExperimentsJSON(), abtest.Defaults); err != nil {
 		// The builder refuses bad sets; a snapshot from elsewhere serves
 		// everyone as control rather than not at all.
 		s.event("experiment_set_invalid", err)
-		var id struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(snap.R.ExperimentsJSON(), &id)
-		e.bucketer, _ = abtest.NewBucketer(abtest.Set{ID: id.ID, Salt: "invalid"}, abtest.Defaults)
 	}
 	e.id = e.bucketer.Set().ID
 	if c := s.cfg.Counters; c != nil {

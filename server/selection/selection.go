@@ -134,8 +134,8 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		out.Outcome = NoCandidates
 		return
 	}
-	floor := float64(pl.FloorMicros) * p.FloorMultiplier
-	weights := [snapshot.NumBidTypes]float64{p.WeightCPM, p.WeightCPC, p.WeightCPI}
+	floor := floorOf(&pl, p)
+	weights := weightsOf(p)
 	maxW := max(weights[0], weights[1], weights[2])
 	uniform := weights[0] == weights[1] && weights[1] == weights[2]
 	var userSeg [4]uint64
@@ -144,10 +144,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	}
 	blockedAdv := r.List(pl.BlockedAdvertisers)
 	blockedCat := r.List(pl.BlockedCategories)
-	maxScan := s.MaxScan
-	if maxScan <= 0 {
-		maxScan = DefaultMaxScan
-	}
+	maxScan := s.maxScan()
 
 	best, bestScore := -1, math.Inf(-1)
 	var bestCand snapshot.Candidate
@@ -177,11 +174,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 			out.Skipped[reason]++
 			continue
 		}
-		var w float64
-		if int(camp.BidType) < snapshot.NumBidTypes {
-			w = weights[camp.BidType]
-		}
-		if score := e * w; score > bestScore {
+		if score := e * weightOf(&weights, camp.BidType); score > bestScore {
 			best, bestScore, bestCand, bestCamp = i, score, c, camp
 		}
 		if uniform {
@@ -212,6 +205,33 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	if bestCamp.FreqCapCount == 0 {
 		out.CapPeriod = 0
 	}
+}
+
+// The rules Select and Explain share.
+
+func (s *Selector) maxScan() int {
+	if s.MaxScan <= 0 {
+		return DefaultMaxScan
+	}
+	return s.MaxScan
+}
+
+// floorOf is the placement's floor under the test's multiplier.
+func floorOf(pl *snapshot.Placement, p *abtest.Params) float64 {
+	return float64(pl.FloorMicros) * p.FloorMultiplier
+}
+
+// weightsOf is the ranking weight per bid type.
+func weightsOf(p *abtest.Params) [snapshot.NumBidTypes]float64 {
+	return [snapshot.NumBidTypes]float64{p.WeightCPM, p.WeightCPC, p.WeightCPI}
+}
+
+// weightOf is bt's weight (0 for a bid type the format does not know).
+func weightOf(weights *[snapshot.NumBidTypes]float64, bt snapshot.BidType) float64 {
+	if int(bt) < snapshot.NumBidTypes {
+		return weights[bt]
+	}
+	return 0
 }
 
 // eligible returns -1 when the campaign may serve this request, else the

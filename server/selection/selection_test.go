@@ -191,6 +191,7 @@ func TestSelectMatchesOracle(t *testing.T) {
 		for i, s := range res.Skipped {
 			skips[i] += int(s)
 		}
+		checkExplain(t, &sel, w.r, &req, prof, params, &res)
 		wantC, wantE := w.oracle(pl, &req, prof, params)
 		gotC := res.Campaign
 		if res.Outcome != Filled {
@@ -225,6 +226,75 @@ func TestSelectMatchesOracle(t *testing.T) {
 	}
 }
 
+// checkExplain demands that Explain agrees with Select's res: the same
+// Result, one Won exactly when filled and it is the Result's campaign, the
+// winner's score the highest of all eligible candidates (the earliest on a
+// tie), and the skips Select counted are the Skipped verdicts among the
+// candidates it examined.
+func checkExplain(t *testing.T, sel *Selector, r *snapshot.Reader, req *Request, prof *profiles.Profile, p *abtest.Params, res *Result) {
+	t.Helper()
+	ex := sel.Explain(r, req, prof, p)
+	if ex.Result != *res {
+		t.Fatalf("Explain's result %+v, Select's %+v", ex.Result, *res)
+	}
+	if res.Outcome == UnknownPlacement {
+		return
+	}
+	var skips [NumSkips]uint16
+	won, eligibleN := -1, 0
+	for i, c := range ex.Candidates {
+		if c.Rank != i || (c.Verdict == Skipped) != (c.Skip >= 0) {
+			t.Fatalf("candidate %d: %+v", i, c)
+		}
+		if i < res.Scanned && c.Verdict == Skipped {
+			skips[c.Skip]++
+		}
+		if c.Verdict == Won {
+			if won >= 0 {
+				t.Fatalf("two winners: %d and %d", won, i)
+			}
+			won = i
+		}
+		if c.Verdict == Won || c.Verdict == Outscored {
+			eligibleN++
+			if float64(c.Candidate.ECPMMicros) < ex.Floor {
+				t.Fatalf("candidate %d (%v) is under the floor %v", i, c.Verdict, ex.Floor)
+			}
+		}
+	}
+	if (won >= 0) != (res.Outcome == Filled) || (won >= 0 && int(ex.Candidates[won].Candidate.Campaign) != res.Campaign) {
+		t.Fatalf("winner %d, result %+v", won, *res)
+	}
+	if won < 0 && eligibleN > 0 {
+		t.Fatalf("no fill (%v) but %d candidates are called eligible", res.Outcome, eligibleN)
+	}
+	for i, c := range ex.Candidates {
+		if c.Verdict == Outscored {
+			if w := ex.Candidates[won]; c.Score > w.Score || (c.Score == w.Score && i < won) {
+				t.Fatalf("outscored candidate %d (score %v) beats the winner %d (score %v)", i, c.Score, won, w.Score)
+			}
+		}
+	}
+	if skips != res.Skipped {
+		t.Fatalf("skips among the %d examined %v, Select counted %v", res.Scanned, skips, res.Skipped)
+	}
+}
+
+// TestSelectAllocs: the request path allocates nothing, filled or not.
+func TestSelectAllocs(t *testing.T) {
+	w := newWorld(t, "small")
+	us, _ := snapshot.CountryIndex("US")
+	prof := &profiles.Profile{Segments: []string{"gamers"}}
+	var sel Selector
+	var res Result
+	for _, pl := range w.inv.Placements[:20] {
+		req := Request{Placement: []byte(pl.ID), Country: us, OS: snapshot.OSAndroid, OSVersion: 15 << 16, DeviceType: snapshot.DevicePhone, Now: created.Unix()}
+		if n := testing.AllocsPerRun(50, func() { sel.Select(w.r, &req, prof, &abtest.Defaults, &res) }); n != 0 {
+			t.Fatalf("placement %s: %v allocs/op", pl.ID, n)
+		}
+	}
+}
+
 func TestMaxScanBoundsWork(t *testing.T) {
 	w := newWorld(t, "small")
 	us, _ := snapshot.CountryIndex("US")
@@ -240,6 +310,15 @@ func TestMaxScanBoundsWork(t *testing.T) {
 		sel.Select(w.r, &Request{Placement: []byte(pl.ID), Country: us, OS: snapshot.OSAndroid, DeviceType: snapshot.DevicePhone, Now: 0}, nil, &abtest.Defaults, &res)
 		if res.Scanned > 3 || !res.Truncated {
 			t.Fatalf("scanned %d (truncated %v) with MaxScan 3 at Now=0 (everything off schedule)", res.Scanned, res.Truncated)
+		}
+		ex := sel.Explain(w.r, &Request{Placement: []byte(pl.ID), Country: us, OS: snapshot.OSAndroid, DeviceType: snapshot.DevicePhone, Now: 0}, nil, &abtest.Defaults)
+		for i, c := range ex.Candidates {
+			if i >= 3 && c.Verdict != NotScanned && c.Verdict != UnderFloor {
+				t.Fatalf("candidate %d past MaxScan: %v", i, c.Verdict)
+			}
+			if i < 3 && (c.Verdict != Skipped || c.Skip != SkipSchedule) {
+				t.Fatalf("candidate %d at Now=0: %v %d", i, c.Verdict, c.Skip)
+			}
 		}
 		return
 	}

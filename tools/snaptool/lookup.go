@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/profiles"
+	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -17,13 +21,30 @@ var (
 	ErrNotFound    = errors.New("not found")
 )
 
-// LookupOptions configure Lookup. Empty OSVersion and DeviceType skip those
-// checks (the request did not say).
+// LookupOptions configure Lookup: the request, the A/B bucket and the
+// profile the edge would have. The defaults are what the edge assumes when
+// a request does not say.
 type LookupOptions struct {
-	OSVersion  string // "major[.minor[.patch]]"
-	DeviceType string // "phone" or "tablet"
+	// OSVersion is the request's "major[.minor[.patch]]". Empty: the request
+	// has none, and, as at the edge, campaigns with a minimum OS version are
+	// skipped.
+	OSVersion string
+	// DeviceType is "phone" or "tablet"; empty means phone, as at the edge.
+	DeviceType string
+	// Test is the A/B bucket: "control" (also when empty) or a test id of the
+	// snapshot's experiment set, whose parameters (floor multiplier, bid
+	// weights, MinCTR) then apply.
+	Test string
+	// Segments, when not nil, are the user profile's segments: the request
+	// has a profile (with no frequency-cap counters and no installed apps).
+	// Nil means no profile, as when the request has no device id or the
+	// profile store misses: segment-targeted campaigns are skipped.
+	Segments []string
+	// MaxScan is the edge's --max-scan (0: selection.DefaultMaxScan).
+	MaxScan int
 	// Limit is how many ranked candidates to show; 0 means 20, negative
-	// means all. Eligibility counts always cover the whole list.
+	// means all. Counts and the served candidate always cover the whole
+	// list.
 	Limit int
 	// Now is the request time for the schedule check; zero means the wall
 	// clock.
@@ -41,15 +62,34 @@ type LookupReport struct {
 	Country    string        `json:"country"`
 	OS         string        `json:"os"`
 	OSVersion  string        `json:"os_version,omitempty"`
-	DeviceType string        `json:"device_type,omitempty"`
+	DeviceType string        `json:"device_type"`
 	Now        string        `json:"now"`
-	Candidates int           `json:"candidates"`
-	Eligible   int           `json:"eligible"`
-	// First is the first eligible candidate: what the edge would serve
-	// given no user-profile exclusions (segments, frequency caps,
-	// installed apps); nil when none is eligible.
-	First *CandidateRow  `json:"first_eligible"`
-	Rows  []CandidateRow `json:"rows"`
+	Bucket     BucketInfo    `json:"bucket"`
+	// Profile is false for a request without a user profile; Segments are
+	// the profile's segments.
+	Profile  bool     `json:"profile"`
+	Segments []string `json:"segments"`
+	// FloorMicros is the placement's floor after the bucket's multiplier.
+	FloorMicros int64 `json:"floor_micros"`
+	// Outcome is the edge's selection outcome (selection.Outcome).
+	Outcome    string `json:"outcome"`
+	Candidates int    `json:"candidates"`
+	Eligible   int    `json:"eligible"`
+	// Serves is the candidate the edge's selection returns for this request,
+	// bucket and profile (selection.Explain); nil on a no-fill.
+	Serves *CandidateRow  `json:"serves"`
+	Rows   []CandidateRow `json:"rows"`
+}
+
+// BucketInfo is the A/B bucket a lookup ran in and its parameters.
+type BucketInfo struct {
+	ExperimentSet string        `json:"experiment_set"`
+	Test          string        `json:"test"`
+	Variant       string        `json:"variant"`
+	Params        abtest.Params `json:"params"`
+	// Invalid is set when the snapshot's experiment set is refused: the edge
+	// then serves everyone as control, and so does lookup.
+	Invalid string `json:"invalid,omitempty"`
 }
 
 // PlacementInfo is the looked-up placement.
@@ -62,31 +102,36 @@ type PlacementInfo struct {
 	BlockedCategories  []string `json:"blocked_categories"`
 }
 
-// CandidateRow is one ranked candidate and why it is or is not eligible.
+// CandidateRow is one ranked candidate and selection's verdict on it.
 type CandidateRow struct {
-	Rank       int      `json:"rank"` // 1-based position in the list
-	Campaign   string   `json:"campaign"`
-	Advertiser string   `json:"advertiser"`
-	Category   string   `json:"category"`
-	BidType    string   `json:"bid_type"`
-	BidMicros  int64    `json:"bid_micros"`
-	CTR        float32  `json:"ctr"`
-	ECPMMicros int64    `json:"ecpm_micros"`
-	Creatives  []string `json:"creatives"`
-	Eligible   bool     `json:"eligible"`
-	// WhyNot lists every reason the candidate is not eligible.
+	Rank        int      `json:"rank"` // 1-based position in the list
+	Campaign    string   `json:"campaign"`
+	Advertiser  string   `json:"advertiser"`
+	Category    string   `json:"category"`
+	BidType     string   `json:"bid_type"`
+	BidMicros   int64    `json:"bid_micros"`
+	CTR         float32  `json:"ctr"`
+	ECPMMicros  int64    `json:"ecpm_micros"`
+	ScoreMicros int64    `json:"score_micros"` // eCPM times the bucket's bid-type weight: what ranking compares
+	Creatives   []string `json:"creatives"`
+	// Verdict is selection's: won, skipped, below_floor, outscored,
+	// not_scanned.
+	Verdict string `json:"verdict"`
+	// Eligible is true for won and outscored.
+	Eligible bool `json:"eligible"`
+	// WhyNot is why the candidate is not served (empty for the winner).
 	WhyNot []string `json:"why_not"`
-	// Needs lists conditions that depend on the user profile, which Lookup
-	// does not have (segments, frequency cap, promoted app installed).
+	// Needs lists, for a request with a profile, the profile conditions
+	// lookup cannot know (frequency-cap counters, the promoted app
+	// installed), which the edge checks against the real profile.
 	Needs []string `json:"needs"`
 }
 
-// Lookup shows what the edge's selection sees for one request: the
-// placement, the candidate list for (placement format, country, os), and
-// each ranked candidate with whether the snapshot alone makes it eligible
-// (blocked advertiser or category, eCPM below the floor, OS version below
-// the campaign's minimum, device type not targeted, outside its schedule at
-// opts.Now) and why not.
+// Lookup shows what the edge's selection does with one request: the
+// placement, the candidate list for (placement format, country, os), the
+// candidate served, and for each ranked candidate selection's verdict and
+// why. It runs the edge's own selection (selection.Explain) with the
+// bucket's A/B parameters, so it cannot disagree with the edge.
 func Lookup(w io.Writer, path, placementID, country, os string, opts LookupOptions) error {
 	// Arguments first: a typo should not cost a snapshot open.
 	if _, err := parseLookupArgs(country, os, opts); err != nil {
@@ -111,13 +156,12 @@ type lookupArgs struct {
 	country   uint16
 	os        snapshot.OS
 	osVersion uint32
-	hasOSVer  bool
 	device    uint8
 	now       time.Time
 }
 
 func parseLookupArgs(country, os string, opts LookupOptions) (lookupArgs, error) {
-	var a lookupArgs
+	a := lookupArgs{device: snapshot.DevicePhone}
 	var ok bool
 	if a.country, ok = snapshot.CountryIndex(country); !ok {
 		hint := ""
@@ -133,7 +177,6 @@ func parseLookupArgs(country, os string, opts LookupOptions) (lookupArgs, error)
 		if a.osVersion, ok = snapshot.ParseOSVersion(opts.OSVersion); !ok {
 			return a, fmt.Errorf("%w: os version %q: want major[.minor[.patch]] such as 14.2", ErrBadArgument, opts.OSVersion)
 		}
-		a.hasOSVer = true
 	}
 	if opts.DeviceType != "" {
 		if a.device, ok = snapshot.ParseDeviceType(opts.DeviceType); !ok {
@@ -145,6 +188,30 @@ func parseLookupArgs(country, os string, opts LookupOptions) (lookupArgs, error)
 		a.now = time.Now()
 	}
 	return a, nil
+}
+
+// lookupBucket resolves the bucket's parameters as the edge does.
+func lookupBucket(r *snapshot.Reader, test string) (BucketInfo, *abtest.Params, error) {
+	b, setErr := abtest.SnapshotBucketer(r.ExperimentsJSON(), abtest.Defaults)
+	if test == "" {
+		test = abtest.ControlTest
+	}
+	i, ok := b.TestIndex(test)
+	if !ok {
+		ids := []string{abtest.ControlTest}
+		for _, t := range b.Set().Tests {
+			ids = append(ids, t.ID)
+		}
+		return BucketInfo{}, nil, fmt.Errorf("%w: test %q is not in experiment set %q (tests: %s)", ErrBadArgument, test, b.Set().ID, strings.Join(ids, ", "))
+	}
+	info := BucketInfo{ExperimentSet: b.Set().ID, Test: test, Variant: abtest.ControlVariant, Params: *b.Params(i)}
+	if i > 0 {
+		info.Variant = b.Set().Tests[i-1].Variant
+	}
+	if setErr != nil {
+		info.Invalid = setErr.Error()
+	}
+	return info, b.Params(i), nil
 }
 
 // BuildLookupReport computes Lookup's report from an open snapshot.
@@ -163,6 +230,21 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 		return nil, fmt.Errorf("%w: placement %q is not in snapshot %s (%d placements)", ErrNotFound, placementID, h.Version, r.NumPlacements())
 	}
 	pl, _ := r.Placement(pi)
+	if int(pl.Format) >= snapshot.NumFormats {
+		return nil, fmt.Errorf("placement %q has unknown format %d (run adtool verify)", placementID, pl.Format)
+	}
+	bucket, params, err := lookupBucket(r, opts.Test)
+	if err != nil {
+		return nil, err
+	}
+	var prof *profiles.Profile
+	if opts.Segments != nil {
+		prof = &profiles.Profile{Segments: opts.Segments}
+	}
+	req := selection.Request{Placement: []byte(placementID), Country: a.country, OS: a.os, OSVersion: a.osVersion, DeviceType: a.device, Now: a.now.Unix()}
+	sel := selection.Selector{MaxScan: opts.MaxScan}
+	ex := sel.Explain(r, &req, prof, params)
+
 	rep := &LookupReport{
 		Snapshot: SnapshotRef{Version: h.Version, Created: unixTime(h.Created)},
 		Placement: PlacementInfo{
@@ -170,62 +252,35 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 			BlockedAdvertisers: dictNames(r, pl.BlockedAdvertisers, r.Advertiser),
 			BlockedCategories:  dictNames(r, pl.BlockedCategories, r.Category),
 		},
-		Country: snapshot.CountryCode(a.country), OS: a.os.String(), OSVersion: opts.OSVersion, DeviceType: opts.DeviceType,
-		Now:  a.now.UTC().Format(time.RFC3339),
-		Rows: []CandidateRow{},
+		Key:     keyName(snapshot.KeyIndex(pl.Format, a.country, a.os)),
+		Country: snapshot.CountryCode(a.country), OS: a.os.String(), OSVersion: opts.OSVersion,
+		DeviceType: strings.Join(deviceNames(a.device), ","),
+		Now:        a.now.UTC().Format(time.RFC3339),
+		Bucket:     bucket, Profile: prof != nil, Segments: opts.Segments,
+		FloorMicros: int64(math.Round(ex.Floor)), Outcome: ex.Outcome.String(),
+		Candidates: len(ex.Candidates), Rows: []CandidateRow{},
 	}
-	if int(pl.Format) >= snapshot.NumFormats {
-		return nil, fmt.Errorf("placement %q has unknown format %d (run adtool verify)", placementID, pl.Format)
+	if rep.Segments == nil {
+		rep.Segments = []string{}
 	}
-	rep.Key = keyName(snapshot.KeyIndex(pl.Format, a.country, a.os))
-	blockedAdv, blockedCat := r.List(pl.BlockedAdvertisers), r.List(pl.BlockedCategories)
-	l := r.Candidates(pl.Format, a.country, a.os)
-	rep.Candidates = l.Len()
-	now := a.now.Unix()
-	for i := 0; i < l.Len(); i++ {
-		cd := l.At(i)
-		cp, ok := r.Campaign(int(cd.Campaign))
-		var why []string
-		if !ok {
-			why = append(why, fmt.Sprintf("campaign index %d out of range (run adtool verify)", cd.Campaign))
-		} else {
-			if blockedAdv.Contains(cp.Advertiser) {
-				why = append(why, "advertiser "+nameOr(r.Advertiser(cp.Advertiser), cp.Advertiser)+" blocked")
-			}
-			if blockedCat.Contains(cp.Category) {
-				why = append(why, "category "+nameOr(r.Category(cp.Category), cp.Category)+" blocked")
-			}
-			if cd.ECPMMicros < pl.FloorMicros {
-				why = append(why, fmt.Sprintf("eCPM %s < floor %s", money(cd.ECPMMicros), money(pl.FloorMicros)))
-			}
-			if minV := cp.MinOSVersion[a.os]; a.hasOSVer && a.osVersion < minV {
-				why = append(why, fmt.Sprintf("%s %s < min %s", a.os, snapshot.FormatOSVersion(a.osVersion), snapshot.FormatOSVersion(minV)))
-			}
-			if a.device != 0 && cp.DeviceTypes&a.device == 0 {
-				why = append(why, fmt.Sprintf("device %s not targeted (%s only)", opts.DeviceType, strings.Join(deviceNames(cp.DeviceTypes), ",")))
-			}
-			switch {
-			case now < cp.Start:
-				why = append(why, "not started (starts "+unixTime(cp.Start)+")")
-			case now >= cp.End:
-				why = append(why, "ended "+unixTime(cp.End))
-			}
+	lc := lookupContext{r: r, a: a, ex: ex, params: params, placementFloor: pl.FloorMicros, blockedAdv: r.List(pl.BlockedAdvertisers), prof: prof}
+	for i := range ex.Candidates {
+		if ex.Candidates[i].Verdict == selection.Won {
+			lc.winner = &ex.Candidates[i]
 		}
-		eligible := len(why) == 0
-		if eligible {
+	}
+	for i := range ex.Candidates {
+		e := &ex.Candidates[i]
+		if e.Verdict == selection.Won || e.Verdict == selection.Outscored {
 			rep.Eligible++
 		}
-		if limit > 0 && i >= limit && (!eligible || rep.First != nil) {
+		if e.Verdict != selection.Won && limit > 0 && i >= limit {
 			continue
 		}
-		row := candidateRow(r, i, cd, cp, a, opts)
-		row.Eligible, row.WhyNot = eligible, why
-		if row.WhyNot == nil {
-			row.WhyNot = []string{}
-		}
-		if eligible && rep.First == nil {
-			first := row
-			rep.First = &first
+		row := lc.row(e)
+		if e.Verdict == selection.Won {
+			won := row
+			rep.Serves = &won
 		}
 		if limit < 0 || i < limit {
 			rep.Rows = append(rep.Rows, row)
@@ -234,20 +289,38 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 	return rep, nil
 }
 
-func candidateRow(r *snapshot.Reader, i int, cd snapshot.Candidate, cp snapshot.Campaign, a lookupArgs, opts LookupOptions) CandidateRow {
+// lookupContext is what turning selection's verdicts into rows needs.
+type lookupContext struct {
+	r              *snapshot.Reader
+	a              lookupArgs
+	ex             *selection.Explanation
+	winner         *selection.Explained // nil on a no-fill
+	params         *abtest.Params
+	placementFloor int64
+	blockedAdv     snapshot.U32List
+	prof           *profiles.Profile
+}
+
+func (lc *lookupContext) row(e *selection.Explained) CandidateRow {
+	r, cd, cp := lc.r, e.Candidate, e.Campaign
 	row := CandidateRow{
-		Rank: i + 1, Campaign: campaignID(r, cd.Campaign),
+		Rank: e.Rank + 1, Campaign: campaignID(r, cd.Campaign),
 		Advertiser: nameOr(r.Advertiser(cp.Advertiser), cp.Advertiser), Category: nameOr(r.Category(cp.Category), cp.Category),
 		BidType: cp.BidType.String(), BidMicros: cp.BidMicros, CTR: cd.CTR, ECPMMicros: cd.ECPMMicros,
-		Creatives: []string{}, Needs: []string{},
+		ScoreMicros: int64(math.Round(e.Score)),
+		Verdict:     e.Verdict.String(), Eligible: e.Verdict == selection.Won || e.Verdict == selection.Outscored,
+		Creatives: []string{}, WhyNot: []string{}, Needs: []string{},
 	}
 	cl := r.List(snapshot.ListRef{Off: cd.CreativesOff, Len: uint32(cd.CreativesLen)})
 	for j := 0; j < cl.Len(); j++ {
 		v := cl.At(j)
 		row.Creatives = append(row.Creatives, nameOr(recID(r, r.Creative, int(v)), v))
 	}
-	if segs := segmentNames(r, cp.Segments, nil); len(segs) > 0 {
-		row.Needs = append(row.Needs, "segment "+strings.Join(segs, "|"))
+	if why := lc.whyNot(e); why != "" {
+		row.WhyNot = append(row.WhyNot, why)
+	}
+	if lc.prof == nil { // without a profile the edge applies neither
+		return row
 	}
 	if cp.FreqCapCount > 0 {
 		row.Needs = append(row.Needs, "under cap "+freqCap(cp))
@@ -255,15 +328,62 @@ func candidateRow(r *snapshot.Reader, i int, cd snapshot.Candidate, cp snapshot.
 	if app := r.String(cp.PromotedApp); app != "" {
 		row.Needs = append(row.Needs, app+" not installed")
 	}
-	if minV := cp.MinOSVersion[a.os]; !a.hasOSVer && minV != 0 {
-		row.Needs = append(row.Needs, fmt.Sprintf("%s >= %s", a.os, snapshot.FormatOSVersion(minV)))
-	}
-	if opts.DeviceType == "" && cp.DeviceTypes != snapshot.AllDevices {
-		row.Needs = append(row.Needs, strings.Join(deviceNames(cp.DeviceTypes), ",")+" only")
-	}
 	return row
 }
 
+// whyNot words selection's verdict on a candidate that is not served.
+func (lc *lookupContext) whyNot(e *selection.Explained) string {
+	r, a, cp, ex := lc.r, lc.a, &e.Campaign, lc.ex
+	switch e.Verdict {
+	case selection.UnderFloor:
+		floor := "floor " + money(int64(math.Round(ex.Floor)))
+		if m := lc.params.FloorMultiplier; m != 1 {
+			floor += fmt.Sprintf(" (%s x %g)", money(lc.placementFloor), m)
+		}
+		return fmt.Sprintf("eCPM %s < %s", money(e.Candidate.ECPMMicros), floor)
+	case selection.Outscored:
+		if lc.winner != nil {
+			return fmt.Sprintf("outscored by %s (score %s)", campaignID(r, lc.winner.Candidate.Campaign), money(int64(math.Round(lc.winner.Score))))
+		}
+		return "outscored"
+	case selection.NotScanned:
+		return "beyond the scan limit"
+	case selection.Skipped:
+	default:
+		return ""
+	}
+	switch e.Skip {
+	case selection.SkipSchedule:
+		if a.now.Unix() < cp.Start {
+			return "not started (starts " + unixTime(cp.Start) + ")"
+		}
+		return "ended " + unixTime(cp.End)
+	case selection.SkipDevice:
+		return fmt.Sprintf("device %s not targeted (%s only)", strings.Join(deviceNames(a.device), ","), strings.Join(deviceNames(cp.DeviceTypes), ","))
+	case selection.SkipOSVersion:
+		minV := cp.MinOSVersion[a.os]
+		if a.osVersion == 0 {
+			return fmt.Sprintf("%s version unknown, min %s", a.os, snapshot.FormatOSVersion(minV))
+		}
+		return fmt.Sprintf("%s %s < min %s", a.os, snapshot.FormatOSVersion(a.osVersion), snapshot.FormatOSVersion(minV))
+	case selection.SkipBlocked:
+		if lc.blockedAdv.Contains(cp.Advertiser) {
+			return "advertiser " + nameOr(r.Advertiser(cp.Advertiser), cp.Advertiser) + " blocked"
+		}
+		return "category " + nameOr(r.Category(cp.Category), cp.Category) + " blocked"
+	case selection.SkipSegment:
+		segs := strings.Join(segmentNames(r, cp.Segments, nil), "|")
+		if lc.prof == nil {
+			return "segment " + segs + ": needs a user profile"
+		}
+		return "user not in segment " + segs
+	case selection.SkipMinCTR:
+		return fmt.Sprintf("CTR %.4f < min_ctr %g", e.Candidate.CTR, lc.params.MinCTR)
+	case selection.SkipCorrupt:
+		return fmt.Sprintf("campaign index %d out of range (run adtool verify)", e.Candidate.Campaign)
+	}
+	return selection.SkipNames[e.Skip]
+}
 func (rep *LookupReport) writeText(w io.Writer) error {
 	p := rep.Placement
 	tw := newTab(w)
@@ -279,11 +399,22 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 	}
 	req = append(req, "at "+rep.Now)
 	fmt.Fprintf(tw, "request\t%s\n", strings.Join(req, ", "))
+	profile := "none (no device id or profile miss)"
+	if rep.Profile {
+		profile = "segments " + listOrNone(rep.Segments) + " (no cap counters, no installed apps)"
+	}
+	fmt.Fprintf(tw, "profile\t%s\n", profile)
+	b := rep.Bucket
+	fmt.Fprintf(tw, "bucket\t%s/%s (set %s): floor x%g, weights cpm %g cpc %g cpi %g, min CTR %g\n", b.Test, b.Variant, b.ExperimentSet,
+		b.Params.FloorMultiplier, b.Params.WeightCPM, b.Params.WeightCPC, b.Params.WeightCPI, b.Params.MinCTR)
+	if b.Invalid != "" {
+		fmt.Fprintf(tw, "\texperiment set refused (%s): the edge serves everyone as control\n", b.Invalid)
+	}
 	fmt.Fprintf(tw, "list\t%s: %d candidates, %d eligible\n", rep.Key, rep.Candidates, rep.Eligible)
-	if rep.First != nil {
-		fmt.Fprintf(tw, "serves\t%s (rank %d, eCPM %s) unless the user profile excludes it\n", rep.First.Campaign, rep.First.Rank, money(rep.First.ECPMMicros))
+	if rep.Serves != nil {
+		fmt.Fprintf(tw, "serves\t%s (rank %d, eCPM %s, score %s)\n", rep.Serves.Campaign, rep.Serves.Rank, money(rep.Serves.ECPMMicros), money(rep.Serves.ScoreMicros))
 	} else {
-		fmt.Fprintf(tw, "serves\tnothing: no-fill\n")
+		fmt.Fprintf(tw, "serves\tnothing: no-fill (%s)\n", rep.Outcome)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -293,7 +424,7 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw = newTab(w)
-	fmt.Fprintln(tw, "rank\tcampaign\tadvertiser\tcategory\tbid type\tbid\tCTR\teCPM\tcreative\teligible / why not\t")
+	fmt.Fprintln(tw, "rank\tcampaign\tadvertiser\tcategory\tbid type\tbid\tCTR\teCPM\tcreative\tserved / why not\t")
 	for _, row := range rep.Rows {
 		cr := "-"
 		if len(row.Creatives) > 0 {
@@ -302,8 +433,8 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 				cr += fmt.Sprintf(" (+%d)", len(row.Creatives)-1)
 			}
 		}
-		verdict := "yes"
-		if !row.Eligible {
+		verdict := "serves"
+		if row.Verdict != selection.Won.String() {
 			verdict = "no: " + strings.Join(row.WhyNot, "; ")
 		}
 		if len(row.Needs) > 0 {

@@ -4,14 +4,27 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/builder"
+	"github.com/adedge/adedge/builder/inventory"
+	"github.com/adedge/adedge/server/profiles"
+	"github.com/adedge/adedge/server/selection"
+	"github.com/adedge/adedge/snapshot"
+	"github.com/adedge/adedge/tools/gen"
 )
 
 func TestLookupRanksAndExplains(t *testing.T) {
-	res := baseWorld().build(t)
+	w := baseWorld()
+	w.experiments.Tests[1].Params = map[string]float64{"weight_cpc": 0.5}
+	w.experiments.Tests = append(w.experiments.Tests, inventory.ExperimentTest{ID: "t3", Variant: "min_ctr_2pc", ShareBP: 1000, Params: map[string]float64{"min_ctr": 0.02}})
+	res := w.build(t)
 	var out bytes.Buffer
 	opts := LookupOptions{OSVersion: "13", DeviceType: "phone", Now: dataTime}
 	if err := Lookup(&out, res.Path, "p-banner", "US", "android", opts); err != nil {
@@ -21,13 +34,15 @@ func TestLookupRanksAndExplains(t *testing.T) {
 	for _, want := range []string{
 		`(?m)^placement\s+p-banner\s+app com\.example\.game\s+format banner\s+floor 0\.50$`,
 		`(?m)^blocked\s+advertisers: umbrella\s+categories: IAB25$`,
+		`(?m)^profile\s+none \(no device id or profile miss\)$`,
+		`(?m)^bucket\s+control/control \(set exp-1\): floor x1, weights cpm 1 cpc 1 cpi 1, min CTR 0$`,
 		`(?m)^list\s+banner/US/android: 7 candidates, 1 eligible$`,
-		`(?m)^serves\s+c-02 \(rank 1, eCPM 5\.00\)`,
-		`(?m)^1\s+c-02\s+globex\s+IAB2\s+cpc\s+0\.50\s+0\.0100\s+5\.00\s+cr-03\s+yes$`,
+		`(?m)^serves\s+c-02 \(rank 1, eCPM 5\.00, score 5\.00\)$`,
+		`(?m)^1\s+c-02\s+globex\s+IAB2\s+cpc\s+0\.50\s+0\.0100\s+5\.00\s+cr-03\s+serves$`,
 		`(?m)^2\s+c-05\s+umbrella\s+IAB5\s+cpm\s+4\.00\s+0\.0020\s+4\.00\s+cr-06\s+no: advertiser umbrella blocked$`,
-		`(?m)^3\s+c-06\s+.*no: category IAB25 blocked \[needs segment gamers\]$`,
+		`(?m)^3\s+c-06\s+.*no: category IAB25 blocked$`,
 		`(?m)^4\s+c-04\s+.*no: not started \(starts 2027-01-16T08:00:00Z\)$`,
-		`(?m)^5\s+c-01\s+.*no: android 13\.0\.0 < min 14\.0\.0 \[needs under cap 3 per 3600s\]$`,
+		`(?m)^5\s+c-01\s+.*no: android 13\.0\.0 < min 14\.0\.0$`,
 		`(?m)^6\s+c-03\s+.*no: device phone not targeted \(tablet only\)$`,
 		`(?m)^7\s+c-07\s+.*no: eCPM 0\.10 < floor 0\.50$`,
 	} {
@@ -36,43 +51,64 @@ func TestLookupRanksAndExplains(t *testing.T) {
 		}
 	}
 
-	// Without OS version and device the same candidates become eligible;
-	// later, c-04 has started; a limit of 2 still finds the first eligible.
-	out.Reset()
-	opts = LookupOptions{Now: dataTime.AddDate(0, 0, 2), Limit: 2, JSON: true}
-	if err := Lookup(&out, res.Path, "p-banner", "US", "android", opts); err != nil {
-		t.Fatal(err)
+	// As at the edge: no OS version skips campaigns with a minimum, no
+	// device type means phone. Later, c-04 has started and is outscored;
+	// a limit of 2 still reports the served candidate.
+	report := func(opts LookupOptions) LookupReport {
+		t.Helper()
+		out.Reset()
+		opts.JSON = true
+		if err := Lookup(&out, res.Path, "p-banner", "US", "android", opts); err != nil {
+			t.Fatal(err)
+		}
+		var rep LookupReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
 	}
-	var rep LookupReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.Candidates != 7 || rep.Eligible != 4 || len(rep.Rows) != 2 || rep.First == nil || rep.First.Campaign != "c-02" {
+	later := dataTime.AddDate(0, 0, 2)
+	rep := report(LookupOptions{Now: later, Limit: 2})
+	if rep.Candidates != 7 || rep.Eligible != 2 || len(rep.Rows) != 2 || rep.Serves == nil || rep.Serves.Campaign != "c-02" ||
+		rep.DeviceType != "phone" || rep.Outcome != "filled" {
 		t.Fatalf("report %+v", rep)
 	}
-	if !slices.Equal(rep.Rows[1].WhyNot, []string{"advertiser umbrella blocked"}) || rep.Rows[1].Eligible {
+	if !slices.Equal(rep.Rows[1].WhyNot, []string{"advertiser umbrella blocked"}) || rep.Rows[1].Eligible || rep.Rows[1].Verdict != "skipped" {
 		t.Errorf("row 2 %+v", rep.Rows[1])
 	}
-	out.Reset()
-	opts.Limit = -1
-	if err := Lookup(&out, res.Path, "p-banner", "US", "android", opts); err != nil {
-		t.Fatal(err)
-	}
-	rep = LookupReport{}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
-	var eligible []string
+	rep = report(LookupOptions{Now: later, Limit: -1})
+	verdicts := map[string]string{}
 	for _, r := range rep.Rows {
-		if r.Eligible {
-			eligible = append(eligible, r.Campaign)
+		verdicts[r.Campaign] = r.Verdict + ": " + strings.Join(r.WhyNot, "; ")
+	}
+	for c, want := range map[string]string{
+		"c-02": "won: ", "c-04": "outscored: outscored by c-02 (score 5.00)",
+		"c-01": "skipped: android version unknown, min 14.0.0", "c-07": "below_floor: eCPM 0.10 < floor 0.50",
+	} {
+		if verdicts[c] != want {
+			t.Errorf("%s: %q, want %q", c, verdicts[c], want)
 		}
 	}
-	if !slices.Equal(eligible, []string{"c-02", "c-04", "c-01", "c-03"}) {
-		t.Errorf("eligible %v", eligible)
+
+	// The A/B parameters: a lower CPC weight lets c-04 outscore c-02; a
+	// MinCTR skips c-02; a floor multiplier raises the floor.
+	rep = report(LookupOptions{Now: later, Test: "t2", Limit: -1})
+	if rep.Serves == nil || rep.Serves.Campaign != "c-04" || rep.Rows[0].Verdict != "outscored" || rep.Rows[0].ScoreMicros != 2_500_000 ||
+		rep.Bucket.Variant != "cpc_boost" || rep.Bucket.Params.WeightCPC != 0.5 {
+		t.Errorf("t2: %+v", rep)
 	}
-	if c1 := rep.Rows[4]; c1.Campaign != "c-01" || !slices.Contains(c1.Needs, "android >= 14.0.0") {
-		t.Errorf("c-01 needs %+v", c1)
+	rep = report(LookupOptions{Now: later, Test: "t3", Limit: -1})
+	if rep.Serves == nil || rep.Serves.Campaign != "c-04" || !slices.Equal(rep.Rows[0].WhyNot, []string{"CTR 0.0100 < min_ctr 0.02"}) {
+		t.Errorf("t3: %+v", rep.Rows[0])
+	}
+	// With a profile, the conditions lookup cannot know are listed.
+	rep = report(LookupOptions{Now: later, OSVersion: "14", Segments: []string{"gamers"}, Limit: -1})
+	if !rep.Profile || rep.Rows[4].Campaign != "c-01" || rep.Rows[4].Verdict != "outscored" || !slices.Equal(rep.Rows[4].Needs, []string{"under cap 3 per 3600s"}) {
+		t.Errorf("with a profile: %+v", rep.Rows[4])
+	}
+	rep = report(LookupOptions{Now: later, Test: "t1", Limit: -1})
+	if rep.FloorMicros != 550_000 || !slices.Equal(rep.Rows[6].WhyNot, []string{"eCPM 0.10 < floor 0.55 (0.50 x 1.1)"}) {
+		t.Errorf("t1: floor %d, %+v", rep.FloorMicros, rep.Rows[6])
 	}
 
 	// An interstitial placement uses the interstitial list; an empty list
@@ -81,8 +117,94 @@ func TestLookupRanksAndExplains(t *testing.T) {
 	if err := Lookup(&out, res.Path, "p-inter", "FR", "ios", LookupOptions{Now: dataTime}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "interstitial/FR/ios: 0 candidates, 0 eligible") || !strings.Contains(out.String(), "no-fill") {
+	if !strings.Contains(out.String(), "interstitial/FR/ios: 0 candidates, 0 eligible") || !strings.Contains(out.String(), "no-fill (no_candidates)") {
 		t.Errorf("empty list output\n%s", out.String())
+	}
+}
+
+// TestLookupServesWhatSelectServes: for every placement, a spread of
+// countries, both OSes, every bucket of the experiment set, with and
+// without a profile, lookup's served candidate is Select's answer.
+func TestLookupServesWhatSelectServes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "inv")
+	if _, err := gen.Generate(dir, gen.Scales["small"], 11, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := builder.Build(builder.Options{Input: dir, Out: t.TempDir(), Created: dataTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := snapshot.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := abtest.SnapshotBucketer(r.ExperimentsJSON(), abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := []string{abtest.ControlTest}
+	for _, tt := range b.Set().Tests {
+		buckets = append(buckets, tt.ID)
+	}
+	if len(buckets) < 4 {
+		t.Fatalf("generated set has %d buckets: the test wants every parameter kind", len(buckets))
+	}
+	var segs []string
+	for i := 0; i < r.NumSegments(); i += 3 {
+		segs = append(segs, r.Segment(uint32(i)))
+	}
+	var sel selection.Selector
+	fills, compared := 0, 0
+	differ := map[string]bool{} // placement/country/os whose winner depends on the bucket
+	for pi := 0; pi < r.NumPlacements(); pi += 2 {
+		p, _ := r.Placement(pi)
+		id := r.String(p.ID)
+		for _, cc := range []string{"US", "GB", "DE", "BR"} {
+			for _, osName := range []string{"android", "ios"} {
+				winners := map[string]bool{}
+				for _, bucket := range buckets {
+					for _, prof := range []*profiles.Profile{nil, {Segments: segs}} {
+						opts := LookupOptions{Test: bucket, OSVersion: "15", Now: dataTime.Add(time.Hour), Limit: 1}
+						if prof != nil {
+							opts.Segments = prof.Segments
+						}
+						rep, err := BuildLookupReport(r, id, cc, osName, opts)
+						if err != nil {
+							t.Fatal(err)
+						}
+						country, _ := snapshot.CountryIndex(cc)
+						os, _ := snapshot.ParseOS(osName)
+						ti, _ := b.TestIndex(bucket)
+						var got selection.Result
+						sel.Select(r, &selection.Request{Placement: []byte(id), Country: country, OS: os, OSVersion: 15 << 16,
+							DeviceType: snapshot.DevicePhone, Now: dataTime.Add(time.Hour).Unix()}, prof, b.Params(ti), &got)
+						compared++
+						if rep.Outcome != got.Outcome.String() {
+							t.Fatalf("%s %s %s %s: lookup says %s, Select %s", id, cc, osName, bucket, rep.Outcome, got.Outcome)
+						}
+						if got.Outcome != selection.Filled {
+							if rep.Serves != nil {
+								t.Fatalf("%s %s %s %s: lookup serves %s on a no-fill", id, cc, osName, bucket, rep.Serves.Campaign)
+							}
+							continue
+						}
+						fills++
+						if want := campaignID(r, uint32(got.Campaign)); rep.Serves == nil || rep.Serves.Campaign != want || rep.Serves.ECPMMicros != got.ECPMMicros {
+							t.Fatalf("%s %s %s %s: lookup serves %+v, Select %s", id, cc, osName, bucket, rep.Serves, want)
+						}
+						winners[rep.Serves.Campaign] = true
+					}
+				}
+				if len(winners) > 1 {
+					differ[id+cc+osName] = true
+				}
+			}
+		}
+	}
+	t.Logf("%d lookups compared, %d fills, %d keys whose winner depends on bucket or profile", compared, fills, len(differ))
+	if fills < compared/4 || len(differ) == 0 {
+		t.Fatalf("%d fills of %d, %d bucket-dependent winners: the comparison is not exercising selection", fills, compared, len(differ))
 	}
 }
 
@@ -100,6 +222,7 @@ func TestLookupErrors(t *testing.T) {
 		{"p-banner", "US", "windows", LookupOptions{}, ErrBadArgument, `os "windows": want android or ios`},
 		{"p-banner", "US", "ios", LookupOptions{OSVersion: "14.x"}, ErrBadArgument, `os version "14.x"`},
 		{"p-banner", "US", "ios", LookupOptions{DeviceType: "tv"}, ErrBadArgument, `device type "tv"`},
+		{"p-banner", "US", "ios", LookupOptions{Test: "t9"}, ErrBadArgument, `test "t9" is not in experiment set "exp-1" (tests: control, t1, t2)`},
 	} {
 		err := Lookup(&bytes.Buffer{}, res.Path, c.placement, c.country, c.os, c.opts)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/adedge/adedge/tools/snaptool"
@@ -88,8 +89,12 @@ func runLookup(args []string) int {
 	placement := fs.String("placement", "", "placement id")
 	country := fs.String("country", "US", "two-letter country code")
 	osName := fs.String("os", "android", "android | ios")
-	fs.StringVar(&o.OSVersion, "osv", "", "device OS version (empty = unknown)")
-	fs.StringVar(&o.DeviceType, "devtype", "", "phone | tablet")
+	fs.StringVar(&o.OSVersion, "osv", "", "device OS version (empty = unknown: campaigns with a minimum OS version are skipped, as at the edge)")
+	fs.StringVar(&o.DeviceType, "devtype", "", "phone | tablet (empty = phone, as at the edge)")
+	fs.StringVar(&o.Test, "test", "control", "A/B bucket: control or a test id of the snapshot's experiment set (its floor multiplier, bid weights and min CTR apply)")
+	segments := fs.String("segments", "", "the user profile's segments, comma-separated (unset = no profile; \"\" with --profile = a profile in no segment)")
+	withProfile := fs.Bool("profile", false, "the request has a user profile (implied by --segments)")
+	fs.IntVar(&o.MaxScan, "max-scan", 0, "the edge's --max-scan (0 = default)")
 	fs.IntVar(&o.Limit, "limit", 20, "candidates shown (-1 = all)")
 	at := fs.String("at", "", "evaluate schedules at this RFC 3339 time (default now)")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
@@ -99,6 +104,14 @@ func runLookup(args []string) int {
 	if *path == "" || *placement == "" {
 		fmt.Fprintln(os.Stderr, "adtool lookup: --snapshot and --placement are required")
 		return 2
+	}
+	if *segments != "" || *withProfile {
+		o.Segments = []string{}
+		for _, seg := range strings.Split(*segments, ",") {
+			if seg = strings.TrimSpace(seg); seg != "" {
+				o.Segments = append(o.Segments, seg)
+			}
+		}
 	}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
