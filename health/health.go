@@ -128,6 +128,12 @@ type State struct {
 	// than its limit. Either marks the edge degraded. Called on every
 	// probe: it must be cheap.
 	EventsFn func(now time.Time) (notRecorded, backlog bool)
+	// PacingProblem, if set, says why budget pacing is degraded ("" = it
+	// is not): the spend store is unreachable or its records unreadable,
+	// so budgeted campaigns are paced on this edge's own spend. Called on
+	// every probe: it must be cheap (the pacing service's is one atomic
+	// load).
+	PacingProblem func() string
 	// AppendExtra, if set, appends more members (each starting with a
 	// comma) to the body, e.g. snapshot distribution progress. It must not
 	// block.
@@ -220,15 +226,17 @@ const (
 	reasonStaging
 	reasonEventsNotRecorded
 	reasonEventsBacklog
+	reasonPacing
 )
 
 var reasonNames = [...]string{"no_snapshot", "draining", "maintenance", "profile_failures", "profile_store_unreachable", "snapshot_too_old", "staging_failing",
-	"events_not_recorded", "events_backlog"}
+	"events_not_recorded", "events_backlog", "pacing_degraded"}
 
 // view is one consistent-enough reading of everything the probe reports.
 type view struct {
 	status   Status
 	reasons  uint32
+	pacing   string
 	snap     Snapshot
 	hasSnap  bool
 	inFlight int64
@@ -288,6 +296,11 @@ func (s *State) read(now time.Time) view {
 		}
 		if bl {
 			v.reasons |= reasonEventsBacklog
+		}
+	}
+	if s.PacingProblem != nil {
+		if v.pacing = s.PacingProblem(); v.pacing != "" {
+			v.reasons |= reasonPacing
 		}
 	}
 	if v.hasSnap && s.MaxSnapshotAge > 0 && now.Sub(v.snap.Created) > s.MaxSnapshotAge {
@@ -415,6 +428,16 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 	if at := s.drainAt.Load(); at != 0 {
 		dst = append(dst, `,"draining_seconds":`...)
 		dst = strconv.AppendFloat(dst, float64(now.UnixNano()-at)/1e9, 'f', 1, 64)
+	}
+	if s.PacingProblem != nil {
+		dst = append(dst, `,"pacing":{"state":"`...)
+		if v.pacing == "" {
+			dst = append(dst, `ok"}`...)
+		} else {
+			dst = append(dst, `degraded","reason":"`...)
+			dst = appendSafe(dst, v.pacing)
+			dst = append(dst, `"}`...)
+		}
 	}
 	if s.AppendExtra != nil {
 		dst = s.AppendExtra(dst)

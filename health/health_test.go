@@ -365,3 +365,29 @@ func TestAppendExtra(t *testing.T) {
 		t.Fatalf("%d %s %v", code, body, err)
 	}
 }
+
+// A pacing problem (spend store down) degrades the edge with its reason;
+// it still serves (200).
+func TestPacingProblemDegrades(t *testing.T) {
+	s := New("test")
+	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
+	problem := ""
+	s.PacingProblem = func() string { return problem }
+	body, code := s.AppendJSON(nil, time.Now())
+	if code != 200 || !strings.Contains(string(body), `"pacing":{"state":"ok"}`) || strings.Contains(string(body), "degraded") {
+		t.Fatalf("%d %s", code, body)
+	}
+	problem = `spend store aerospike://x: "timeout"`
+	body, code = s.AppendJSON(nil, time.Now())
+	var got struct {
+		Status  string
+		Reasons []string
+		Pacing  struct{ State, Reason string }
+	}
+	if err := json.Unmarshal(body, &got); err != nil || code != 200 {
+		t.Fatalf("%d %s %v", code, body, err)
+	}
+	if got.Status != "degraded" || len(got.Reasons) != 1 || got.Reasons[0] != "pacing_degraded" || got.Pacing.State != "degraded" || !strings.Contains(got.Pacing.Reason, "timeout") {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -44,7 +44,7 @@ admin=${ADEDGE_DEMO_ADMIN:-19090}
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token.key"
 "$bin/adedge" --snapshot-dir "$work/snapshots" --listen 127.0.0.1:$port --admin 127.0.0.1:$admin \
   --profiles "file:$work/inventory/profiles.jsonl" --token-key "$work/token.key" --access-log "$work/access.log" \
-  --drain-grace 1s > "$work/edge.log" 2>&1 &
+  --spend local --drain-grace 1s > "$work/edge.log" 2>&1 &
 edge=$!
 trap 'kill $edge 2>/dev/null || true' EXIT
 for i in $(seq 1 50); do
@@ -81,7 +81,7 @@ say "10. three seconds of traffic at 500 requests/s from the synthetic device po
 "$bin/adtool" loadgen --quiet --target "http://127.0.0.1:$port" --inventory "$work/inventory" --rate 500 --duration 3s --conns 16
 
 say "11. what the edge counted (admin port, Prometheus format)"
-curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|profile_lookups_total|impressions_total|clicks_total|revenue_micros_total)'
+curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|profile_lookups_total|impressions_total|clicks_total|revenue_micros_total|pacing_campaigns)'
 
 say "12. drain the edge (adtool drain: /health 503 at once, ads served for --drain-grace, then stop)"
 "$bin/adtool" drain --admin 127.0.0.1:$admin > /dev/null

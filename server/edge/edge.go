@@ -26,6 +26,7 @@ import (
 	"github.com/adedge/adedge/server/adreq"
 	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/pacing"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
@@ -61,6 +62,9 @@ type Config struct {
 	// recorded (docs/EVENTS.md). EdgeName labels the records.
 	Events   *events.Recorder
 	EdgeName string
+	// Pacing, if set, throttles budgeted campaigns and counts their spend
+	// (issue 11: docs/PACING.md); RunPacing drives it.
+	Pacing *pacing.Service
 }
 
 func (c *Config) defaults() {
@@ -123,7 +127,7 @@ type reqState struct {
 func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, h *health.State) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, health: h,
-		sel: selection.Selector{MaxScan: cfg.MaxScan}, capQ: make(chan capUpdate, cfg.CapQueue)}
+		sel: selection.Selector{MaxScan: cfg.MaxScan, Pacing: cfg.Pacing}, capQ: make(chan capUpdate, cfg.CapQueue)}
 	_, s.memStore = store.(profiles.InMemory)
 	if cfg.Env == "staging" {
 		s.envCode = 1

@@ -66,6 +66,10 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 	g := s.bucketGen(c)
 	a := abtest.GroupOf(c.Test, c.Variant, c.Device)
+	if s.cfg.Pacing != nil {
+		// Spend for budgets: first-seen events only (docs/PACING.md).
+		s.cfg.Pacing.Counted(c.Campaign, click, c.PriceMicros)
+	}
 	if click {
 		s.metrics.clicks.Inc()
 		if g != nil {

@@ -206,16 +206,38 @@ func (s *Service) Counted(id []byte, click bool, price int64) {
 	e.ownDay.Add(amt)
 }
 
-// Run ticks every Params.Tick until ctx ends.
-func (s *Service) Run(ctx context.Context) {
+// Run ticks every Params.Tick until ctx ends, then flushes once more (so
+// a stopping edge's spend reaches the store). sync, if set, runs first and
+// then every 50 ms: it installs a new snapshot's campaigns
+// (SetCampaigns), after which the fleet's totals are read at once, so a
+// budgeted campaign of a new snapshot waits one round trip, not a tick.
+func (s *Service) Run(ctx context.Context, sync func()) {
 	t := time.NewTicker(s.cfg.Params.Tick)
 	defer t.Stop()
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
+	if sync != nil {
+		sync()
+	}
+	s.Tick(ctx, time.Now())
 	for {
-		s.Tick(ctx, time.Now())
 		select {
 		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			s.Tick(fctx, time.Now())
+			cancel()
 			return
 		case <-t.C:
+			s.Tick(ctx, time.Now())
+		case <-check.C:
+			if sync == nil {
+				continue
+			}
+			before := s.tab.Load()
+			sync()
+			if s.tab.Load() != before {
+				s.Tick(ctx, time.Now())
+			}
 		}
 	}
 }
@@ -358,4 +380,12 @@ func (s *Service) Status() []Status {
 		out = append(out, Status{ID: e.spec.ID, Decision: e.last, Mode: e.spec.Budget.Mode})
 	}
 	return out
+}
+
+// Force sets campaign i's probability until the next Tick: for tests and
+// benchmarks of the code that reads the table.
+func (t *Table) Force(i int, p float64) {
+	if uint(i) < uint(len(t.thr)) {
+		t.thr[i].Store(threshold(p))
+	}
 }

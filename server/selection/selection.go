@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/pacing"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/snapshot"
 )
@@ -61,11 +62,12 @@ const (
 	SkipInstalled
 	SkipMinCTR
 	SkipCorrupt
+	SkipPacing // throttled by its budget's serve probability (or its fleet totals not read yet)
 	NumSkips
 )
 
 // SkipNames label the skip reasons in metrics.
-var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt"}
+var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt", "pacing"}
 
 // DefaultMaxScan bounds how many candidates one request may examine, so a
 // huge list of ineligible campaigns cannot blow the latency budget.
@@ -88,6 +90,8 @@ type Result struct {
 // Selector holds selection settings shared by all requests.
 type Selector struct {
 	MaxScan int // 0 means DefaultMaxScan
+	// Pacing, if set, throttles budgeted campaigns (docs/PACING.md).
+	Pacing *pacing.Service
 }
 
 // UserSegments maps a profile's segment names to the snapshot's segment
@@ -145,6 +149,13 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	blockedAdv := r.List(pl.BlockedAdvertisers)
 	blockedCat := r.List(pl.BlockedCategories)
 	maxScan := s.maxScan()
+	var pt *pacing.Table
+	pending := false // a snapshot the pacing table has not caught up with
+	if s.Pacing != nil {
+		if pt = s.Pacing.Table(); !pt.For(r) {
+			pt, pending = nil, true
+		}
+	}
 
 	best, bestScore := -1, math.Inf(-1)
 	var bestCand snapshot.Candidate
@@ -172,6 +183,10 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		}
 		if reason := eligible(r, &camp, &c, req, prof, &userSeg, blockedAdv, blockedCat, p); reason >= 0 {
 			out.Skipped[reason]++
+			continue
+		}
+		if (pt != nil && !pt.Allow(int(c.Campaign), req.Seed)) || (pending && pacing.Limited(r, int(c.Campaign), &camp)) {
+			out.Skipped[SkipPacing]++
 			continue
 		}
 		if score := e * weightOf(&weights, camp.BidType); score > bestScore {
@@ -204,6 +219,9 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	out.CapPeriod = bestCamp.FreqCapPeriod
 	if bestCamp.FreqCapCount == 0 {
 		out.CapPeriod = 0
+	}
+	if pt != nil {
+		pt.Served(out.Campaign, out.PriceMicros)
 	}
 }
 

@@ -25,6 +25,7 @@ type config struct {
 	ab                         abFlags
 	dist                       distConfig
 	ev                         eventFlags
+	pace                       paceFlags
 }
 
 // Range checks used by several flags.
@@ -110,6 +111,7 @@ func newFlags(c *config) *cliflag.Set {
 	addDistFlags(s, &c.dist)
 	c.ab.register(s)
 	c.ev.register(s)
+	c.pace.register(s)
 
 	hl := s.Group("Health and drain")
 	hl.String(&c.agentListen, "agent-listen", "", "HAProxy agent-check address (up/ready/drain/maint and a load weight); empty = off")

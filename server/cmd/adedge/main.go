@@ -169,8 +169,16 @@ func (e *edgeApp) build() error {
 		return err
 	}
 	e.onClose(stopEvents) // after the serving port stopped: every answered pixel is in the log
+	runPacing, err := cfg.pace.start(&ecfg, metrics, hs)
+	if err != nil {
+		return err
+	}
 	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
 	e.srv = srv
+	// Pacing stops after the last request (its spend is flushed once more).
+	stopPacing := runPacing(srv)
+	e.stopWorkers = append([]func(){stopPacing}, e.stopWorkers...)
+	e.onClose(stopPacing)
 	var dropped func() uint64
 	if ring != nil {
 		dropped = ring.Dropped
