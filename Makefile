@@ -19,7 +19,7 @@ build:
 # Rewrite README.md's usage blocks from the binaries' own -h text (the
 # TestReadmeUsage tests fail when they differ).
 readme:
-	$(GO) test -count=1 -p 1 -run '^TestReadmeUsage$$' ./server/cmd/adedge/ -update
+	$(GO) test -count=1 -p 1 -run '^(TestReadmeUsage|TestHelpExitsZero)$$' ./server/cmd/adedge/ ./builder/cmd/adbuilder/ ./tools/cmd/adtool/ -update
 
 # The CI gate: vet, then every test (fuzz targets run their committed corpus),
 # with the race detector on the concurrent packages. The fault drills and

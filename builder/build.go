@@ -140,17 +140,27 @@ func Build(opts Options) (*Result, error) {
 	return &Result{Path: path, ManifestPath: filepath.Join(opts.Out, "manifest.json"), Manifest: m, Expired: enc.expired}, nil
 }
 
+// SourceDateEpoch reads $SOURCE_DATE_EPOCH (reproducible builds): ok is
+// false when it is unset or empty, err says a bad value.
+func SourceDateEpoch() (t time.Time, ok bool, err error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return time.Time{}, false, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, false, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want unix seconds (a non-negative integer)", s)
+	}
+	return time.Unix(n, 0), true, nil
+}
+
 // dataTime picks the snapshot's created time without looking at the clock.
 func dataTime(opts Options) (time.Time, error) {
 	if !opts.Created.IsZero() {
 		return opts.Created.Truncate(time.Second), nil
 	}
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want unix seconds", s)
-		}
-		return time.Unix(n, 0), nil
+	if t, ok, err := SourceDateEpoch(); ok || err != nil {
+		return t, err
 	}
 	var newest time.Time
 	for _, name := range []string{inventory.CampaignsFile, inventory.CreativesFile, inventory.PlacementsFile, inventory.PredictionsFile, inventory.ExperimentsFile} {

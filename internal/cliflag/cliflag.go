@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -299,6 +300,14 @@ func NonEmpty() Check[string] {
 		}
 		return ""
 	}
+}
+
+// HostPort refuses an address without a port ("HOST:PORT", ":PORT").
+func HostPort(v string) string {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return "HOST:PORT addresses"
+	}
+	return ""
 }
 
 // value is a typed flag value with checks; noun names the type in a

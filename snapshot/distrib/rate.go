@@ -26,3 +26,12 @@ func ParseRate(s string) (int64, error) {
 	}
 	return int64(n * float64(mult)), nil
 }
+
+// RateFlag is ParseRate as a flag check (internal/cliflag): "" when v
+// reads, else what it should look like.
+func RateFlag(v string) string {
+	if _, err := ParseRate(v); err != nil {
+		return "bytes/s like 50M, 32Mi or 0 (unlimited)"
+	}
+	return ""
+}

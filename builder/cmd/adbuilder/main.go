@@ -7,13 +7,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/builder/inventory"
+	"github.com/adedge/adedge/internal/cliflag"
 )
 
 const usage = `usage: adbuilder <command> [flags]
@@ -22,7 +22,8 @@ commands:
   build   validate an inventory directory and write <version>.snap + manifest.json
   serve   build on input change, seed over BitTorrent, publish signed channel manifests
 
-run 'adbuilder <command> -h' for the command's flags
+run 'adbuilder <command> -h' for the command's flags; every flag can also be set as
+ADBUILDER_FLAG_NAME (capitals, dashes as underscores; the command line wins)
 `
 
 func main() {
@@ -35,7 +36,7 @@ func main() {
 		os.Exit(build(os.Args[2:]))
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
-	case "-h", "--help", "help":
+	case "-h", "--help", "-help", "help":
 		fmt.Print(usage)
 	default:
 		fmt.Fprintf(os.Stderr, "adbuilder: unknown command %q\n%s", os.Args[1], usage)
@@ -43,30 +44,50 @@ func main() {
 	}
 }
 
-func build(args []string) int {
-	fs := flag.NewFlagSet("build", flag.ContinueOnError)
-	input := fs.String("input", "", "inventory directory (campaigns.jsonl, creatives.jsonl, placements.jsonl, predictions.jsonl, experiments.json)")
-	out := fs.String("out", "", "output directory for <version>.snap and manifest.json")
-	created := fs.String("created", "", "snapshot data time, RFC 3339 (default: $SOURCE_DATE_EPOCH, else the newest input's mtime)")
-	quiet := fs.Bool("quiet", false, "no progress output")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *input == "" || *out == "" {
-		fmt.Fprintln(os.Stderr, "adbuilder build: --input and --out are required")
-		fs.Usage()
-		return 2
-	}
-	opts := builder.Options{Input: *input, Out: *out}
-	if *created != "" {
-		t, err := time.Parse(time.RFC3339, *created)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "adbuilder build: --created %q: want RFC 3339 like 2026-11-22T05:00:00Z\n", *created)
-			return 2
+type buildArgs struct {
+	input, out, created string
+	quiet               bool
+}
+
+// buildFlags are `adbuilder build`'s flags (ADBUILDER_<FLAG> too).
+func buildFlags(a *buildArgs) *cliflag.Set {
+	fs := cliflag.New("adbuilder build", "ADBUILDER_", "adbuilder build --input DIR --out DIR [flags]")
+	fs.About("Validates an inventory directory and writes <version>.snap, <version>.manifest.json and\nmanifest.json atomically (nothing is written for a bad inventory).")
+	g := fs.Group("Flags")
+	g.String(&a.input, "input", "", "inventory directory (campaigns.jsonl, creatives.jsonl, placements.jsonl, predictions.jsonl, experiments.json)")
+	g.String(&a.out, "out", "", "output directory for <version>.snap and manifest.json")
+	g.String(&a.created, "created", "", "snapshot data time, RFC 3339 (default: $SOURCE_DATE_EPOCH, else the newest input's mtime)", rfc3339)
+	g.Bool(&a.quiet, "quiet", false, "no progress output")
+	fs.Require("input", "out")
+	fs.After(func() error {
+		if a.created == "" {
+			_, _, err := builder.SourceDateEpoch()
+			return err
 		}
-		opts.Created = t
+		return nil
+	})
+	return fs
+}
+
+// rfc3339 refuses a time that is not RFC 3339 (empty is the default).
+func rfc3339(v string) string {
+	if _, err := time.Parse(time.RFC3339, v); v != "" && err != nil {
+		return "an RFC 3339 time like 2026-11-22T05:00:00Z"
 	}
-	if !*quiet {
+	return ""
+}
+
+func build(args []string) int {
+	var a buildArgs
+	fs := buildFlags(&a)
+	if err := fs.Parse(args); err != nil {
+		return cliflag.ExitCode(err)
+	}
+	opts := builder.Options{Input: a.input, Out: a.out}
+	if a.created != "" {
+		opts.Created, _ = time.Parse(time.RFC3339, a.created) // checked by the flag
+	}
+	if !a.quiet {
 		opts.Progress = builder.NewProgress(os.Stderr)
 	}
 	start := time.Now()
@@ -75,7 +96,7 @@ func build(args []string) int {
 		var ve *inventory.ValidationError
 		if errors.As(err, &ve) {
 			fmt.Fprintln(os.Stderr, ve.Error())
-			fmt.Fprintf(os.Stderr, "adbuilder build: inventory %s refused: %d problem(s); nothing was written\n", *input, ve.Total)
+			fmt.Fprintf(os.Stderr, "adbuilder build: inventory %s refused: %d problem(s); nothing was written\n", a.input, ve.Total)
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "adbuilder build: %v\n", err)

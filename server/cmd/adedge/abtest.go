@@ -32,7 +32,7 @@ type abFlags struct {
 
 func (a *abFlags) register(s *cliflag.Set) {
 	st := s.Group("Staging")
-	st.StringList(&a.upstreams, "staging-upstream", nil, "staging edges `HOST:PORT,...`; empty = no staging traffic", hostPort)
+	st.StringList(&a.upstreams, "staging-upstream", nil, "staging edges `HOST:PORT,...`; empty = no staging traffic", cliflag.HostPort)
 	st.Float(&a.stagingPercent, "staging-percent", 5, "share of devices (0..100, 0.01 steps) whose requests go to --staging-upstream", cliflag.Between(0.0, 100.0))
 	st.String(&a.stagingSalt, "staging-salt", abtest.DefaultStagingSalt, "salt of the staging layer (the same on every edge)", cliflag.NonEmpty())
 	st.Duration(&a.stagingTimeout, "staging-timeout", 20*time.Millisecond, "a forwarded request not answered in this time is served here", positive)

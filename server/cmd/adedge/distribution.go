@@ -30,7 +30,7 @@ func addDistFlags(s *cliflag.Set, d *distConfig) {
 	g.String(&d.pubkey, "pubkey", "", "ed25519 public key file ('adtool keygen') that manifests must be signed with (required with --manifest)")
 	g.String(&d.peerIP, "peer-ip", "", "BitTorrent listen and dial address (default: the --listen host when it is an IP)")
 	g.Int(&d.peerPort, "peer-port", 0, "BitTorrent listen port (0 = any free port)", port)
-	g.String(&d.uploadRate, "upload-rate", "0", "cap on BitTorrent upload to other edges, bytes/s (k/M/G, Ki/Mi/Gi); 0 = unlimited", rate)
+	g.String(&d.uploadRate, "upload-rate", "0", "cap on BitTorrent upload to other edges, bytes/s (k/M/G, Ki/Mi/Gi); 0 = unlimited", distrib.RateFlag)
 	g.Int(&d.keep, "keep", 3, "snapshots kept in --snapshot-dir for rollback (the one in use is never removed)", atLeastOne)
 	g.Duration(&d.manifestPoll, "manifest-poll", 5*time.Second, "mean manifest poll interval (jittered ±25%)", positive)
 	g.Duration(&d.stallTimeout, "stall-timeout", 10*time.Second, "no BitTorrent progress for this long adds the builder's web seed", positive)

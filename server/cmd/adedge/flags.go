@@ -1,14 +1,12 @@
 package main
 
 import (
-	"net"
 	"strings"
 	"time"
 
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
-	"github.com/adedge/adedge/snapshot/distrib"
 )
 
 // config is every flag of adedge, by area.
@@ -36,22 +34,6 @@ var (
 	port        = cliflag.Between(0, 65535)
 )
 
-// hostPort refuses an address without a port ("HOST:PORT", ":PORT").
-func hostPort(v string) string {
-	if _, _, err := net.SplitHostPort(v); err != nil {
-		return "HOST:PORT addresses"
-	}
-	return ""
-}
-
-// rate refuses what distrib.ParseRate cannot read.
-func rate(v string) string {
-	if _, err := distrib.ParseRate(v); err != nil {
-		return "bytes/s like 50M, 32Mi or 0 (unlimited)"
-	}
-	return ""
-}
-
 // newFlags registers every flag of adedge into c.
 //
 // How to add a flag: one line in its group, with the range it accepts:
@@ -77,8 +59,8 @@ func newFlags(c *config) *cliflag.Set {
 	s.About("Serves ad requests from the newest verified snapshot in --snapshot-dir, reading user\nprofiles from the configured store (README.md, docs/API.md, docs/HEALTH.md).")
 
 	srv := s.Group("Serving")
-	srv.String(&c.listen, "listen", ":8080", "serving address (ads, tracking, /health)", hostPort)
-	srv.String(&c.admin, "admin", "127.0.0.1:9090", "admin address (/metrics, pprof, /admin/reload); keep it on loopback", hostPort)
+	srv.String(&c.listen, "listen", ":8080", "serving address (ads, tracking, /health)", cliflag.HostPort)
+	srv.String(&c.admin, "admin", "127.0.0.1:9090", "admin address (/metrics, pprof, /admin/reload); keep it on loopback", cliflag.HostPort)
 	srv.String(&c.env, "env", "production", "environment label: production | staging", cliflag.OneOf("production", "staging"))
 	srv.String(&c.accessLog, "access-log", "off", "access log: off | - (stderr) | PATH")
 	srv.Duration(&c.readTimeout, "read-timeout", 5*time.Second, "time to read a whole request (slow clients are cut)", positive)

@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -18,19 +15,11 @@ var update = flag.Bool("update", false, "rewrite README.md's usage block from th
 // environment (TestMain), returning its exit status and output.
 func runAsAdedge(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), "RUN_AS_ADEDGE=1"), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
+	code, out, errs, err := cliflag.RunSelf("adedge", env, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return code, out.String(), errb.String()
+	return code, out, errs
 }
 
 // TestBadEnvironmentIsFatal: the values issue 14 found silently dropped or

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/builder"
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/profiles/aerotest"
 	"github.com/adedge/adedge/tools/gen"
 )
@@ -33,13 +34,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("RUN_AS_ADEDGE") == "1" {
-		// The test binary re-run as adedge itself (flags_test.go): real
-		// exit statuses without building the binary.
-		os.Args = append([]string{"adedge"}, os.Args[1:]...)
-		main()
-		os.Exit(0)
-	}
+	cliflag.RunAsMainIf("adedge", main) // the test binary re-run as adedge (flags_test.go)
 	var err error
 	tmpRoot, err = os.MkdirTemp("", "adedge-main-test-*")
 	if err != nil {

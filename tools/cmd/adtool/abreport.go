@@ -1,13 +1,13 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/abreport"
 )
 
@@ -45,7 +45,7 @@ func parseTime(s string) (time.Time, error) {
 }
 
 func runABReport(args []string) int {
-	fs := flag.NewFlagSet("abreport", flag.ContinueOnError)
+	fs := newFlagSet("abreport", "[DIR...]")
 	var dirs dirList
 	fs.Var(&dirs, "rows", "directory of rows files (repeat, or comma-separate, for many edges)")
 	from := fs.String("from", "", "first interval start to include (RFC3339, or -24h for relative)")
@@ -54,7 +54,7 @@ func runABReport(args []string) int {
 	format := fs.String("format", "text", "text | csv | html")
 	out := fs.String("out", "", "write to this file instead of stdout")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	dirs = append(dirs, fs.Args()...) // "--rows DIR DIR2 ..." as in the usage line
 	if len(dirs) == 0 {
@@ -119,7 +119,7 @@ func runABReport(args []string) int {
 }
 
 func runStagecheck(args []string) int {
-	fs := flag.NewFlagSet("stagecheck", flag.ContinueOnError)
+	fs := newFlagSet("stagecheck", "[DIR...]")
 	var dirs dirList
 	fs.Var(&dirs, "rows", "directory of rows files (repeat, or comma-separate)")
 	window := fs.Duration("window", 15*time.Minute, "compare the rows of this last stretch of time")
@@ -134,6 +134,9 @@ func runStagecheck(args []string) int {
 	fs.Float64Var(&th.CritECPMDrop, "crit-ecpm-drop", th.CritECPMDrop, "CRITICAL eCPM drop, relative")
 	fs.Uint64Var(&th.MinRequests, "min-requests", th.MinRequests, "UNKNOWN below this many requests per env in the window")
 	if err := fs.Parse(args); err != nil {
+		if cliflag.ExitCode(err) == 0 {
+			return 0 // help asked for
+		}
 		return abreport.Unknown
 	}
 	dirs = append(dirs, fs.Args()...)
@@ -156,7 +159,7 @@ func init() {
 }
 
 func runABTraffic(args []string) int {
-	fs := flag.NewFlagSet("abtraffic", flag.ContinueOnError)
+	fs := newFlagSet("abtraffic")
 	var o abreport.TrafficOptions
 	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "base URL of the edge")
 	fs.StringVar(&o.Inventory, "inventory", "", "inventory directory (placements.jsonl, profiles.jsonl)")
@@ -166,7 +169,7 @@ func runABTraffic(args []string) int {
 	fs.Float64Var(&o.ClickP, "click-p", 0.05, "chance an impression's click URL is fired")
 	fs.Uint64Var(&o.Seed, "seed", 1, "request mix seed")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	res, err := abreport.Traffic(o)
 	if err != nil {

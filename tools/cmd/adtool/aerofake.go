@@ -1,12 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/profiles/aerotest"
 )
 
@@ -15,12 +15,12 @@ func init() {
 }
 
 func runAerofake(args []string) int {
-	fs := flag.NewFlagSet("aerofake", flag.ContinueOnError)
+	fs := newFlagSet("aerofake")
 	listen := fs.String("listen", "127.0.0.1:3000", "loopback address")
 	ns := fs.String("namespace", "test", "namespace to serve")
 	delay := fs.Duration("delay", 0, "answer every data request this late (a slow server)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	s, err := aerotest.StartOn(*listen, *ns)
 	if err != nil {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/benchsuite"
 )
 
@@ -17,7 +17,7 @@ func init() {
 }
 
 func runBench(args []string) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := newFlagSet("bench")
 	var o benchsuite.Options
 	fs.BoolVar(&o.Quick, "quick", false, "short runs, one repetition (a smoke test of the suite, < 2 min)")
 	fs.StringVar(&o.Bin, "bin", "bin", "directory with adedge, adbuilder, adtool")
@@ -28,7 +28,7 @@ func runBench(args []string) int {
 	render := fs.Bool("render", false, "only rewrite --out from the report in --json (after editing notes in it)")
 	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, swaps, builder, distribution); default all")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/snapshot/manifestsig"
 )
 
@@ -22,10 +22,10 @@ func init() {
 }
 
 func runKeygen(args []string) int {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs := newFlagSet("keygen")
 	out := fs.String("out", "manifest", "path prefix: writes PREFIX.key (private, 0600) and PREFIX.pub")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	pub, priv, err := manifestsig.GenerateKey()
 	if err != nil {
@@ -58,22 +58,15 @@ func builderPost(builder, path string) int {
 	return 0
 }
 
-func builderFlag(fs *flag.FlagSet) *string {
-	return fs.String("builder", envOr("ADTOOL_BUILDER", "http://127.0.0.1:7071"), "adbuilder serve's admin URL ($ADTOOL_BUILDER)")
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
+func builderFlag(fs *cliflag.Set) *string {
+	return fs.String("builder", "http://127.0.0.1:7071", "adbuilder serve's admin URL ($ADTOOL_BUILDER)")
 }
 
 func runPromote(args []string) int {
-	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
+	fs := newFlagSet("promote", "VERSION")
 	b := builderFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: adtool promote [--builder URL] VERSION")
@@ -83,21 +76,21 @@ func runPromote(args []string) int {
 }
 
 func runRollback(args []string) int {
-	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
+	fs := newFlagSet("rollback")
 	b := builderFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	return builderPost(*b, "/admin/rollback")
 }
 
 func runManifest(args []string) int {
-	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
+	fs := newFlagSet("manifest")
 	u := fs.String("url", "http://127.0.0.1:7070/v1/manifest", "manifest URL")
 	ch := fs.String("channel", "production", "staging | production")
 	pubFile := fs.String("pubkey", "", "public key file the manifest must be signed with")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if *pubFile == "" {
 		fmt.Fprintln(os.Stderr, "adtool manifest: --pubkey is required")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/adedge/adedge/internal/cliflag"
 )
 
 func init() {
@@ -29,11 +30,15 @@ func adminPost(url string) (int, error) {
 }
 
 func runDrain(args []string) int {
-	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
+	fs := newFlagSet("drain")
 	admin := fs.String("admin", "127.0.0.1:9090", "the edge's admin address")
 	wait := fs.Bool("wait", false, "wait until the edge has stopped (its admin port closes)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "with --wait, give up after this long")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil {
+		return cliflag.ExitCode(err)
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: adtool drain [--admin ADDR] [--wait] [--timeout D]")
 		return 2
 	}
 	code, err := adminPost("http://" + *admin + "/admin/drain")
@@ -63,9 +68,12 @@ func runDrain(args []string) int {
 }
 
 func runMaint(args []string) int {
-	fs := flag.NewFlagSet("maint", flag.ContinueOnError)
+	fs := newFlagSet("maint", "on|off")
 	admin := fs.String("admin", "127.0.0.1:9090", "the edge's admin address")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+	if err := fs.Parse(args); err != nil {
+		return cliflag.ExitCode(err)
+	}
+	if fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: adtool maint [--admin ADDR] on|off")
 		return 2
 	}

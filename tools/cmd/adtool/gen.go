@@ -1,12 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/gen"
 )
 
@@ -15,7 +15,7 @@ func init() {
 }
 
 func runGen(args []string) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs := newFlagSet("gen")
 	names := make([]string, 0, len(gen.Scales))
 	for n := range gen.Scales {
 		names = append(names, n)
@@ -27,7 +27,7 @@ func runGen(args []string) int {
 	quiet := fs.Bool("quiet", false, "no progress output")
 	factor := fs.Float64("factor", 1, "multiply the scale's counts (benchmarks: --scale large --factor 1.7 builds a ~570 MB snapshot)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	sc, ok := gen.Scales[*scale]
 	if *factor > 0 && *factor != 1 {

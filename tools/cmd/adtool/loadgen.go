@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"time"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/loadgen"
 )
 
@@ -17,7 +17,7 @@ func init() {
 }
 
 func runLoadgen(args []string) int {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs := newFlagSet("loadgen")
 	var o loadgen.Options
 	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "base URL of the server")
 	fs.StringVar(&o.Path, "path", "/v1/ad", "request path (the query is drawn from the inventory)")
@@ -37,7 +37,7 @@ func runLoadgen(args []string) int {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "adtool loadgen: unexpected argument %q\n", fs.Arg(0))

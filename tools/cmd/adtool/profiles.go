@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/profilesload"
 )
 
@@ -15,15 +15,20 @@ func init() {
 }
 
 func runProfiles(args []string) int {
+	const use = "usage: adtool profiles load --from profiles.jsonl --to aerospike://HOST:PORT/NAMESPACE/SET"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Println(use)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "load" {
-		fmt.Fprintln(os.Stderr, "usage: adtool profiles load --from profiles.jsonl --to aerospike://HOST:PORT/NAMESPACE/SET")
+		fmt.Fprintln(os.Stderr, use)
 		return 2
 	}
-	fs := flag.NewFlagSet("profiles load", flag.ContinueOnError)
+	fs := newFlagSet("profiles load")
 	from := fs.String("from", "", "profiles.jsonl to read")
 	to := fs.String("to", "", "destination store, aerospike://HOST:PORT/NAMESPACE/SET")
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if *from == "" || *to == "" {
 		fmt.Fprintln(os.Stderr, "adtool profiles load: --from and --to are required")

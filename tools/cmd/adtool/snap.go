@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/snaptool"
 )
 
@@ -31,59 +31,60 @@ func exitFor(cmd string, err error) int {
 	return 2
 }
 
-func oneArg(fs *flag.FlagSet, args []string, want int) ([]string, bool) {
+// oneArg parses the flags and wants exactly want path arguments; when it
+// is not ok, code is the exit status.
+func oneArg(fs *cliflag.Set, args []string, want int) (paths []string, code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		return nil, false
+		return nil, cliflag.ExitCode(err), false
 	}
 	if fs.NArg() != want {
-		fmt.Fprintf(os.Stderr, "adtool %s: want %d snapshot path(s), got %d\n", fs.Name(), want, fs.NArg())
-		fs.Usage()
-		return nil, false
+		fmt.Fprintf(os.Stderr, "%s: want %d snapshot path(s), got %d (run '%s -h' for the flags)\n", fs.Name(), want, fs.NArg(), fs.Name())
+		return nil, 2, false
 	}
-	return fs.Args(), true
+	return fs.Args(), 0, true
 }
 
 func runInspect(args []string) int {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs := newFlagSet("inspect", "FILE.snap")
 	var o snaptool.InspectOptions
 	fs.IntVar(&o.Top, "top", 10, "how many of the biggest candidate lists to show")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
-	paths, ok := oneArg(fs, args, 1)
+	paths, code, ok := oneArg(fs, args, 1)
 	if !ok {
-		return 2
+		return code
 	}
 	return exitFor("inspect", snaptool.Inspect(os.Stdout, paths[0], o))
 }
 
 func runVerify(args []string) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs := newFlagSet("verify", "FILE.snap")
 	var o snaptool.VerifyOptions
 	manifest := fs.String("manifest", "", "manifest to check size and xxhash64 against (default: the one beside the file)")
 	fs.BoolVar(&o.NoManifest, "no-manifest", false, "skip the manifest comparison")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
-	paths, ok := oneArg(fs, args, 1)
+	paths, code, ok := oneArg(fs, args, 1)
 	if !ok {
-		return 2
+		return code
 	}
 	return exitFor("verify", snaptool.Verify(os.Stdout, paths[0], *manifest, o))
 }
 
 func runDiff(args []string) int {
-	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
+	fs := newFlagSet("diff", "OLD.snap", "NEW.snap")
 	var o snaptool.DiffOptions
 	fs.IntVar(&o.Keys, "keys", 5, "busiest candidate lists to compare")
 	fs.IntVar(&o.Top, "top", 10, "ranks compared per list")
 	fs.IntVar(&o.Limit, "limit", 50, "changed records listed per kind (-1 = all)")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
-	paths, ok := oneArg(fs, args, 2)
+	paths, code, ok := oneArg(fs, args, 2)
 	if !ok {
-		return 2
+		return code
 	}
 	return exitFor("diff", snaptool.Diff(os.Stdout, paths[0], paths[1], o))
 }
 
 func runLookup(args []string) int {
-	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
+	fs := newFlagSet("lookup")
 	var o snaptool.LookupOptions
 	path := fs.String("snapshot", "", "snapshot file")
 	placement := fs.String("placement", "", "placement id")
@@ -99,7 +100,7 @@ func runLookup(args []string) int {
 	at := fs.String("at", "", "evaluate schedules at this RFC 3339 time (default now)")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return cliflag.ExitCode(err)
 	}
 	if *path == "" || *placement == "" {
 		fmt.Fprintln(os.Stderr, "adtool lookup: --snapshot and --placement are required")
