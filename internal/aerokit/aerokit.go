@@ -24,9 +24,21 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// TB is the part of TB the helpers use; taking it instead of
+// TB keeps the testing package out of tools that start servers
+// (adtool bench).
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
 
 // EnvKit names the kit directory explicitly, overriding the search.
 const EnvKit = "ADEDGE_AEROSPIKE_KIT"
@@ -60,16 +72,26 @@ const (
 )
 
 // Kit returns the kit directory: $ADEDGE_AEROSPIKE_KIT, else the first
-// shared/aerospike directory found walking up from the module root (the
-// repository has shared/ beside it, wherever it is cloned).
+// shared/aerospike directory found walking up from the module root of the
+// working directory (the repository has shared/ beside it, wherever it is
+// cloned).
 func Kit() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("aerokit: %w", err)
+	}
+	return KitFrom(wd)
+}
+
+// KitFrom is Kit searching from the module root at or above dir.
+func KitFrom(dir string) (string, error) {
 	if d := os.Getenv(EnvKit); d != "" {
 		if err := checkKit(d); err != nil {
 			return "", fmt.Errorf("aerokit: %s=%s: %w", EnvKit, d, err)
 		}
 		return filepath.Abs(d)
 	}
-	root, err := moduleRoot()
+	root, err := moduleRoot(dir)
 	if err != nil {
 		return "", err
 	}
@@ -99,10 +121,10 @@ func checkKit(dir string) error {
 	return nil
 }
 
-// moduleRoot is the nearest directory at or above the working directory
-// holding go.mod (go test runs in the package's directory).
-func moduleRoot() (string, error) {
-	wd, err := os.Getwd()
+// moduleRoot is the nearest directory at or above wd holding go.mod (go
+// test runs in the package's directory).
+func moduleRoot(wd string) (string, error) {
+	wd, err := filepath.Abs(wd)
 	if err != nil {
 		return "", fmt.Errorf("aerokit: %w", err)
 	}
@@ -119,7 +141,7 @@ func moduleRoot() (string, error) {
 }
 
 // unavailable skips t with the reason, or fails it under CI=true.
-func unavailable(t testing.TB, format string, args ...any) {
+func unavailable(t TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("CI") == "true" {
@@ -132,7 +154,7 @@ func unavailable(t testing.TB, format string, args ...any) {
 // Addr returns host:port of a real server for t: $AEROSPIKE_HOST when set,
 // else a kit server started for t (see Start). Namespace says which
 // namespace to use on it.
-func Addr(t testing.TB) string {
+func Addr(t TB) string {
 	t.Helper()
 	if h := os.Getenv(EnvHost); h != "" {
 		return h
@@ -157,6 +179,7 @@ type Server struct {
 	kit  string
 	dir  string
 	port int
+	cpus string
 
 	mu      sync.Mutex
 	running bool
@@ -166,7 +189,7 @@ type Server struct {
 // directory of its own and stops it when t ends (its log is printed if t
 // failed). A missing kit or a server that cannot start skips t, or fails
 // it under CI=true.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	s, err := start()
 	if err != nil {
@@ -184,14 +207,28 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// StartServer starts a kit server outside a test (benchmarks, TestMain,
-// tools); the caller stops it and may remove Dir.
-func StartServer() (*Server, error) { return start() }
+// Options are StartServer's choices; zero values are the defaults.
+type Options struct {
+	// Kit is the kit directory; empty means Kit().
+	Kit string
+	// CPUs, when set, pins the server to these CPUs (taskset -c CPUS), as
+	// the benchmark suite does to keep it off the edge's core.
+	CPUs string
+}
 
-func start() (*Server, error) {
-	kit, err := Kit()
-	if err != nil {
-		return nil, err
+// StartServer starts a kit server outside a test (benchmarks, TestMain,
+// tools); the caller stops it and removes Dir.
+func StartServer(o Options) (*Server, error) { return startWith(o) }
+
+func start() (*Server, error) { return startWith(Options{}) }
+
+func startWith(o Options) (*Server, error) {
+	kit := o.Kit
+	if kit == "" {
+		var err error
+		if kit, err = Kit(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp("", "aerokit-")
 	if err != nil {
@@ -204,7 +241,7 @@ func start() (*Server, error) {
 			last = err
 			continue
 		}
-		s := &Server{kit: kit, dir: dir, port: port}
+		s := &Server{kit: kit, dir: dir, port: port, cpus: o.CPUs}
 		if last = s.Restart(); last == nil {
 			return s, nil
 		}
@@ -271,7 +308,11 @@ func (s *Server) Restart() error {
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(s.kit, "start.sh"), s.dir, strconv.Itoa(s.port)).CombinedOutput()
+	argv := []string{filepath.Join(s.kit, "start.sh"), s.dir, strconv.Itoa(s.port)}
+	if s.cpus != "" {
+		argv = append([]string{"taskset", "-c", s.cpus}, argv...)
+	}
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("aerokit: %s %s %d: %v: %s", filepath.Join(s.kit, "start.sh"), s.dir, s.port, err, strings.TrimSpace(string(out)))
 	}
@@ -328,8 +369,44 @@ func (s *Server) Kill() error {
 
 // Pause stops the server's process (SIGSTOP): connections stay open and
 // requests are accepted by the kernel but never answered, as a hung node.
-// Resume continues it.
-func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+// It returns once every thread is stopped (a loaded machine delivers the
+// stop late, and a thread still running would answer). Resume continues it.
+func (s *Server) Pause() error {
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid, err := s.Pid()
+	if err != nil {
+		return err
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if allStopped(pid) {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("aerokit: asd pid %d not stopped 10s after SIGSTOP", pid)
+		}
+	}
+}
+
+// allStopped reports whether every thread of pid is in state T.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			return false
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused server (SIGCONT).
 func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
@@ -445,14 +522,15 @@ func (s *Server) logTail(n int) string {
 
 var shared struct {
 	sync.Mutex
-	main bool
-	srv  *Server
-	err  error
+	main  bool
+	srv   *Server
+	err   error
+	after []func() // run by Main once the shared server is stopped
 }
 
 // Main runs a package's tests (call it from TestMain) and stops the
 // server Shared started, if any.
-func Main(m *testing.M) int {
+func Main(m interface{ Run() int }) int {
 	shared.Lock()
 	shared.main = true
 	shared.Unlock()
@@ -466,6 +544,9 @@ func Main(m *testing.M) int {
 		}
 		os.RemoveAll(shared.srv.dir)
 	}
+	for _, f := range shared.after {
+		f()
+	}
 	return code
 }
 
@@ -473,7 +554,7 @@ func Main(m *testing.M) int {
 // ($AEROSPIKE_HOST when set, else one kit server started on first use and
 // stopped by Main): for tests that only read and write their own keys or
 // sets, so the package pays for one start-up. Fault tests use Start.
-func Shared(t testing.TB) string {
+func Shared(t TB) string {
 	t.Helper()
 	if h := os.Getenv(EnvHost); h != "" {
 		return h
@@ -481,7 +562,7 @@ func Shared(t testing.TB) string {
 	shared.Lock()
 	defer shared.Unlock()
 	if !shared.main {
-		t.Fatal("aerokit.Shared needs aerokit.Main in the package's TestMain (it stops the server)")
+		t.Fatalf("aerokit.Shared needs aerokit.Main in the package's TestMain (it stops the server)")
 	}
 	if shared.srv == nil && shared.err == nil {
 		shared.srv, shared.err = start()

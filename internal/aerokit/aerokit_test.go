@@ -122,19 +122,29 @@ func TestKillRestartPause(t *testing.T) {
 	}
 }
 
-// TestReadOnlyKit starts a server from a copy of the kit that nobody can
-// write to (as CI mounts it), found through ADEDGE_AEROSPIKE_KIT.
+// TestReadOnlyKit starts the package's shared server from a copy of the
+// kit that nobody can write to (as CI mounts it), found through
+// ADEDGE_AEROSPIKE_KIT; the chmod back waits for Main to stop it.
 func TestReadOnlyKit(t *testing.T) {
 	kit, err := Kit()
 	if err != nil {
 		unavailable(t, "%v", err)
 	}
-	ro := filepath.Join(t.TempDir(), "kit")
+	tmp, err := os.MkdirTemp("", "aerokit-ro-") // outlives t: the shared server runs from it
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(tmp, "kit")
 	if out, err := exec.Command("cp", "-r", kit, ro).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
 	chmodTree(t, ro, 0o555, 0o444)
-	t.Cleanup(func() { chmodTree(t, ro, 0o755, 0o644) })
+	shared.Lock()
+	shared.after = append(shared.after, func() {
+		chmodTree(t, ro, 0o755, 0o644)
+		os.RemoveAll(tmp)
+	})
+	shared.Unlock()
 	if os.Geteuid() != 0 { // root writes anyway; check it when it means something
 		if err := os.WriteFile(filepath.Join(ro, "probe"), nil, 0o644); err == nil {
 			t.Fatal("kit copy is writable")
@@ -142,7 +152,14 @@ func TestReadOnlyKit(t *testing.T) {
 	}
 	t.Setenv(EnvKit, ro)
 	t.Setenv(EnvHost, "")
-	s := Start(t)
+	// Shared starts one server for the package, from the read-only kit.
+	a, b := Shared(t), Shared(t)
+	if a != b {
+		t.Fatalf("Shared started two servers: %s, %s", a, b)
+	}
+	shared.Lock()
+	s := shared.srv
+	shared.Unlock()
 	if s.kit != ro {
 		t.Fatalf("started from %s, want %s", s.kit, ro)
 	}
@@ -245,8 +262,7 @@ func TestMissingKitSkipsOrFails(t *testing.T) {
 	}
 }
 
-// TestAddrHonoursHost: AEROSPIKE_HOST wins over the kit, and Shared
-// starts one server for the package.
+// TestAddrHonoursHost: AEROSPIKE_HOST wins over the kit.
 func TestAddrHonoursHost(t *testing.T) {
 	t.Setenv(EnvHost, "10.1.2.3:3000")
 	t.Setenv(EnvNamespace, "prod")
@@ -262,13 +278,5 @@ func TestAddrHonoursHost(t *testing.T) {
 	t.Setenv(EnvHost, "")
 	if ns := Namespace(); ns != NamespaceTest {
 		t.Fatalf("Namespace without a host = %q", ns)
-	}
-	a, b := Shared(t), Shared(t)
-	if a != b {
-		t.Fatalf("Shared started two servers: %s, %s", a, b)
-	}
-	c := client(t, a)
-	if err := c.PutBins(nil, key(t, "shared"), as.NewBin("v", 2)); err != nil {
-		t.Fatal(err)
 	}
 }

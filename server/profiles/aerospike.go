@@ -261,6 +261,9 @@ func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
 	// At most this many dials in flight across the cluster: the client
 	// starts one per command that finds the pool empty.
 	cp.OpeningConnectionThreshold = max(8, cfg.MinConns)
+	// The tend notices a dead node (and finds it back) this often; Get
+	// does not call the client while no node is live.
+	cp.TendInterval = 250 * time.Millisecond
 	client, aerr := as.NewClientWithPolicyAndHost(cp, hosts...)
 	if aerr != nil {
 		return nil, fmt.Errorf("profiles: aerospike: cannot connect to %s: %w", strings.Join(cfg.Hosts, ","), aerr)
@@ -391,12 +394,30 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 		return s.countGet(fmt.Errorf("profiles: aerospike key: %w", aerr))
 	}
 	now := time.Now().UnixNano()
-	if !s.brk.allow(now) {
+	ok, probe := s.brk.allowProbe(now)
+	if !ok {
+		return s.countGet(ErrUnavailable)
+	}
+	if !s.client.IsConnected() {
+		// The tend found no live node: the client would spin until the
+		// deadline, starting a dial goroutine per turn. Fail at once.
+		s.brk.failure(now)
 		return s.countGet(ErrUnavailable)
 	}
 	p := s.policies.Get().(*as.BasePolicy)
 	*p = s.readTemplate
 	p.TotalTimeout, p.SocketTimeout = d, d
+	if probe {
+		// After the node came back (or stopped answering garbage), every
+		// pooled connection is to its previous life and fails at once;
+		// one per probe window would keep the breaker open for
+		// MinConns windows. The probe retries through them, within at
+		// least the store's read timeout (Bounded keeps the request's
+		// own deadline).
+		p.MaxRetries = s.cfg.MinConns + 1
+		p.TotalTimeout = max(d, s.cfg.ReadTimeout)
+		p.SocketTimeout = p.TotalTimeout
+	}
 	rec, aerr := s.client.Get(p, key, getBins...)
 	s.policies.Put(p)
 	if aerr != nil {

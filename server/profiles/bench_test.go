@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/internal/aerotest"
 )
 
 func benchFile(b *testing.B) *FileStore {

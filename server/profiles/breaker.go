@@ -40,15 +40,23 @@ type breaker struct {
 // window has passed, exactly one caller gets through as the probe (the
 // window is pushed out for everyone else while it runs).
 func (b *breaker) allow(now int64) bool {
+	ok, _ := b.allowProbe(now)
+	return ok
+}
+
+// allowProbe is allow, also saying whether the call is the probe: a probe
+// should try harder (retries on fresh connections), since the pool may
+// still hold connections to the node's previous life.
+func (b *breaker) allowProbe(now int64) (ok, probe bool) {
 	u := b.openUntil.Load()
 	if u == 0 {
-		return true
+		return true, false
 	}
 	if now >= u && b.openUntil.CompareAndSwap(u, now+b.window.Load()) {
-		return true
+		return true, true
 	}
 	b.shed.Add(1)
-	return false
+	return false, false
 }
 
 // success closes the breaker.

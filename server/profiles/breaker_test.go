@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/internal/aerokit"
 )
 
 // TestBreakerStates walks the breaker through trip, shed, probe, longer
@@ -60,71 +60,97 @@ func TestBreakerStates(t *testing.T) {
 	}
 }
 
-// TestBreakerDeadNode: the Aerospike server goes away under a stream of
-// reads. Reads fail fast with ErrUnavailable once the breaker trips, the
+// TestBreakerDeadNode: the real Aerospike server is killed under a stream
+// of reads. Reads fail fast with ErrUnavailable once the breaker trips, the
 // client's per-command dial goroutines stay bounded, and the store reports
-// itself unreachable; once the server is back (same port), a probe closes
-// the breaker and reads hit again.
+// itself unreachable; once the server is back (same port, empty: memory
+// storage), a probe closes the breaker within a second and reads answer
+// again, without reopening the store.
 func TestBreakerDeadNode(t *testing.T) {
-	srv, err := aerotest.Start("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := srv.Addr()
-	st, err := OpenAerospike(AerospikeConfig{Hosts: []string{addr}, Namespace: "test", Set: "p", MinConns: 4, MaxConns: 32})
+	srv := aerokit.Start(t)
+	st, err := OpenAerospike(AerospikeConfig{Hosts: []string{srv.Addr()}, Namespace: aerokit.NamespaceTest, Set: "p", MinConns: 4, MaxConns: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.PutProfile(context.Background(), "dev-1", &Profile{Segments: []string{"s"}}); err != nil {
+	ctx := ctxFor(t, 10*time.Second)
+	if err := st.PutProfile(ctx, "dev-1", &Profile{Segments: []string{"s"}}); err != nil {
 		t.Fatal(err)
 	}
 	var p Profile
-	if err := st.Get(context.Background(), "dev-1", &p); err != nil {
+	if err := st.Get(ctx, "dev-1", &p); err != nil {
 		t.Fatalf("healthy read: %v", err)
 	}
 	base := runtime.NumGoroutine()
-	srv.Close()
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
 
-	var unavailable int
+	var unavailable, peak int
 	start := time.Now()
 	for i := 0; i < 5000; i++ {
 		if errors.Is(st.Get(context.Background(), "dev-1", &p), ErrUnavailable) {
 			unavailable++
 		}
+		if i%100 == 0 {
+			peak = max(peak, runtime.NumGoroutine())
+		}
 	}
 	el := time.Since(start)
 	stats := st.Stats()
-	t.Logf("5000 reads against a dead node in %v: %d shed, stats %+v, goroutines %d (were %d)", el, unavailable, stats, runtime.NumGoroutine(), base)
+	t.Logf("5000 reads against a dead node in %v: %d shed, stats %+v, goroutines peak %d now %d (were %d)", el, unavailable, stats, peak, runtime.NumGoroutine(), base)
 	if unavailable < 4900 {
 		t.Errorf("%d of 5000 reads shed, want nearly all", unavailable)
 	}
 	if !stats.Unreachable || stats.BreakerTrips == 0 {
 		t.Errorf("stats %+v, want unreachable", stats)
 	}
-	if g := runtime.NumGoroutine(); g > base+200 {
-		t.Errorf("%d goroutines (were %d): dial goroutines not bounded", g, base)
+	// Reads and writes with a deadline fail within it.
+	for i := 0; i < 3; i++ {
+		const d = 100 * time.Millisecond
+		start := time.Now()
+		if err := st.Get(ctxFor(t, d), "dev-1", &p); err == nil || errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get with the server gone: %v", err)
+		}
+		if err := st.IncrementCap(ctxFor(t, d), "dev-1", "c", 60, 120); err == nil {
+			t.Fatal("IncrementCap with the server gone succeeded")
+		}
+		if el := time.Since(start); el > 2*d+slack {
+			t.Fatalf("a read and a write against a dead server took %v", el)
+		}
+	}
+	// Bounded means independent of the 5000 reads: the client's tend and
+	// at most OpeningConnectionThreshold dials, not one per read. The
+	// count is a peak of goroutines that are exiting, so it is compared
+	// with a bound far below 5000 rather than an exact figure.
+	if peak > base+500 {
+		t.Errorf("peak %d goroutines (were %d): dial goroutines not bounded", peak, base)
 	}
 
 	// The server comes back on the same port.
-	srv2, err := aerotest.StartOn(addr, "test")
-	if err != nil {
-		t.Skipf("port %s not reusable for the recovery half: %v", addr, err)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
 	}
-	defer srv2.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	back := time.Now()
+	deadline := back.Add(10 * time.Second)
 	for {
 		err := st.Get(context.Background(), "dev-1", &p)
 		if err == nil || errors.Is(err, ErrNotFound) { // the new server is empty
-			t.Logf("recovered: %v open=%v fails=%d until=%d", err, st.brk.open(), st.brk.fails.Load(), st.brk.openUntil.Load())
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("still failing 10s after the server came back: %v (stats %+v)", err, st.Stats())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // polling the store's recovery
 	}
+	t.Logf("reads answered again %v after the server was ready", time.Since(back))
 	if st.Stats().Unreachable {
 		t.Error("still unreachable after a good read")
+	}
+	// Goroutines settle back: nothing leaked per failed read.
+	for end := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > base+20; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d goroutines 10s after recovery (were %d)", runtime.NumGoroutine(), base)
+		}
 	}
 }

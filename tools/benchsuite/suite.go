@@ -33,7 +33,8 @@ type Options struct {
 	Work  string // scratch directory
 	Log   io.Writer
 	// Only runs just the named steps (and setup): "micro", "throughput",
-	// "find-max", "latency", "swaps", "builder", "distribution".
+	// "find-max", "latency", "aerospike", "swaps", "builder",
+	// "distribution".
 	Only []string
 }
 
@@ -82,6 +83,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"throughput", s.throughput},
 		{"find-max", s.findMax},
 		{"latency", s.latency},
+		{"aerospike", s.aerospikeLatency},
 		{"swaps", s.swaps},
 		{"builder", s.builder},
 		{"distribution", s.distribution},
@@ -429,7 +431,7 @@ func machine(src string) Machine {
 }
 
 // stepNames is the suite's order, for sorting merged rows.
-var stepNames = []string{"micro", "throughput", "find-max", "latency", "swaps", "builder", "distribution"}
+var stepNames = []string{"micro", "throughput", "find-max", "latency", "aerospike", "swaps", "builder", "distribution"}
 
 func stepOrder(step string) int {
 	if i := slices.Index(stepNames, step); i >= 0 {

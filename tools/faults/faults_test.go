@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/builder"
-	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/internal/aerotest"
 	"github.com/adedge/adedge/tools/profilesload"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/internal/aerotest"
 )
 
 // freePort returns a loopback address nothing listens on (for flags that

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/builder"
+	"github.com/adedge/adedge/internal/aerotest"
 	"github.com/adedge/adedge/internal/cliflag"
-	"github.com/adedge/adedge/server/profiles/aerotest"
 	"github.com/adedge/adedge/tools/gen"
 )
 

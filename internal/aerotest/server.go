@@ -19,8 +19,11 @@
 // Anything else (batch, scan, query, UDF, filter expressions, nested CDT
 // contexts, login) gets an error result code rather than a wrong answer.
 //
-// Knobs for fault tests: SetDelay, DropConnections, DropNextRequests and
-// Close; a refused connection is simply a closed port.
+// Knobs for fault tests: SetDelay, SetFault (garbage answers, answers cut
+// off mid-way, requests never answered), DropConnections, DropNextRequests
+// and Close; a refused connection is simply a closed port. Ordinary reads
+// and writes are tested against the real server (internal/aerokit): this
+// fake exists for the faults a real server will not produce on demand.
 package aerotest
 
 import (
@@ -63,6 +66,7 @@ type Server struct {
 	conns  map[*serverConn]struct{}
 
 	delay      atomic.Int64 // time.Duration before answering data requests
+	fault      atomic.Int32 // Fault applied to data requests
 	dropNext   atomic.Int64 // data requests to answer by closing the socket
 	infoReqs   atomic.Uint64
 	dataReqs   atomic.Uint64
@@ -200,6 +204,32 @@ func (s *Server) NodeName() string { return s.nodeName }
 // connection is dropped or the server closes.
 func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
+// Fault is a way to answer data requests wrongly (info requests stay
+// correct, so the client keeps the node in its cluster).
+type Fault int32
+
+// Faults for SetFault.
+const (
+	// FaultNone answers correctly.
+	FaultNone Fault = iota
+	// FaultGarbage answers with a frame of the right length whose body is
+	// not an AS_MSG (a corrupt or foreign server).
+	FaultGarbage
+	// FaultBadHeader answers with a header of a wrong protocol version
+	// claiming an enormous body.
+	FaultBadHeader
+	// FaultTruncate writes the first half of the real answer and closes
+	// the connection (a server dying mid-answer).
+	FaultTruncate
+	// FaultHang reads requests and never answers them, keeping the
+	// connection open (a hung server) until it is dropped or the server
+	// closes.
+	FaultHang
+)
+
+// SetFault makes every data request answered with f from now on.
+func (s *Server) SetFault(f Fault) { s.fault.Store(int32(f)) }
+
 // DropConnections closes every open client connection at once, including
 // ones with a request in flight (e.g. waiting out SetDelay). New
 // connections are accepted as usual.
@@ -317,6 +347,25 @@ func (s *Server) serve(c *serverConn) {
 				}
 			}
 			resp = s.handleMessage(body)
+			switch Fault(s.fault.Load()) {
+			case FaultGarbage:
+				g := make([]byte, len(resp)-8)
+				for i := range g {
+					g[i] = byte(i*131 + 7)
+				}
+				resp = frame(msgTypeAS, g)
+			case FaultBadHeader:
+				resp = []byte{9, msgTypeAS, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}
+			case FaultTruncate:
+				c.Write(resp[:len(resp)/2])
+				return
+			case FaultHang:
+				select {
+				case <-c.done:
+				case <-s.closed:
+				}
+				return
+			}
 		default: // admin (login) and compressed messages are not supported
 			return
 		}

@@ -10,7 +10,7 @@ import (
 	as "github.com/aerospike/aerospike-client-go/v7"
 	"github.com/aerospike/aerospike-client-go/v7/types"
 
-	"github.com/adedge/adedge/server/profiles/aerotest"
+	"github.com/adedge/adedge/internal/aerotest"
 )
 
 // newClient connects the real v7 client to srv.
