@@ -2,7 +2,6 @@ package abtest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
@@ -55,37 +54,6 @@ func ParseSet(b []byte) (Set, error) {
 	return s, s.Validate()
 }
 
-// Validate checks the rules the bucketing relies on.
-func (s *Set) Validate() error {
-	if s.Salt == "" {
-		return errors.New("experiment set: empty salt")
-	}
-	if len(s.Tests) > MaxTests {
-		return fmt.Errorf("experiment set: %d tests, at most %d", len(s.Tests), MaxTests)
-	}
-	sum := uint64(0)
-	seen := map[string]bool{}
-	for i, t := range s.Tests {
-		if t.ID == "" || t.ID == ControlTest || seen[t.ID] {
-			return fmt.Errorf("experiment set: tests[%d].id %q is empty, reserved or a duplicate", i, t.ID)
-		}
-		seen[t.ID] = true
-		if t.ShareBP == 0 {
-			return fmt.Errorf("experiment set: tests[%d].share_bp is 0", i)
-		}
-		sum += uint64(t.ShareBP)
-		for k := range t.Params {
-			if _, ok := ParamNames[k]; !ok {
-				return fmt.Errorf("experiment set: tests[%d]: unknown parameter %q", i, k)
-			}
-		}
-	}
-	if sum > Slots {
-		return fmt.Errorf("experiment set: shares add up to %d, more than %d", sum, Slots)
-	}
-	return nil
-}
-
 // SnapshotBucketer compiles the experiment set a snapshot carries. It
 // always returns a usable Bucketer: for a set that does not parse or
 // validate (the builder refuses those; a snapshot written by something else
@@ -103,8 +71,7 @@ func SnapshotBucketer(js []byte, defaults Params) (*Bucketer, error) {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(js, &id)
-	b, _ := NewBucketer(Set{ID: id.ID, Salt: "invalid"}, defaults)
-	return b, err
+	return compile(Set{ID: id.ID, Salt: "invalid"}, defaults), err
 }
 
 // TestIndex is the Assignment.Test of the test named id: 0 for "control",
@@ -149,6 +116,12 @@ func NewBucketer(s Set, defaults Params) (*Bucketer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	return compile(s, defaults), nil
+}
+
+// compile builds the Bucketer of a set already checked (or the all-control
+// fallback, which has no tests to check).
+func compile(s Set, defaults Params) *Bucketer {
 	b := &Bucketer{set: s, n: len(s.Tests)}
 	b.salted = newSaltedKey(s.Salt)
 	b.params[0] = defaults
@@ -158,7 +131,7 @@ func NewBucketer(s Set, defaults Params) (*Bucketer, error) {
 		b.bounds[i] = cum
 		b.params[i+1] = defaults.Apply(t.Params)
 	}
-	return b, nil
+	return b
 }
 
 func saltedDigest(salt string) xxhash.Digest {

@@ -2,6 +2,8 @@ package abtest
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -114,6 +116,58 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := ParseSet([]byte(`{"id":"e","salt":"s","tests":[{"id":"a","variant":"v","share_bp":10000}]}`)); err != nil {
 		t.Errorf("100%% in one test refused: %v", err)
+	}
+}
+
+// TestCheck: every rule of the one experiment-set validator, with the path
+// and message the builder, the edge and adtool verify all report.
+func TestCheck(t *testing.T) {
+	ok := func() Set {
+		return Set{ID: "e", Salt: "s", Tests: []Test{
+			{ID: "a", Variant: "va", ShareBP: 2000, Params: map[string]float64{"floor_multiplier": 1.1}},
+			{ID: "b", Variant: "vb", ShareBP: 1000},
+		}}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(s *Set)
+		want   []string
+	}{
+		{"valid", func(*Set) {}, nil},
+		{"empty salt", func(s *Set) { s.Salt = "" }, []string{"salt: required: must be non-empty (the bucketing salt)"}},
+		{"empty set id", func(s *Set) { s.ID = "" }, []string{"id: required: must be non-empty (the experiment set id, in every report row)"}},
+		{"test named control", func(s *Set) { s.Tests[1].ID = "control" }, []string{`tests[1].id: "control" is reserved for the control group`}},
+		{"empty test id", func(s *Set) { s.Tests[0].ID = "" }, []string{"tests[0].id: required: must be non-empty"}},
+		{"duplicate test id", func(s *Set) { s.Tests[1].ID = "a" }, []string{`tests[1].id: duplicate test id "a" (first at tests[0])`}},
+		{"zero share", func(s *Set) { s.Tests[0].ShareBP = 0 }, []string{"tests[0].share_bp: must be >= 1 (0.01% of traffic), got 0"}},
+		{"unknown parameter", func(s *Set) { s.Tests[1].Params = map[string]float64{"weight_cpx": 1} },
+			[]string{`tests[1].params: unknown parameter "weight_cpx" (known: floor_multiplier, min_ctr, weight_cpc, weight_cpi, weight_cpm)`}},
+		{"parameter out of range", func(s *Set) { s.Tests[0].Params["min_ctr"] = 2 }, []string{"tests[0].params.min_ctr: must be in [0, 1], got 2"}},
+		{"parameter NaN", func(s *Set) { s.Tests[0].Params["floor_multiplier"] = math.NaN() }, []string{"tests[0].params.floor_multiplier: must be in [0, 10], got NaN"}},
+		{"empty variant", func(s *Set) { s.Tests[0].Variant = "" }, []string{"tests[0].variant: required: must be non-empty (the label reports show)"}},
+		{"over 100%", func(s *Set) { s.Tests[1].ShareBP = 8001 },
+			[]string{"tests: share_bp values add up to 10001 (100.01%), more than 10000 (100%); control gets 10000 minus the sum"}},
+		{"four tests", func(s *Set) {
+			s.Tests = append(s.Tests, Test{ID: "c", Variant: "c", ShareBP: 1}, Test{ID: "d", Variant: "d", ShareBP: 1})
+		}, []string{"tests: at most 3 tests run at once, got 4"}},
+		{"several at once", func(s *Set) { s.Salt = ""; s.Tests[1].ID = "control"; s.Tests[1].ShareBP = 0 },
+			[]string{"salt: required: must be non-empty (the bucketing salt)", `tests[1].id: "control" is reserved for the control group`, "tests[1].share_bp: must be >= 1 (0.01% of traffic), got 0"}},
+	} {
+		s := ok()
+		c.change(&s)
+		var got []string
+		for _, p := range s.Check() {
+			got = append(got, p.String())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: problems\n  %q\nwant\n  %q", c.name, got, c.want)
+		}
+		if err := s.Validate(); (err != nil) != (c.want != nil) {
+			t.Errorf("%s: Validate = %v", c.name, err)
+		}
+		if _, err := NewBucketer(s, Defaults); (err != nil) != (c.want != nil) {
+			t.Errorf("%s: NewBucketer error %v", c.name, err)
+		}
 	}
 }
 

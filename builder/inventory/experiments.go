@@ -3,7 +3,6 @@ package inventory
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -34,12 +33,12 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 	add := func(pos int, format string, args ...any) {
 		extra = append(extra, posProblem{pos, fmt.Sprintf(format, args...)})
 	}
+	at := map[string]int{} // field path -> byte offset, for abtest's problems
 	if len(bytes.TrimSpace(buf)) == 0 {
 		return e, []posProblem{{-1, `empty file; expected a JSON object such as {"id": "exp-1", "salt": "s1", "tests": []}`}}
 	}
 	if d.begin(buf) {
 		var seen, present uint32
-		var testsPos int
 		first := true
 		for {
 			key, more := d.s.nextKey(&first)
@@ -56,22 +55,22 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 			switch f {
 			case 0:
 				got = d.strInto(&e.ID, convCopy)
-				if got {
+				if got && e.ID != "" { // empty: abtest's rule
 					if m := checkID(e.ID); m != "" {
 						add(pos, "id: %s", m)
 					}
 				}
 			case 1:
 				got = d.strInto(&e.Salt, convCopy)
-				if got {
+				if got && e.Salt != "" {
 					if m := checkLabel(e.Salt); m != "" {
 						add(pos, "salt: %s", m)
 					}
 				}
 			case 2:
-				testsPos = pos
-				got = d.tests(&e.Tests, add)
+				got = d.tests(&e.Tests, add, at)
 			}
+			at[experimentsFieldNames[f]] = pos
 			d.pop()
 			if got {
 				present |= 1 << f
@@ -83,17 +82,6 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 			}
 			if present&2 == 0 {
 				add(0, "salt: required field missing (the bucketing salt)")
-			}
-			if len(e.Tests) > MaxTests {
-				add(testsPos, "tests: at most %d tests run at once, got %d", MaxTests, len(e.Tests))
-			}
-			sum := 0
-			for _, t := range e.Tests {
-				sum += int(t.ShareBP)
-			}
-			if sum > TotalShareBP {
-				add(testsPos, "tests: share_bp values add up to %d (%.2f%%), more than %d (100%%); control gets %d minus the sum",
-					sum, float64(sum)/100, TotalShareBP, TotalShareBP)
 			}
 		}
 	} else {
@@ -107,12 +95,48 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 		out = append(out, posProblem{d.msgPos[i], m})
 	}
 	out = append(out, extra...)
+	out = append(out, setProblems(&e, at, out)...)
 	slices.SortStableFunc(out, func(a, b posProblem) int { return a.pos - b.pos })
 	return e, out
 }
 
+// setProblems applies the experiment-set rules (abtest's Check, the ones
+// the edge enforces) to what was decoded, each at the offset of its field.
+// A field that already has a problem (missing, wrong type) gets no second
+// one.
+func setProblems(e *Experiments, at map[string]int, have []posProblem) []posProblem {
+	reported := map[string]bool{}
+	for _, p := range have {
+		if path, _, ok := strings.Cut(p.msg, ": "); ok {
+			reported[path] = true
+		}
+	}
+	set := abtest.Set{ID: e.ID, Salt: e.Salt, Tests: make([]abtest.Test, len(e.Tests))}
+	for i, t := range e.Tests {
+		set.Tests[i] = abtest.Test{ID: t.ID, Variant: t.Variant, ShareBP: t.ShareBP, Params: t.Params}
+	}
+	var out []posProblem
+	for _, p := range set.Check() {
+		if reported[p.Path] {
+			continue
+		}
+		pos, path := -1, p.Path
+		for pos < 0 && path != "" {
+			if o, ok := at[path]; ok {
+				pos = o
+			} else if i := strings.LastIndexAny(path, ".["); i > 0 {
+				path = path[:i]
+			} else {
+				path = ""
+			}
+		}
+		out = append(out, posProblem{max(pos, 0), p.String()})
+	}
+	return out
+}
+
 // tests decodes the "tests" array, validating each test.
-func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)) bool {
+func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any), at map[string]int) bool {
 	if d.s.null() {
 		return false
 	}
@@ -123,7 +147,6 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 		return false
 	}
 	out := []ExperimentTest{}
-	firstSeen := map[string]int{} // test id -> byte offset of its first use
 	first := true
 	for i := 0; d.s.nextElem(&first); i++ {
 		d.index(i)
@@ -139,6 +162,8 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 		var t ExperimentTest
 		var seen, present uint32
 		idPos := start
+		prefix := fmt.Sprintf("tests[%d]", i)
+		at[prefix] = start
 		first := true
 		for {
 			key, more := d.s.nextKey(&first)
@@ -151,6 +176,7 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 			}
 			d.push(testFieldNames[f])
 			pos := d.s.pos
+			at[prefix+"."+testFieldNames[f]] = pos
 			var got bool
 			switch f {
 			case 0:
@@ -158,18 +184,15 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 				got = d.strInto(&t.ID, convCopy)
 			case 1:
 				got = d.strInto(&t.Variant, convCopy)
-				if got {
+				if got && t.Variant != "" {
 					if m := checkLabel(t.Variant); m != "" {
 						add(pos, "tests[%d].variant: %s", i, m)
 					}
 				}
 			case 2:
 				got = d.uint32Into(&t.ShareBP)
-				if got && t.ShareBP < 1 {
-					add(pos, "tests[%d].share_bp: must be >= 1 (0.01%% of traffic), got %d", i, t.ShareBP)
-				}
 			case 3:
-				got = d.params(&t.Params, i, add)
+				got = d.params(&t.Params, prefix, add, at)
 			}
 			d.pop()
 			if got {
@@ -178,12 +201,10 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 		}
 		if present&1 == 0 {
 			add(start, "tests[%d].id: required field missing", i)
-		} else if m := checkID(t.ID); m != "" {
-			add(idPos, "tests[%d].id: %s", i, m)
-		} else if p, dup := firstSeen[t.ID]; dup {
-			add(idPos, "tests[%d].id: duplicate test id %q (first at line %d)", i, t.ID, lineOf(d.s.buf, p))
-		} else {
-			firstSeen[t.ID] = idPos
+		} else if t.ID != "" {
+			if m := checkID(t.ID); m != "" {
+				add(idPos, "tests[%d].id: %s", i, m)
+			}
 		}
 		if present&2 == 0 {
 			add(start, "tests[%d].variant: required field missing (the label reports show)", i)
@@ -198,8 +219,10 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 	return true
 }
 
-// params decodes a test's parameter overrides, checking names and ranges.
-func (d *lineDecoder) params(dst *map[string]float64, test int, add func(int, string, ...any)) bool {
+// params decodes a test's parameter overrides. Names and ranges are
+// abtest's rules (setProblems): an unknown name is kept, with the value 0
+// when it is not a number, so that Check names it.
+func (d *lineDecoder) params(dst *map[string]float64, prefix string, add func(int, string, ...any), at map[string]int) bool {
 	if !d.beginObj() {
 		return false
 	}
@@ -212,41 +235,30 @@ func (d *lineDecoder) params(dst *map[string]float64, test int, add func(int, st
 		}
 		name := string(key)
 		pos := d.s.pos
-		rng, known := abtest.ParamNames[name]
-		if !known {
-			d.s.skipValue()
-			add(pos, "tests[%d].params: unknown parameter %q (known: %s)", test, preview(key), strings.Join(paramNames(), ", "))
-			continue
-		}
 		if _, dup := m[name]; dup {
 			d.s.skipValue()
 			d.bad = true
-			add(pos, "tests[%d].params: parameter %q appears twice", test, name)
+			add(pos, "%s.params: parameter %q appears twice", prefix, preview(key))
 			continue
 		}
+		if _, known := abtest.ParamNames[name]; !known {
+			d.s.skipValue()
+			m[name] = 0
+			at[prefix+".params"] = pos
+			continue
+		}
+		at[prefix+".params."+name] = pos
 		d.push(name)
 		var v float64
 		if d.s.peek() == 'n' {
 			d.typeErr("a number")
 		} else if d.float64Into(&v) {
 			m[name] = v
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < rng.Min || v > rng.Max {
-				add(pos, "tests[%d].params.%s: must be in [%g, %g], got %v", test, name, rng.Min, rng.Max, v)
-			}
 		}
 		d.pop()
 	}
 	*dst = m
 	return true
-}
-
-func paramNames() []string {
-	names := make([]string, 0, len(abtest.ParamNames))
-	for n := range abtest.ParamNames {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // lineOf returns the 1-based line of byte offset pos in buf.

@@ -452,7 +452,7 @@ func TestDuplicates(t *testing.T) {
 		{"blocked category", func(f *files) { f.replace(PlacementsFile, 1, `["gambling"]`, `["gambling","gambling"]`) },
 			[]string{`placements.jsonl:1: blocked_categories[1]: duplicate "gambling" (also at [0])`}},
 		{"test id", func(f *files) { f.replace(ExperimentsFile, 7, `"t3"`, `"t1"`) },
-			[]string{`experiments.json:7: tests[2].id: duplicate test id "t1" (first at line 5)`}},
+			[]string{`experiments.json:7: tests[2].id: duplicate test id "t1" (first at tests[0])`}},
 	})
 }
 
@@ -592,7 +592,14 @@ func TestExperimentsProblems(t *testing.T) {
 		{"empty id and salt", func(f *files) {
 			f.replace(ExperimentsFile, 2, `"exp-1"`, `""`)
 			f.replace(ExperimentsFile, 3, `"salt-1"`, `""`)
-		}, []string{`experiments.json:2: id: required: must be a non-empty id`, `experiments.json:3: salt: required: must be non-empty`}},
+		}, []string{`experiments.json:2: id: required: must be non-empty (the experiment set id, in every report row)`,
+			`experiments.json:3: salt: required: must be non-empty (the bucketing salt)`}},
+		// abtest's rules, the edge's: the builder once accepted this one and
+		// the edge then served everyone as control.
+		{"test named control", func(f *files) { f.replace(ExperimentsFile, 7, `"t3"`, `"control"`) },
+			[]string{`experiments.json:7: tests[2].id: "control" is reserved for the control group`}},
+		{"unknown param with a non-number", func(f *files) { f.replace(ExperimentsFile, 6, `"weight_cpi": 1.5`, `"weight_cpx": "high"`) },
+			[]string{`experiments.json:6: tests[1].params: unknown parameter "weight_cpx" (known: floor_multiplier, min_ctr, weight_cpc, weight_cpi, weight_cpm)`}},
 		{"missing salt", func(f *files) { f.set(ExperimentsFile, 3, "") },
 			[]string{`experiments.json:1: salt: required field missing`}},
 		{"too many tests", func(f *files) {

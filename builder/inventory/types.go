@@ -7,6 +7,8 @@
 // a bad export is refused before the builder writes a byte.
 package inventory
 
+import "github.com/adedge/adedge/abtest"
+
 // File names inside an inventory directory.
 const (
 	CampaignsFile   = "campaigns.jsonl"
@@ -111,8 +113,8 @@ type ExperimentTest struct {
 
 // Limits the validator enforces.
 const (
-	MaxTests        = 3
-	TotalShareBP    = 10000
+	MaxTests        = abtest.MaxTests // the experiment-set rules are abtest's (Set.Check)
+	TotalShareBP    = abtest.Slots
 	MaxIDLen        = 128
 	MaxURLLen       = 2048
 	MaxBidMicros    = 1_000_000_000 // 1000 currency units per action: nothing sane bids more

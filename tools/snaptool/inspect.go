@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -171,7 +172,7 @@ func BuildInspectReport(r *snapshot.Reader, top int) *InspectReport {
 }
 
 func summarizeExperiments(b []byte) *ExperimentsSummary {
-	var es experimentSet
+	var es abtest.Set
 	if err := json.Unmarshal(b, &es); err != nil {
 		return &ExperimentsSummary{Error: err.Error(), Tests: []TestSummary{}}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/snapshot"
 )
@@ -33,7 +34,7 @@ const DefaultMaxProblems = 100
 //     format is the list's, its CTR is a probability, CPM/CPC eCPMs match
 //     builder.ECPMMicros, and each list is sorted by eCPM descending then
 //     campaign ascending with no campaign twice;
-//   - the experiment set has the expected shape and shares at most 100%.
+//   - the experiment set passes abtest's rules, the ones the edge enforces.
 func CheckReferences(r *snapshot.Reader) []string { return checkReferences(r, 0) }
 
 // recLabel names a record in a problem; it is formatted only when a
@@ -460,22 +461,16 @@ func (c *refChecker) checkCandidates() {
 	}
 }
 
+// checkExperiments applies the experiment-set rules the edge enforces
+// (abtest's Set.Check): a set the edge would refuse, and so serve everyone
+// as control, fails verify.
 func (c *refChecker) checkExperiments() {
-	var es experimentSet
-	if err := json.Unmarshal(c.r.ExperimentsJSON(), &es); err != nil {
+	var set abtest.Set
+	if err := json.Unmarshal(c.r.ExperimentsJSON(), &set); err != nil {
 		c.p.add("experiments: unexpected shape: %v", err)
 		return
 	}
-	sum := 0
-	seen := map[string]bool{}
-	for _, t := range es.Tests {
-		sum += int(t.ShareBP)
-		if seen[t.ID] {
-			c.p.add("experiments: test id %q twice", t.ID)
-		}
-		seen[t.ID] = true
-	}
-	if sum > 10000 {
-		c.p.add("experiments: shares add up to %d bp, more than 10000", sum)
+	for _, p := range set.Check() {
+		c.p.add("experiments: %s", p)
 	}
 }

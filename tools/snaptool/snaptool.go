@@ -187,19 +187,6 @@ func le64(b []byte) uint64 {
 	return uint64(le32(b)) | uint64(le32(b[4:]))<<32
 }
 
-// experimentSet is the loose shape of the EXPERIMENTS section; the abtest
-// package does not parse it yet.
-type experimentSet struct {
-	ID    string `json:"id"`
-	Salt  string `json:"salt"`
-	Tests []struct {
-		ID      string             `json:"id"`
-		Variant string             `json:"variant"`
-		ShareBP uint32             `json:"share_bp"`
-		Params  map[string]float64 `json:"params"`
-	} `json:"tests"`
-}
-
 // campaignID returns campaign i's id ("#i" when the record or string is
 // missing, so output never shows a blank id).
 func campaignID(r *snapshot.Reader, i uint32) string {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/snapshot"
 )
 
@@ -256,5 +257,62 @@ func TestCheckReferencesCrafted(t *testing.T) {
 	defer good.Close()
 	if p := CheckReferences(good); len(p) != 0 {
 		t.Errorf("clean build has problems: %q", p)
+	}
+}
+
+// TestVerifyRefusesWhatTheEdgeRefuses: an experiment set the edge would
+// refuse (and so serve everyone as control) fails verify, with abtest's
+// message for each rule the issue names.
+func TestVerifyRefusesWhatTheEdgeRefuses(t *testing.T) {
+	res := baseWorld().build(t)
+	data, err := os.ReadFile(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := snapshot.OpenBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, set, want string }{
+		{"empty salt", `{"id":"e","salt":"","tests":[]}`, "experiments: salt: required: must be non-empty"},
+		{"test named control", `{"id":"e","salt":"s","tests":[{"id":"control","variant":"v","share_bp":100,"params":{}}]}`,
+			`experiments: tests[0].id: "control" is reserved for the control group`},
+		{"zero share", `{"id":"e","salt":"s","tests":[{"id":"t1","variant":"v","share_bp":0,"params":{}}]}`,
+			"experiments: tests[0].share_bp: must be >= 1"},
+		{"unknown parameter", `{"id":"e","salt":"s","tests":[{"id":"t1","variant":"v","share_bp":100,"params":{"weight_cpx":1}}]}`,
+			`experiments: tests[0].params: unknown parameter "weight_cpx"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// The same snapshot with only the experiments section replaced.
+			var buf bytes.Buffer
+			w, err := snapshot.NewWriter(&buf, src.Header())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range src.Sections() {
+				b := data[s.Offset : s.Offset+s.Length]
+				if s.ID == snapshot.SecExperiments {
+					b = []byte(c.set)
+				}
+				if err := w.WriteSection(s.ID, s.RecordSize, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "exp.snap")
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := abtest.ParseSet([]byte(c.set)); err == nil {
+				t.Fatal("the edge's parser accepts the set")
+			}
+			var out bytes.Buffer
+			err = Verify(&out, path, "", VerifyOptions{NoManifest: true})
+			if !errors.Is(err, ErrVerify) || !strings.Contains(out.String(), c.want) {
+				t.Fatalf("verify: %v\n%s", err, out.String())
+			}
+		})
 	}
 }
