@@ -51,8 +51,11 @@ type Explanation struct {
 // Explain is Select for tools (adtool lookup): the same Result, plus why each
 // candidate of the list did or did not win. It runs Select itself, then
 // judges every candidate with the rules Select uses (the floor, eligible,
-// the weights), so the two cannot drift; the request path never pays for
-// it. It allocates the explanation.
+// pacing, the weights), so the two cannot drift; the request path never
+// pays for it. It allocates the explanation. With Pacing set it counts the
+// winner as served, as Select does, and reads the pacing table again for
+// the verdicts (a table updated in between may disagree); tools run
+// without Pacing.
 func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Profile, p *abtest.Params) *Explanation {
 	ex := &Explanation{Weights: weightsOf(p)}
 	s.Select(r, req, prof, p, &ex.Result)
@@ -68,6 +71,7 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 	blockedAdv, blockedCat := r.List(pl.BlockedAdvertisers), r.List(pl.BlockedCategories)
 	list := r.Candidates(pl.Format, req.Country, req.OS)
 	maxScan := s.maxScan()
+	pc := s.pacer(r)
 	ex.Candidates = make([]Explained, list.Len())
 	for i := range ex.Candidates {
 		c := list.At(i)
@@ -90,6 +94,8 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 		default:
 			if reason := eligible(r, &camp, &c, req, prof, &userSeg, blockedAdv, blockedCat, p); reason >= 0 {
 				e.Verdict, e.Skip = Skipped, reason
+			} else if pc.on() && pc.throttled(r, int(c.Campaign), &camp, req.Seed) {
+				e.Verdict, e.Skip = Skipped, SkipPacing
 			} else {
 				e.Verdict = Outscored
 			}

@@ -96,6 +96,7 @@ func TestPacingPendingSnapshot(t *testing.T) {
 			var a, b Result
 			plain.Select(w.r, &req, nil, &abtest.Defaults, &a)
 			paced.Select(w.r, &req, nil, &abtest.Defaults, &b)
+			checkExplain(t, &paced, w.r, &req, nil, &abtest.Defaults, &b) // pacing skips among the verdicts
 			if a.Outcome == Filled {
 				if c, _ := w.r.Campaign(a.Campaign); c.DailyBudgetMicros > 0 {
 					budgetedPlain++

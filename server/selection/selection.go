@@ -149,13 +149,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	blockedAdv := r.List(pl.BlockedAdvertisers)
 	blockedCat := r.List(pl.BlockedCategories)
 	maxScan := s.maxScan()
-	var pt *pacing.Table
-	pending := false // a snapshot the pacing table has not caught up with
-	if s.Pacing != nil {
-		if pt = s.Pacing.Table(); !pt.For(r) {
-			pt, pending = nil, true
-		}
-	}
+	pc := s.pacer(r)
 
 	best, bestScore := -1, math.Inf(-1)
 	var bestCand snapshot.Candidate
@@ -185,7 +179,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 			out.Skipped[reason]++
 			continue
 		}
-		if (pt != nil && !pt.Allow(int(c.Campaign), req.Seed)) || (pending && pacing.Limited(r, int(c.Campaign), &camp)) {
+		if pc.on() && pc.throttled(r, int(c.Campaign), &camp, req.Seed) {
 			out.Skipped[SkipPacing]++
 			continue
 		}
@@ -220,8 +214,8 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	if bestCamp.FreqCapCount == 0 {
 		out.CapPeriod = 0
 	}
-	if pt != nil {
-		pt.Served(out.Campaign, out.PriceMicros)
+	if pc.pt != nil {
+		pc.pt.Served(out.Campaign, out.PriceMicros)
 	}
 }
 
@@ -232,6 +226,34 @@ func (s *Selector) maxScan() int {
 		return DefaultMaxScan
 	}
 	return s.MaxScan
+}
+
+// pacer is one request's view of pacing: the table, or pending when the
+// table has not caught up with this snapshot (then every budgeted campaign
+// waits).
+type pacer struct {
+	pt      *pacing.Table
+	pending bool
+}
+
+func (s *Selector) pacer(r *snapshot.Reader) pacer {
+	var pc pacer
+	if s.Pacing != nil {
+		if pc.pt = s.Pacing.Table(); !pc.pt.For(r) {
+			pc.pt, pc.pending = nil, true
+		}
+	}
+	return pc
+}
+
+// on reports whether pacing applies at all (inlined: the unpaced path pays
+// one compare).
+func (pc *pacer) on() bool { return pc.pt != nil || pc.pending }
+
+// throttled reports whether pacing holds campaign ci back for this request
+// (a draw derived from the request's seed).
+func (pc *pacer) throttled(r *snapshot.Reader, ci int, camp *snapshot.Campaign, seed uint64) bool {
+	return (pc.pt != nil && !pc.pt.Allow(ci, seed)) || (pc.pending && pacing.Limited(r, ci, camp))
 }
 
 // floorOf is the placement's floor under the test's multiplier.
