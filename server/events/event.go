@@ -70,7 +70,17 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // Key folds the id and kind into the 64 bits the recent-id set keeps.
 func (id ID) Key(k Kind) uint64 {
-	return (binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16])*0x9E3779B97F4A7C15) + uint64(k)
+	return mix64(binary.LittleEndian.Uint64(id[0:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:16])^uint64(k)<<56))
+}
+
+// mix64 is splitmix64's finaliser: every input bit moves every output bit,
+// so structured ids (tests, sequence-like request ids) do not collide.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // Event is one record. String fields alias the decoded buffer after Decode.

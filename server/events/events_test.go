@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -281,5 +282,21 @@ func BenchmarkDecision(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		r.Decision(&e, &scratch)
+	}
+}
+
+// Structured ids (sequence numbers) of different kinds never share a key.
+func TestKeyNoStructuredCollisions(t *testing.T) {
+	seen := map[uint64]bool{}
+	for i := uint64(0); i < 20000; i++ {
+		for _, k := range Kinds {
+			var id ID
+			binary.LittleEndian.PutUint64(id[:8], i)
+			key := id.Key(k)
+			if seen[key] {
+				t.Fatalf("key collision at id %d kind %s", i, k)
+			}
+			seen[key] = true
+		}
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adedge/adedge/health"
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
 	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/events/wal"
 )
 
@@ -55,13 +59,18 @@ func (e *eventFlags) check() error {
 	if e.dir == "" && e.clickhouse != "" {
 		return errors.New("--events-clickhouse needs --events-dir")
 	}
+	if e.clickhouse != "" {
+		if _, err := ship.ParseTarget(e.clickhouse); err != nil {
+			return fmt.Errorf("--events-clickhouse: %w", err)
+		}
+	}
 	return nil
 }
 
 // start opens the event log (recovering it) and wires the recorder into
 // cfg (its metrics come with the server's) and /health. The returned func closes it: call it after the
 // serving port has stopped, so every answered pixel's event is in the log.
-func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Duration, hs *health.State) (func(), error) {
+func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Duration, hs *health.State, reg prometheus.Registerer) (func(), error) {
 	if e.dir == "" {
 		return func() {}, nil
 	}
@@ -84,17 +93,44 @@ func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Dura
 		log.Printf("events: damaged span in segment %d at %d, %d bytes (skipped)", d.Segment, d.Off, d.Len)
 	}
 	cfg.Events, cfg.EdgeName = rec, edgeName
+	var shipper *ship.Shipper
+	stopShip := func() {}
+	if e.clickhouse != "" {
+		tg, _ := ship.ParseTarget(e.clickhouse) // checked with the flags
+		var last atomic.Int64
+		shipper, err = ship.New(rec.Log(), tg, ship.Options{Batch: e.shipBatch, Interval: e.shipInterval,
+			OnError: func(err error) {
+				// One line per 10 s at most: an outage must not flood the log.
+				if now := time.Now().Unix(); now-last.Load() >= 10 {
+					last.Store(now)
+					log.Printf("events: shipping to %s: %v (retrying; the log keeps the events)", ship.Redact(e.clickhouse), err)
+				}
+			}})
+		if err != nil {
+			_ = rec.Close()
+			return nil, fmt.Errorf("--events-clickhouse: %w", err)
+		}
+		shipper.Register(reg)
+		stopShip = background(shipper.Run)
+		log.Printf("events: shipping to %s from %+v", ship.Redact(e.clickhouse), shipper.Pos())
+	}
 	hs.EventsFn = func(now time.Time) (bool, bool) {
-		return edge.EventsFailing(rec, now, e.failWindow), false
+		return edge.EventsFailing(rec, now, e.failWindow), shipper != nil && shipper.BacklogAge(now) > e.backlogAge
 	}
 	prev := hs.AppendExtra
 	hs.AppendExtra = func(dst []byte) []byte {
 		if prev != nil {
 			dst = prev(dst)
 		}
-		return edge.AppendEventsHealth(dst, rec, time.Now())
+		now := time.Now()
+		dst = edge.AppendEventsHealth(dst, rec, now)
+		if shipper != nil {
+			dst = shipper.AppendHealthJSON(dst, now)
+		}
+		return dst
 	}
 	return func() {
+		stopShip()
 		if err := rec.Close(); err != nil {
 			log.Printf("events: close: %v", err)
 		}

@@ -164,7 +164,7 @@ func (e *edgeApp) build() error {
 		return err
 	}
 	e.onClose(abDone)
-	stopEvents, err := cfg.ev.start(&ecfg, cfg.ab.edgeName, cfg.tokenTTL, hs)
+	stopEvents, err := cfg.ev.start(&ecfg, cfg.ab.edgeName, cfg.tokenTTL, hs, metrics.Registry)
 	if err != nil {
 		return err
 	}

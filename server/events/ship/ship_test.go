@@ -1,0 +1,292 @@
+package ship
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adedge/adedge/internal/chkit"
+	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/events/wal"
+)
+
+// traffic records n impressions (every third replayed once) and n
+// decisions; it returns the unique impressions' count and price sum.
+func traffic(t testing.TB, rec *events.Recorder, from, n int) (int64, int64) {
+	t.Helper()
+	var scratch []byte
+	var count, sum int64
+	now := time.Now().UnixMilli()
+	for i := from; i < from+n; i++ {
+		e := events.Event{Kind: events.KindImp, Time: now, Issued: now - 1000, PriceMicros: int64(1000 + i%7), Weight: 1,
+			Campaign: []byte(fmt.Sprintf("c%d", i%5)), Creative: []byte("cr"), Edge: []byte("e1"), Variant: []byte("control")}
+		binary.LittleEndian.PutUint64(e.ID[:8], uint64(i)+1)
+		copies := 1 + boolInt(i%3 == 0)
+		for c := 0; c < copies; c++ {
+			ev := e
+			dup, err := rec.Track(&ev, &scratch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !dup {
+				count++
+				sum += e.PriceMicros
+			}
+		}
+		ad := events.Event{Kind: events.KindAd, Time: now, Issued: now, Outcome: events.OutcomeFill, Weight: 1, Placement: []byte("p1")}
+		binary.LittleEndian.PutUint64(ad.ID[:8], uint64(i)+1)
+		rec.Decision(&ad, &scratch)
+	}
+	return count, sum
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func openRecorder(t testing.TB, dir string) *events.Recorder {
+	t.Helper()
+	rec, _, err := events.Open(events.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func startShipper(t testing.TB, log *wal.Log, url string, opt Options) (*Shipper, func()) {
+	t.Helper()
+	tg, err := ParseTarget(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.MaxBackoff == 0 {
+		opt.MinBackoff, opt.MaxBackoff = 10*time.Millisecond, 200*time.Millisecond
+	}
+	if opt.Interval == 0 {
+		opt.Interval = 20 * time.Millisecond
+	}
+	s, err := New(log, tg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	return s, func() { cancel(); <-done }
+}
+
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// caughtUp: everything the log holds is acknowledged.
+func caughtUp(s *Shipper, l *wal.Log) func() bool {
+	return func() bool { return !s.Pos().Less(l.Head()) && s.caughtUp.Load() }
+}
+
+func count(t testing.TB, c *Client, where string) (int64, int64) {
+	t.Helper()
+	out, err := c.Query(context.Background(), "SELECT count(), sum(price_micros) FROM "+c.T.TableName()+" FINAL WHERE "+where+" FORMAT TSV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int64
+	if _, err := fmt.Sscan(string(out), &n, &sum); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	return n, sum
+}
+
+// TestShipToClickHouse: a real server; every unique impression once (count
+// and price sum), re-sends collapse, ClickHouse stopped under traffic
+// loses nothing and the backlog drains when it returns.
+func TestShipToClickHouse(t *testing.T) {
+	ch := chkit.Start(t)
+	dir := t.TempDir()
+	rec := openRecorder(t, dir)
+	defer rec.Close()
+	url := ch.URL() + "?database=adedge_test"
+	s, stop := startShipper(t, rec.Log(), url, Options{Batch: 500})
+	wantN, wantSum := traffic(t, rec, 0, 3000)
+	waitFor(t, "the shipper to catch up", 60*time.Second, caughtUp(s, rec.Log()))
+	cli := s.cli
+	if n, sum := count(t, cli, "kind = 'imp' AND duplicate = 0"); n != wantN || sum != wantSum {
+		t.Fatalf("ClickHouse has %d impressions, %d micros; want %d, %d", n, sum, wantN, wantSum)
+	}
+	if n, _ := count(t, cli, "kind = 'imp' AND duplicate = 1"); n != 1000 {
+		t.Errorf("duplicates in ClickHouse %d, want 1000", n)
+	}
+	if n, _ := count(t, cli, "kind = 'ad'"); n != 3000 {
+		t.Errorf("decisions in ClickHouse %d, want 3000", n)
+	}
+	off, err := ReadOffset(dir)
+	if err != nil || off != s.Pos() {
+		t.Fatalf("offset file %+v (%v), shipper at %+v", off, err, s.Pos())
+	}
+	stop()
+
+	// Re-ship everything (offset file gone): the table collapses re-sends.
+	if err := os.Remove(filepath.Join(dir, OffsetFile)); err != nil {
+		t.Fatal(err)
+	}
+	s, stop = startShipper(t, rec.Log(), url, Options{Batch: 700})
+	waitFor(t, "the re-send", 60*time.Second, caughtUp(s, rec.Log()))
+	if n, sum := count(t, cli, "kind = 'imp' AND duplicate = 0"); n != wantN || sum != wantSum {
+		t.Fatalf("after a re-send: %d impressions, %d micros; want %d, %d", n, sum, wantN, wantSum)
+	}
+
+	// ClickHouse down: serving goes on, the backlog grows and ages.
+	if err := ch.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	n2, sum2 := traffic(t, rec, 3000, 2000)
+	wantN, wantSum = wantN+n2, wantSum+sum2
+	waitFor(t, "shipping failures", 30*time.Second, func() bool { return s.Stats().Failures > 0 })
+	st := s.Stats()
+	if st.BacklogBytes == 0 || s.BacklogAge(time.Now().Add(time.Second)) == 0 {
+		t.Fatalf("backlog while ClickHouse is down: %+v", st)
+	}
+	start := time.Now()
+	if err := ch.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backlog to drain", 60*time.Second, caughtUp(s, rec.Log()))
+	t.Logf("backlog of 4000 events drained %s after ClickHouse answered again", time.Since(start).Round(time.Millisecond))
+	stop()
+	if n, sum := count(t, cli, "kind = 'imp' AND duplicate = 0"); n != wantN || sum != wantSum {
+		t.Fatalf("after the outage: %d impressions, %d micros; want %d, %d", n, sum, wantN, wantSum)
+	}
+	if s.Stats().BacklogBytes != 0 || s.BacklogAge(time.Now()) != 0 {
+		t.Errorf("backlog after draining: %+v", s.Stats())
+	}
+}
+
+// fakeCH answers inserts from a script of failures, then accepts and keeps
+// the rows (event ids) it was sent.
+type fakeCH struct {
+	mu     sync.Mutex
+	script []func(w http.ResponseWriter)
+	ids    map[string]int
+	calls  int
+}
+
+func (f *fakeCH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("query")
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !strings.HasPrefix(q, "INSERT") {
+		return // schema statements: 200
+	}
+	f.calls++
+	if len(f.script) > 0 {
+		next := f.script[0]
+		f.script = f.script[1:]
+		next(w)
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var row struct {
+			Kind string `json:"kind"`
+			ID   string `json:"event_id"`
+			Dup  int    `json:"duplicate"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			http.Error(w, "Cannot parse JSON: "+err.Error(), 400)
+			return
+		}
+		if row.Kind == "imp" && row.Dup == 0 {
+			f.ids[row.ID]++
+		}
+	}
+}
+
+// TestShipperRetriesEveryAnswer: HTTP errors, a schema mismatch, garbage,
+// a hang past the timeout and a dropped connection are all retried with
+// backoff; every event arrives (at least once).
+func TestShipperRetriesEveryAnswer(t *testing.T) {
+	f := &fakeCH{ids: map[string]int{}}
+	f.script = []func(http.ResponseWriter){
+		func(w http.ResponseWriter) {
+			http.Error(w, "Code: 241, e.displayText() = DB::Exception: Memory limit exceeded", 500)
+		},
+		func(w http.ResponseWriter) {
+			http.Error(w, "Code: 16, DB::Exception: No such column edge in table adedge.events", 400)
+		},
+		func(w http.ResponseWriter) { w.WriteHeader(503); _, _ = w.Write([]byte{0xff, 0x00, 0x01}) },
+		func(w http.ResponseWriter) { time.Sleep(300 * time.Millisecond) }, // past the 100 ms timeout
+		func(w http.ResponseWriter) {
+			if hj, ok := w.(http.Hijacker); ok {
+				c, _, _ := hj.Hijack()
+				c.Close()
+			}
+		},
+	}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	dir := t.TempDir()
+	rec := openRecorder(t, dir)
+	defer rec.Close()
+	wantN, _ := traffic(t, rec, 0, 500)
+	var errs []string
+	var emu sync.Mutex
+	s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 200, Timeout: 100 * time.Millisecond,
+		OnError: func(err error) { emu.Lock(); errs = append(errs, err.Error()); emu.Unlock() }})
+	defer stop()
+	waitFor(t, "shipping through the failures", 30*time.Second, caughtUp(s, rec.Log()))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if int64(len(f.ids)) != wantN {
+		t.Fatalf("fake ClickHouse got %d distinct impressions, want %d", len(f.ids), wantN)
+	}
+	if st := s.Stats(); st.Failures != 5 {
+		t.Errorf("failures %d, want 5 (%v)", st.Failures, errs)
+	}
+	emu.Lock()
+	defer emu.Unlock()
+	if len(errs) < 2 || !strings.Contains(errs[1], "No such column") {
+		t.Errorf("errors not reported with ClickHouse's message: %q", errs)
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	tg, err := ParseTarget("http://127.0.0.1:8123/?database=ads&user=u")
+	if err != nil || tg.Database != "ads" || tg.TableName() != "`ads`.events" || tg.Base.Query().Get("user") != "u" {
+		t.Fatalf("%+v %v", tg, err)
+	}
+	if tg, _ := ParseTarget("http://h:8123"); tg.Database != "adedge" {
+		t.Fatalf("default database %q", tg.Database)
+	}
+	for _, bad := range []string{"", "h:8123", "ftp://h/", "http:///x", "http://h:8123/\x7f"} {
+		if _, err := ParseTarget(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if got := Redact("http://u:p@h:1/?password=secret"); strings.Contains(got, "secret") || strings.Contains(got, ":p@") {
+		t.Errorf("redacted %q", got)
+	}
+}
