@@ -83,6 +83,7 @@ func encode(inv *inventory.Inventory, now int64, p *Progress) (*encoded, error) 
 		e.encodeCandidates, // releases inv.Creatives when done with them
 		e.encodePlacements,
 		e.encodeExperiments,
+		e.encodePacing,
 	} {
 		if err := step(); err != nil {
 			return nil, err
@@ -526,5 +527,42 @@ func (e *encoder) encodeExperiments() error {
 		return err
 	}
 	e.add(snapshot.SecExperiments, 0, b)
+	return nil
+}
+
+// encodePacing writes the PACING section (issue 11): lifetime budget,
+// pacing mode, billing event and time zone per campaign, in campaign
+// order. It is written only when some campaign sets one of them, so an
+// inventory without them builds the same bytes as before the section
+// existed (a compatible addition: no format version change).
+func (e *encoder) encodePacing() error {
+	cs := e.inv.Campaigns
+	any := false
+	for ci := range cs {
+		c := &cs[ci]
+		if c.LifetimeBudgetMicros != 0 || c.Pacing != "" || c.BillingEvent != "" || c.TimeZone != "" {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return nil
+	}
+	b := make([]byte, 0, len(cs)*snapshot.PacingSize)
+	for ci := range cs {
+		c := &cs[ci]
+		p := snapshot.CampaignPacing{LifetimeBudgetMicros: c.LifetimeBudgetMicros}
+		if c.Pacing == "asap" {
+			p.Mode = snapshot.PacingASAP
+		}
+		if c.BillingEvent == "click" {
+			p.Billing = snapshot.BillClick
+		}
+		if c.TimeZone != "" && c.TimeZone != "UTC" {
+			p.TimeZone = e.str(c.TimeZone)
+		}
+		b = snapshot.AppendPacing(b, &p)
+	}
+	e.add(snapshot.SecPacing, snapshot.PacingSize, b)
 	return nil
 }

@@ -127,6 +127,7 @@ const (
 	SecCandidateIndex uint32 = 10 // NumKeys ListRef records
 	SecCandidates     uint32 = 11 // Candidate records
 	SecExperiments    uint32 = 12 // blob: canonical JSON experiment set
+	SecPacing         uint32 = 13 // optional: CampaignPacing records, one per campaign, in campaign order
 )
 
 // SectionName names a section id for errors and tools.
@@ -156,6 +157,8 @@ func SectionName(id uint32) string {
 		return "candidates"
 	case SecExperiments:
 		return "experiments"
+	case SecPacing:
+		return "pacing"
 	}
 	return "unknown"
 }
@@ -388,6 +391,27 @@ type Campaign struct {
 	Creatives         ListRef       // 88: creative indexes in U32POOL
 	Countries         ListRef       // 96: country indexes in U32POOL, ascending
 	Segments          [4]uint64     // 104..136: segment bitset; all zero = no segment targeting
+}
+
+// Pacing modes and billing events of CampaignPacing (issue 11).
+const (
+	PacingEven uint8 = 0 // spread the budget over the day along the traffic curve
+	PacingASAP uint8 = 1 // serve until the budget is spent
+
+	BillImpression uint8 = 0 // spend = the token's price per impression
+	BillClick      uint8 = 1 // spend = the bid per click (CPC)
+)
+
+// CampaignPacing is one record of the optional PACING section, a parallel
+// array of the campaigns (PacingSize bytes on disk). A snapshot without
+// the section has every campaign at the defaults (zero record): no
+// lifetime budget, even pacing, impressions billed, UTC days.
+type CampaignPacing struct {
+	LifetimeBudgetMicros int64   // 0: 0 = no lifetime limit
+	Mode                 uint8   // 8: PacingEven or PacingASAP
+	Billing              uint8   // 9: BillImpression or BillClick
+	_                    [6]byte // 10: reserved
+	TimeZone             StrRef  // 16: IANA zone name of the budget day; empty = UTC
 }
 
 // Creative is one creative record (CreativeSize bytes on disk).

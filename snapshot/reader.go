@@ -63,6 +63,7 @@ type Reader struct {
 	slots       section
 	keys        section
 	cands       section
+	pacing      section // optional (n == 0 when absent)
 	experiments []byte
 }
 
@@ -227,6 +228,9 @@ func parse(b []byte) (*Reader, error) {
 	if len(r.u32pool)%4 != 0 {
 		return nil, corrupt("u32pool length %d not a multiple of 4", len(r.u32pool))
 	}
+	if r.pacing.n != 0 && r.pacing.n != r.campaigns.n {
+		return nil, corrupt("pacing section has %d records for %d campaigns", r.pacing.n, r.campaigns.n)
+	}
 	if !json.Valid(r.experiments) {
 		return nil, corrupt("experiments section is not valid JSON")
 	}
@@ -269,9 +273,33 @@ func (r *Reader) attach(s SectionInfo, b []byte) error {
 		return rec(&r.keys, RefSize)
 	case SecCandidates:
 		return rec(&r.cands, CandidateSize)
+	case SecPacing:
+		return rec(&r.pacing, PacingSize)
 	}
 	return nil // unknown sections: written by a newer compatible builder; skipped
 }
+
+// CampaignPacing returns campaign i's budget pacing fields: the zero
+// record (defaults) when the snapshot has no PACING section; false when i
+// is out of range.
+func (r *Reader) CampaignPacing(i int) (CampaignPacing, bool) {
+	var p CampaignPacing
+	if i < 0 || i >= r.campaigns.n {
+		return p, false
+	}
+	if r.pacing.n == 0 {
+		return p, true
+	}
+	b, ok := r.pacing.rec(i)
+	if !ok {
+		return p, false
+	}
+	decodePacing(b, &p)
+	return p, true
+}
+
+// HasPacing reports whether the snapshot carries a PACING section.
+func (r *Reader) HasPacing() bool { return r.pacing.n != 0 }
 
 // Header returns the snapshot's identity.
 func (r *Reader) Header() Header { return r.hdr }

@@ -14,7 +14,26 @@ const (
 	CandidateSize = 24
 	RefSize       = 8  // StrRef and ListRef records
 	SlotSize      = 16 // PLACEMENT_INDEX slots
+	PacingSize    = 24 // PACING records
 )
+
+// AppendPacing appends p's PacingSize-byte encoding to dst.
+func AppendPacing(dst []byte, p *CampaignPacing) []byte {
+	var b [PacingSize]byte
+	le.PutUint64(b[0:], uint64(p.LifetimeBudgetMicros))
+	b[8] = p.Mode
+	b[9] = p.Billing
+	putRef(b[16:], p.TimeZone.Off, p.TimeZone.Len)
+	return append(dst, b[:]...)
+}
+
+func decodePacing(b []byte, p *CampaignPacing) {
+	_ = b[PacingSize-1]
+	p.LifetimeBudgetMicros = int64(le.Uint64(b[0:]))
+	p.Mode = b[8]
+	p.Billing = b[9]
+	p.TimeZone = getStrRef(b[16:])
+}
 
 var le = binary.LittleEndian
 

@@ -438,7 +438,8 @@ func (d *lineDecoder) beginObj() bool {
 
 // Field names, in the order of the *Field constants below.
 var (
-	campaignFieldNames   = []string{"id", "advertiser", "category", "bid_type", "bid_micros", "daily_budget_micros", "start", "end", "targeting", "frequency_cap", "promoted_app", "creative_ids"}
+	campaignFieldNames = []string{"id", "advertiser", "category", "bid_type", "bid_micros", "daily_budget_micros", "start", "end", "targeting", "frequency_cap", "promoted_app", "creative_ids",
+		"lifetime_budget_micros", "pacing", "billing_event", "time_zone"}
 	targetingFieldNames  = []string{"countries", "os", "device_types", "segments"}
 	osTargetFieldNames   = []string{"name", "min_version"}
 	freqCapFieldNames    = []string{"count", "period_seconds"}
@@ -461,6 +462,10 @@ const (
 	campFreqCap
 	campPromotedApp
 	campCreatives
+	campLifetime
+	campPacing
+	campBilling
+	campTimeZone
 )
 
 const (
@@ -545,6 +550,14 @@ func (d *lineDecoder) campaign(line []byte, c *Campaign) (present uint32, ok boo
 			got = d.strInto(&c.PromotedApp, convLabel)
 		case campCreatives:
 			got = d.strList(&c.CreativeIDs, convCopy)
+		case campLifetime:
+			got = d.int64Into(&c.LifetimeBudgetMicros)
+		case campPacing:
+			got = d.strInto(&c.Pacing, convLabel)
+		case campBilling:
+			got = d.strInto(&c.BillingEvent, convLabel)
+		case campTimeZone:
+			got = d.strInto(&c.TimeZone, convLabel)
 		}
 		d.pop()
 		if got {

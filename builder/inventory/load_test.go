@@ -486,11 +486,47 @@ func TestImpossibleValues(t *testing.T) {
 		{"negative budget", func(f *files) {
 			f.replace(CampaignsFile, 1, `"daily_budget_micros":50000000`, `"daily_budget_micros":-1`)
 		},
-			[]string{`campaigns.jsonl:1: daily_budget_micros: must be in [0, 1000000000000000] (0 = no daily limit), got -1`}},
+			[]string{`campaigns.jsonl:1: daily_budget_micros: must be in [1, 1000000000000000] micros, got -1`}},
 		{"huge budget", func(f *files) {
 			f.replace(CampaignsFile, 1, `"daily_budget_micros":50000000`, `"daily_budget_micros":1000000000000001`)
 		},
-			[]string{`campaigns.jsonl:1: daily_budget_micros: must be in [0, 1000000000000000] (0 = no daily limit), got 1000000000000001`}},
+			[]string{`campaigns.jsonl:1: daily_budget_micros: must be in [1, 1000000000000000] micros, got 1000000000000001`}},
+		{"zero budget", func(f *files) {
+			f.replace(CampaignsFile, 1, `"daily_budget_micros":50000000`, `"daily_budget_micros":0`)
+		},
+			[]string{`campaigns.jsonl:1: daily_budget_micros: 0 is not a budget (nothing could ever serve); omit the field for no limit`}},
+		{"zero lifetime budget", func(f *files) {
+			f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","lifetime_budget_micros":0`)
+		},
+			[]string{`campaigns.jsonl:2: lifetime_budget_micros: 0 is not a budget`}},
+		{"negative lifetime budget", func(f *files) {
+			f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","lifetime_budget_micros":-5`)
+		},
+			[]string{`campaigns.jsonl:2: lifetime_budget_micros: must be in [1, 1000000000000000] micros, got -5`}},
+		{"lifetime below daily", func(f *files) {
+			f.replace(CampaignsFile, 1, `"daily_budget_micros":50000000`, `"daily_budget_micros":50000000,"lifetime_budget_micros":40000000`)
+		},
+			[]string{`campaigns.jsonl:1: lifetime_budget_micros: 40000000 is below daily_budget_micros 50000000: the daily budget could never be spent`}},
+		{"unknown time zone", func(f *files) {
+			f.replace(CampaignsFile, 1, `"bid_type":"cpi"`, `"bid_type":"cpi","time_zone":"Mars/Olympus_Mons"`)
+		},
+			[]string{`campaigns.jsonl:1: time_zone: unknown IANA time zone "Mars/Olympus_Mons"`}},
+		{"local time zone", func(f *files) {
+			f.replace(CampaignsFile, 1, `"bid_type":"cpi"`, `"bid_type":"cpi","time_zone":"Local"`)
+		},
+			[]string{`campaigns.jsonl:1: time_zone: "Local" is not an IANA time zone name`}},
+		{"unknown pacing mode", func(f *files) {
+			f.replace(CampaignsFile, 1, `"bid_type":"cpi"`, `"bid_type":"cpi","pacing":"fast"`)
+		},
+			[]string{`campaigns.jsonl:1: pacing: `}},
+		{"click billing on cpm", func(f *files) {
+			f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","billing_event":"click"`)
+		},
+			[]string{`campaigns.jsonl:2: billing_event: click is for cpc campaigns`}},
+		{"unknown billing event", func(f *files) {
+			f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","billing_event":"install"`)
+		},
+			[]string{`campaigns.jsonl:2: billing_event: `}},
 		{"end before start", func(f *files) { f.replace(CampaignsFile, 2, `"2026-06-01T00:00:00Z"`, `"2025-12-31T23:00:00Z"`) },
 			[]string{`campaigns.jsonl:2: end: must be after start, got start 2026-01-01T00:00:00+01:00 and end 2025-12-31T23:00:00Z`}},
 		{"end equals start", func(f *files) { f.replace(CampaignsFile, 1, `"2027-01-01T00:00:00Z"`, `"2026-01-01T00:00:00Z"`) },
@@ -555,6 +591,21 @@ func TestTooManySegmentsReportedOnce(t *testing.T) {
 	}
 }
 
+// The budget pacing fields load with their values.
+func TestPacingFields(t *testing.T) {
+	f := newFiles(t)
+	f.replace(CampaignsFile, 1, `"daily_budget_micros":50000000`, `"daily_budget_micros":50000000,"lifetime_budget_micros":900000000,"pacing":"asap","time_zone":"America/New_York"`)
+	f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","pacing":"even","billing_event":"impression","time_zone":"UTC"`)
+	inv, err := loadFiles(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := inv.Campaigns[0]
+	if c.LifetimeBudgetMicros != 900000000 || c.Pacing != "asap" || c.TimeZone != "America/New_York" || c.BillingEvent != "" {
+		t.Fatalf("%+v", c)
+	}
+}
+
 func TestAllowedOddities(t *testing.T) {
 	f := newFiles(t)
 	// install_rate above ctr (view-through installs), an unknown blocked
@@ -563,7 +614,7 @@ func TestAllowedOddities(t *testing.T) {
 	f.replace(PredictionsFile, 2, `"install_rate":0.03`, `"install_rate":0.5`)
 	f.replace(ExperimentsFile, 7, `"share_bp": 1000`, `"share_bp": 6000`)
 	f.replace(PlacementsFile, 2, `"format":"interstitial"`, `"format":"interstitial","floor_micros":null,"blocked_categories":[]`)
-	f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","frequency_cap":null,"daily_budget_micros":0`)
+	f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","frequency_cap":null,"daily_budget_micros":null`)
 	inv, err := loadFiles(t, f)
 	if err != nil {
 		t.Fatal(err)

@@ -26,13 +26,18 @@ type Campaign struct {
 	Category          string        `json:"category"`
 	BidType           string        `json:"bid_type"`            // cpm | cpc | cpi
 	BidMicros         int64         `json:"bid_micros"`          // price per unit of BidType, micros of the account currency
-	DailyBudgetMicros int64         `json:"daily_budget_micros"` // optional; 0 = no daily limit
+	DailyBudgetMicros int64         `json:"daily_budget_micros"` // optional; absent = no daily limit
 	Start             string        `json:"start"`               // RFC 3339
 	End               string        `json:"end"`                 // RFC 3339, after Start
 	Targeting         Targeting     `json:"targeting"`
 	FrequencyCap      *FrequencyCap `json:"frequency_cap,omitempty"` // absent: no cap
 	PromotedApp       string        `json:"promoted_app,omitempty"`  // app id; users who have it installed are skipped
 	CreativeIDs       []string      `json:"creative_ids"`
+	// Budget pacing (issue 11, docs/PACING.md); all optional.
+	LifetimeBudgetMicros int64  `json:"lifetime_budget_micros,omitempty"` // absent = no lifetime limit
+	Pacing               string `json:"pacing,omitempty"`                 // even (default) | asap
+	BillingEvent         string `json:"billing_event,omitempty"`          // impression (default) | click (cpc campaigns)
+	TimeZone             string `json:"time_zone,omitempty"`              // IANA zone of the budget day; absent = UTC
 }
 
 // Targeting says who a campaign may be shown to.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -224,9 +225,7 @@ func validateCampaign(c *Campaign, present uint32, f *campaignFacts, out *msgs) 
 	case c.BidMicros > MaxBidMicros:
 		out.addf("bid_micros: must be <= %d (%d currency units), got %d", MaxBidMicros, MaxBidMicros/1_000_000, c.BidMicros)
 	}
-	if c.DailyBudgetMicros < 0 || c.DailyBudgetMicros > MaxBudgetMicros {
-		out.addf("daily_budget_micros: must be in [0, %d] (0 = no daily limit), got %d", int64(MaxBudgetMicros), c.DailyBudgetMicros)
-	}
+	validateBudget(c, present, out)
 	start, ps := parseTime(c.Start)
 	if ps != "" {
 		out.addf("start: %s", ps)
@@ -473,5 +472,45 @@ func validatePrediction(p *predLine, present uint32, out *msgs) {
 		out.addf("install_rate: required field missing (installs per impression in [0, 1])")
 	} else if m := checkRate(p.ir); m != "" {
 		out.addf("install_rate: %s", m)
+	}
+}
+
+// Pacing modes and billing events a campaign may name.
+var (
+	pacingNames  = []string{"even", "asap"}
+	billingNames = []string{"impression", "click"}
+)
+
+// validateBudget checks the budget and pacing fields (docs/INPUTS.md).
+func validateBudget(c *Campaign, present uint32, out *msgs) {
+	budget := func(name string, v int64, set bool) {
+		switch {
+		case !set:
+		case v == 0:
+			out.addf("%s: 0 is not a budget (nothing could ever serve); omit the field for no limit", name)
+		case v < 0 || v > MaxBudgetMicros:
+			out.addf("%s: must be in [1, %d] micros, got %d", name, int64(MaxBudgetMicros), v)
+		}
+	}
+	budget("daily_budget_micros", c.DailyBudgetMicros, present&campBudget != 0)
+	budget("lifetime_budget_micros", c.LifetimeBudgetMicros, present&campLifetime != 0)
+	if c.LifetimeBudgetMicros > 0 && c.DailyBudgetMicros > c.LifetimeBudgetMicros {
+		out.addf("lifetime_budget_micros: %d is below daily_budget_micros %d: the daily budget could never be spent", c.LifetimeBudgetMicros, c.DailyBudgetMicros)
+	}
+	if present&campPacing != 0 && !slices.Contains(pacingNames, c.Pacing) {
+		out.addf("pacing: %s", enumHint(c.Pacing, pacingNames))
+	}
+	if present&campBilling != 0 {
+		switch {
+		case !slices.Contains(billingNames, c.BillingEvent):
+			out.addf("billing_event: %s", enumHint(c.BillingEvent, billingNames))
+		case c.BillingEvent == "click" && c.BidType != "cpc":
+			out.addf("billing_event: click is for cpc campaigns (the bid is a price per click), this one is %q", c.BidType)
+		}
+	}
+	if present&campTimeZone != 0 {
+		if _, err := snapshot.LoadZone(c.TimeZone); err != nil {
+			out.addf("time_zone: %v", err)
+		}
 	}
 }
