@@ -191,11 +191,7 @@ func (fs *fields) set(dst *Request, f field, v []byte) *FieldError {
 		}
 		dst.Country = idx
 	case fOS:
-		var low [7]byte // len("android")
-		if len(v) > len(low) {
-			return errOS
-		}
-		os, ok := snapshot.ParseOS(string(lower(low[:0], v)))
+		os, ok := ParseOS(v)
 		if !ok {
 			return errOS
 		}
@@ -219,6 +215,16 @@ func (fs *fields) set(dst *Request, f field, v []byte) *FieldError {
 	}
 	fs.valued |= 1 << f
 	return nil
+}
+
+// ParseOS reads an OS name in any case ("iOS", "android"): the rule of
+// /v1/ad's os and OpenRTB's device.os.
+func ParseOS(v []byte) (snapshot.OS, bool) {
+	var low [7]byte // len("android")
+	if len(v) > len(low) {
+		return 0, false
+	}
+	return snapshot.ParseOS(string(lower(low[:0], v)))
 }
 
 // required reports the first required field without a value.

@@ -55,33 +55,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	// Profile, under its own deadline: a miss serves unpersonalised.
-	var prof *profiles.Profile
-	if len(st.req.Device) == 0 || s.store == nil {
-		s.metrics.profile[ProfileSkipped].Inc()
-	} else {
-		st.prof.Reset()
-		pctx, cancel := context.Background(), context.CancelFunc(nil)
-		if !s.memStore {
-			pctx, cancel = context.WithTimeout(pctx, s.cfg.ProfileTimeout)
-		}
-		err := s.store.Get(pctx, unsafe.String(unsafe.SliceData(st.req.Device), len(st.req.Device)), &st.prof)
-		if cancel != nil {
-			cancel()
-		}
-		switch {
-		case err == nil:
-			prof = &st.prof
-			s.metrics.profile[ProfileHit].Inc()
-		case errors.Is(err, profiles.ErrNotFound):
-			s.metrics.profile[ProfileMiss].Inc()
-		case errors.Is(err, profiles.ErrTimeout):
-			s.metrics.profile[ProfileTimeout].Inc()
-		default:
-			s.metrics.profile[ProfileError].Inc()
-			s.event("profile_error", err)
-		}
-	}
+	prof := s.readProfile(st, st.req.Device, true)
 
 	now := time.Now()
 	seq := s.reqSeq.Add(1)
@@ -132,6 +106,38 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		exp.gen.Request(a, st.req.Device, outcome, el)
 	}
 	s.access(st, ctx.Response.StatusCode(), el, snap)
+}
+
+// readProfile reads device's profile under its own deadline into
+// st.prof: nil when there is no device or store, the read is not allowed
+// (privacy), or it missed; a miss serves unpersonalised.
+func (s *Server) readProfile(st *reqState, device []byte, allowed bool) *profiles.Profile {
+	if len(device) == 0 || s.store == nil || !allowed {
+		s.metrics.profile[ProfileSkipped].Inc()
+		return nil
+	}
+	st.prof.Reset()
+	pctx, cancel := context.Background(), context.CancelFunc(nil)
+	if !s.memStore {
+		pctx, cancel = context.WithTimeout(pctx, s.cfg.ProfileTimeout)
+	}
+	err := s.store.Get(pctx, unsafe.String(unsafe.SliceData(device), len(device)), &st.prof)
+	if cancel != nil {
+		cancel()
+	}
+	switch {
+	case err == nil:
+		s.metrics.profile[ProfileHit].Inc()
+		return &st.prof
+	case errors.Is(err, profiles.ErrNotFound):
+		s.metrics.profile[ProfileMiss].Inc()
+	case errors.Is(err, profiles.ErrTimeout):
+		s.metrics.profile[ProfileTimeout].Inc()
+	default:
+		s.metrics.profile[ProfileError].Inc()
+		s.event("profile_error", err)
+	}
+	return nil
 }
 
 // appendAd encodes the 200 response: request id, campaign, creative, signed

@@ -26,7 +26,10 @@ import (
 	"github.com/adedge/adedge/server/adreq"
 	"github.com/adedge/adedge/server/eventlog"
 	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/geo"
+	"github.com/adedge/adedge/server/ortb"
 	"github.com/adedge/adedge/server/pacing"
+	"github.com/adedge/adedge/server/privacy"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
@@ -57,6 +60,13 @@ type Config struct {
 	// staging pool; both nil = no staging traffic.
 	Staging   *abtest.Staging
 	Forwarder *staging.Forwarder
+	// Privacy is the edge's privacy policy (its TCF vendor id); every ad
+	// request's signals go through it (docs/PRIVACY.md).
+	Privacy privacy.Policy
+	// Geo, if set, finds the country of a request that does not give one;
+	// TrustedProxies are the balancers whose X-Forwarded-For is believed.
+	Geo            *geo.DB
+	TrustedProxies geo.Proxies
 	// Events, if set, records every decision, impression and click in the
 	// durable event log; a pixel is answered only once its event is
 	// recorded (docs/EVENTS.md). EdgeName labels the records.
@@ -121,6 +131,7 @@ type reqState struct {
 	tok     []byte
 	line    []byte
 	evs     eventState
+	auc     auctionState // POST /openrtb2/auction (auction.go)
 }
 
 // New wires a Server. log may be nil (no access log).
@@ -171,6 +182,20 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.serveAd(ctx)
+	case "/openrtb2/auction":
+		s.metrics.httpRequests["auction"].Inc()
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.serveAuction(ctx)
+	case "/v1/video":
+		s.metrics.httpRequests["video"].Inc()
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.serveVideo(ctx)
 	case "/v1/imp":
 		s.metrics.httpRequests["imp"].Inc()
 		if !ctx.IsGet() {
@@ -223,7 +248,11 @@ func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var nerr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(adreq.MaxBodyLen)+" bytes", "body")
+		limit := adreq.MaxBodyLen
+		if string(ctx.Path()) == "/openrtb2/auction" {
+			limit = ortb.MaxBodyLen
+		}
+		jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(limit)+" bytes", "body")
 	case errors.As(err, &small):
 		jsonError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large", "")
 	case errors.As(err, &nerr) && nerr.Timeout():

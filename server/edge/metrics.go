@@ -26,6 +26,7 @@ type Metrics struct {
 	trackReject  map[string]prometheus.Counter
 	capUpdates   map[string]prometheus.Counter
 	httpRequests map[string]prometheus.Counter
+	sdk          sdkMetrics // OpenRTB, privacy, geo, video (sdkmetrics.go)
 }
 
 // Profile lookup results, as labels.
@@ -98,9 +99,10 @@ func NewMetrics() *Metrics {
 		Help: "Requests on the serving port by endpoint."}, []string{"endpoint"})
 	f(hr)
 	m.httpRequests = map[string]prometheus.Counter{}
-	for _, e := range []string{"ad", "imp", "click", "health", "other"} {
+	for _, e := range []string{"ad", "auction", "imp", "click", "video", "health", "other"} {
 		m.httpRequests[e] = hr.WithLabelValues(e)
 	}
+	m.sdk = newSDKMetrics(f)
 	return m
 }
 

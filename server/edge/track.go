@@ -20,25 +20,8 @@ import (
 func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
-	tok := ctx.QueryArgs().Peek("t")
-	if len(tok) == 0 {
-		s.metrics.trackReject["missing"].Inc()
-		jsonError(ctx, fasthttp.StatusBadRequest, "t: required", "t")
-		return
-	}
 	now := time.Now()
-	if err := s.signer.Verify(tok, now, &st.claims); err != nil {
-		reason, code := "forged", fasthttp.StatusForbidden
-		switch {
-		case errors.Is(err, token.ErrExpired):
-			reason = "expired"
-		case errors.Is(err, token.ErrNotYetValid):
-			reason = "not_yet_valid"
-		case errors.Is(err, token.ErrMalformed):
-			reason = "malformed"
-		}
-		s.metrics.trackReject[reason].Inc()
-		jsonError(ctx, code, "t: "+reason+" token", "t")
+	if !s.verifyToken(ctx, st, now) {
 		return
 	}
 	c := &st.claims
@@ -57,6 +40,32 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// verifyToken checks the request's t= token into st.claims, answering
+// 400/403 (counted by reason) when it is missing or does not verify.
+func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, st *reqState, now time.Time) bool {
+	tok := ctx.QueryArgs().Peek("t")
+	if len(tok) == 0 {
+		s.metrics.trackReject["missing"].Inc()
+		jsonError(ctx, fasthttp.StatusBadRequest, "t: required", "t")
+		return false
+	}
+	if err := s.signer.Verify(tok, now, &st.claims); err != nil {
+		reason, code := "forged", fasthttp.StatusForbidden
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			reason = "expired"
+		case errors.Is(err, token.ErrNotYetValid):
+			reason = "not_yet_valid"
+		case errors.Is(err, token.ErrMalformed):
+			reason = "malformed"
+		}
+		s.metrics.trackReject[reason].Inc()
+		jsonError(ctx, code, "t: "+reason+" token", "t")
+		return false
+	}
+	return true
 }
 
 // countTrack is THE place a verified impression or click is counted:

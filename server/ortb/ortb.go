@@ -28,11 +28,11 @@ import (
 // hundred values; the bounds leave room for long consent strings and
 // exchange extensions while keeping a pooled Scratch small.
 const (
-	MaxBodyLen  = 64 << 10 // bytes; over it: 413
+	MaxBodyLen  = 16 << 10 // bytes; over it: 413 (the serving port reads no more)
 	MaxImps     = 16       // imp[] elements; over it: 413
 	MaxDepth    = 16       // nesting of objects and arrays
 	MaxArrayLen = 512      // elements of any one array
-	MaxNodes    = 8192     // values in the whole body
+	MaxNodes    = 4096     // values in the whole body
 	MaxFormats  = 16       // banner.format[] sizes kept (the rest are checked and dropped)
 	MaxMimes    = 16       // video.mimes[] kept
 	MaxCats     = 16       // app.cat[] kept
@@ -42,8 +42,8 @@ const (
 	MaxDeviceLen  = 64  // device.ifa (IDFA/GAID are 36)
 	MaxIPLen      = 45  // longest textual IPv6
 	MaxUALen      = 1024
-	MaxConsentLen = 16 << 10 // TCF and GPP strings grow with the vendor list
-	MaxShortLen   = 64       // country, mime types, categories, us_privacy
+	MaxConsentLen = 8 << 10 // TCF and GPP strings grow with the vendor list
+	MaxShortLen   = 64      // country, mime types, categories, us_privacy
 )
 
 // Status codes an Error carries.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/adedge/adedge/snapshot"
 )
 
 const inApp = `{
@@ -169,7 +171,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"id":"x","imp":[` + strings.Repeat(`{"id":"1"},`, MaxImps) + `{"id":"z"}]}`, "imp", "too many (max 16)", 413},
 		{`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`, "body", "nested deeper than 16 levels", 400},
 		{`{"a":[` + strings.Repeat("0,", MaxArrayLen) + `0]}`, "body", "an array has more than 512 elements", 400},
-		{`{"a":"` + strings.Repeat("x", MaxBodyLen) + `"}`, "body", "too large (max 65536 bytes)", 413},
+		{`{"a":"` + strings.Repeat("x", MaxBodyLen) + `"}`, "body", "too large (max 16384 bytes)", 413},
 	}
 	for _, c := range cases {
 		_, err := parse(t, c.body)
@@ -196,7 +198,7 @@ func TestParseNodeLimit(t *testing.T) {
 		t.Fatalf("test body %d bytes: over the body limit, not testing the node limit", len(body))
 	}
 	_, err := parse(t, body)
-	if err == nil || err.Reason != "more than 8192 values" {
+	if err == nil || err.Reason != "more than 4096 values" {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -253,5 +255,31 @@ func BenchmarkParse(b *testing.B) {
 		if err := Parse(body, &r, &s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestCountryIndex(t *testing.T) {
+	for in, want := range map[string]string{"USA": "US", "usa": "US", "DEU": "DE", "FRA": "FR", "JPN": "JP", "GBR": "GB", "BRA": "BR", "IND": "IN", "US": "US", "gb": "GB"} {
+		idx, ok := CountryIndex([]byte(in))
+		if !ok || snapshot.CountryCode(idx) != want {
+			t.Errorf("%s: got %v %v, want %s", in, snapshot.CountryCode(idx), ok, want)
+		}
+	}
+	for _, in := range []string{"", "U", "XXX", "ZZZ", "US1", "U5A", "USAA", "EUR"} {
+		if _, ok := CountryIndex([]byte(in)); ok {
+			t.Errorf("%q accepted", in)
+		}
+	}
+	n := 0
+	for _, v := range alpha3 {
+		if v != 0 {
+			n++
+		}
+	}
+	if n < 240 {
+		t.Errorf("only %d alpha-3 codes known", n)
+	}
+	if a := testing.AllocsPerRun(100, func() { CountryIndex([]byte("USA")) }); a != 0 {
+		t.Errorf("%v allocs", a)
 	}
 }

@@ -63,7 +63,7 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 		return ex
 	}
 	pl, _ := r.Placement(ex.Placement)
-	ex.Floor = floorOf(&pl, p)
+	ex.Floor = floorOf(&pl, p, req)
 	var userSeg [4]uint64
 	if prof != nil {
 		userSeg = UserSegments(r, prof)

@@ -25,6 +25,12 @@ type Request struct {
 	DeviceType uint8  // snapshot.DevicePhone or DeviceTablet
 	Now        int64  // unix seconds
 	Seed       uint64 // rotates among a campaign's creatives
+	// MinECPMMicros raises the placement's floor for this request (an
+	// OpenRTB imp.bidfloor); 0 = the placement's floor alone.
+	MinECPMMicros int64
+	// Exclude lists campaign indexes that may not win (those already in
+	// the same multi-imp response); nil for a single ad.
+	Exclude []uint32
 }
 
 // Outcome says how a selection ended.
@@ -62,12 +68,13 @@ const (
 	SkipInstalled
 	SkipMinCTR
 	SkipCorrupt
-	SkipPacing // throttled by its budget's serve probability (or its fleet totals not read yet)
+	SkipPacing    // throttled by its budget's serve probability (or its fleet totals not read yet)
+	SkipDuplicate // already chosen for another imp of the same request
 	NumSkips
 )
 
 // SkipNames label the skip reasons in metrics.
-var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt", "pacing"}
+var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt", "pacing", "duplicate"}
 
 // DefaultMaxScan bounds how many candidates one request may examine, so a
 // huge list of ineligible campaigns cannot blow the latency budget.
@@ -138,7 +145,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		out.Outcome = NoCandidates
 		return
 	}
-	floor := floorOf(&pl, p)
+	floor := floorOf(&pl, p, req)
 	weights := weightsOf(p)
 	maxW := max(weights[0], weights[1], weights[2])
 	uniform := weights[0] == weights[1] && weights[1] == weights[2]
@@ -256,9 +263,10 @@ func (pc *pacer) throttled(r *snapshot.Reader, ci int, camp *snapshot.Campaign, 
 	return (pc.pt != nil && !pc.pt.Allow(ci, seed)) || (pc.pending && pacing.Limited(r, ci, camp))
 }
 
-// floorOf is the placement's floor under the test's multiplier.
-func floorOf(pl *snapshot.Placement, p *abtest.Params) float64 {
-	return float64(pl.FloorMicros) * p.FloorMultiplier
+// floorOf is the placement's floor under the test's multiplier, or the
+// request's own floor when that is higher.
+func floorOf(pl *snapshot.Placement, p *abtest.Params, req *Request) float64 {
+	return max(float64(pl.FloorMicros)*p.FloorMultiplier, float64(req.MinECPMMicros))
 }
 
 // weightsOf is the ranking weight per bid type.
@@ -280,6 +288,11 @@ func eligible(r *snapshot.Reader, camp *snapshot.Campaign, c *snapshot.Candidate
 	userSeg *[4]uint64, blockedAdv, blockedCat snapshot.U32List, p *abtest.Params) int {
 	if req.Now < camp.Start || req.Now >= camp.End {
 		return SkipSchedule
+	}
+	for _, x := range req.Exclude {
+		if x == c.Campaign {
+			return SkipDuplicate
+		}
 	}
 	if camp.DeviceTypes&req.DeviceType == 0 {
 		return SkipDevice

@@ -62,6 +62,9 @@ func (w *world) oracle(pl *inventory.Placement, req *Request, prof *profiles.Pro
 		if !slices.Contains(c.Targeting.Countries, country) {
 			continue
 		}
+		if slices.Contains(req.Exclude, uint32(ci)) {
+			continue
+		}
 		osOK := false
 		for _, o := range c.Targeting.OS {
 			if o.Name == req.OS.String() {
@@ -111,7 +114,7 @@ func (w *world) oracle(pl *inventory.Placement, req *Request, prof *profiles.Pro
 			continue
 		}
 		e := builder.ECPMMicros(bt, c.BidMicros, ctr, ir)
-		if float64(e) < float64(pl.FloorMicros)*p.FloorMultiplier {
+		if float64(e) < max(float64(pl.FloorMicros)*p.FloorMultiplier, float64(req.MinECPMMicros)) {
 			continue
 		}
 		score := float64(e) * [3]float64{p.WeightCPM, p.WeightCPC, p.WeightCPI}[bt]
@@ -162,6 +165,16 @@ func TestSelectMatchesOracle(t *testing.T) {
 		}
 		if rng.IntN(4) > 0 {
 			req.OSVersion = uint32(8+rng.IntN(10)) << 16
+		}
+		if rng.IntN(3) == 0 { // a multi-imp request: earlier winners excluded
+			var res Result
+			sel.Select(w.r, &req, nil, &abtest.Defaults, &res)
+			if res.Outcome == Filled {
+				req.Exclude = append(req.Exclude, uint32(res.Campaign), uint32(rng.IntN(len(w.inv.Campaigns))))
+			}
+		}
+		if rng.IntN(8) == 0 {
+			req.MinECPMMicros = rng.Int64N(20_000_000)
 		}
 		var prof *profiles.Profile
 		if rng.IntN(3) > 0 {

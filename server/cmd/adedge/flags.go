@@ -24,6 +24,7 @@ type config struct {
 	dist                       distConfig
 	ev                         eventFlags
 	pace                       paceFlags
+	sdk                        sdkFlags
 }
 
 // Range checks used by several flags.
@@ -94,6 +95,7 @@ func newFlags(c *config) *cliflag.Set {
 	c.ab.register(s)
 	c.ev.register(s)
 	c.pace.register(s)
+	c.sdk.register(s)
 
 	hl := s.Group("Health and drain")
 	hl.String(&c.agentListen, "agent-listen", "", "HAProxy agent-check address (up/ready/drain/maint and a load weight); empty = off")

@@ -173,6 +173,11 @@ func (e *edgeApp) build() error {
 	if err != nil {
 		return err
 	}
+	stopSDK, err := cfg.sdk.start(&ecfg)
+	if err != nil {
+		return err
+	}
+	e.onClose(stopSDK)
 	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
 	e.srv = srv
 	// Pacing stops after the last request (its spend is flushed once more).

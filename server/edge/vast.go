@@ -1,0 +1,116 @@
+package edge
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/server/ortb"
+)
+
+// defaultVideoSeconds is the VAST Duration when the request gives no
+// maxduration: the snapshot does not carry a creative's duration yet
+// (docs/API.md, "VAST").
+const defaultVideoSeconds = 30
+
+// appendVAST appends an inline VAST 4.2 document for a video creative:
+// the asset as its one progressive MediaFile, the signed impression URL as
+// Impression, start/quartile/complete tracking and ClickTracking through
+// /v1/video, and ClickThrough through the signed /v1/click redirect. It
+// validates against the IAB's vast_4.2.xsd (TestVASTValidatesAgainstXSD).
+func (s *Server) appendVAST(b []byte, st *reqState, campID, crID, asset, mime string, w, h uint16, imp *ortb.Imp) []byte {
+	if w == 0 || h == 0 { // a full-screen creative: the player's size
+		w, h = imp.Video.W, imp.Video.H
+	}
+	secs := int64(defaultVideoSeconds)
+	if d := imp.Video.MaxDuration; d > 0 && int64(d) < secs {
+		secs = int64(d)
+	}
+	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><VAST version="4.2" xmlns="http://www.iab.com/VAST"><Ad id="`...)
+	b = appendXMLAttr(b, crID)
+	b = append(b, `"><InLine><AdSystem version="1">adedge</AdSystem><Impression id="adedge">`...)
+	b = s.appendXMLURL(b, "/v1/imp?t=", st.tok, "")
+	b = append(b, `</Impression><AdServingId>`...)
+	b = appendHex64(b, s.reqSeq.Load()^s.reqSalt)
+	b = append(b, `</AdServingId><AdTitle>`...)
+	b = appendXMLAttr(b, campID)
+	b = append(b, `</AdTitle><Creatives><Creative id="`...)
+	b = appendXMLAttr(b, crID)
+	b = append(b, `" adId="`...)
+	b = appendXMLAttr(b, crID)
+	b = append(b, `"><Linear><TrackingEvents>`...)
+	for _, e := range videoEvents[:5] {
+		b = append(b, `<Tracking event="`...)
+		b = append(b, e...)
+		b = append(b, `">`...)
+		b = s.appendXMLURL(b, "/v1/video?e=", st.tok, e)
+		b = append(b, `</Tracking>`...)
+	}
+	b = append(b, `</TrackingEvents><Duration>`...)
+	b = appendDuration(b, secs)
+	b = append(b, `</Duration><MediaFiles><MediaFile delivery="progressive" type="`...)
+	b = append(b, mime...)
+	b = append(b, `" width="`...)
+	b = strconv.AppendUint(b, uint64(w), 10)
+	b = append(b, `" height="`...)
+	b = strconv.AppendUint(b, uint64(h), 10)
+	b = append(b, `">`...)
+	b = appendXMLAttr(b, asset)
+	b = append(b, `</MediaFile></MediaFiles><VideoClicks><ClickTracking id="adedge">`...)
+	b = s.appendXMLURL(b, "/v1/video?e=", st.tok, "click")
+	b = append(b, `</ClickTracking><ClickThrough id="adedge">`...)
+	b = s.appendXMLURL(b, "/v1/click?t=", st.tok, "")
+	b = append(b, `</ClickThrough></VideoClicks></Linear><UniversalAdId idRegistry="adedge">`...)
+	b = appendXMLAttr(b, crID)
+	return append(b, `</UniversalAdId></Creative></Creatives></InLine></Ad></VAST>`...)
+}
+
+// appendXMLURL appends PublicURL + path [+ event + "&t="] + token, XML-escaped.
+func (s *Server) appendXMLURL(b []byte, path string, tok []byte, event string) []byte {
+	b = appendXMLAttr(b, s.cfg.PublicURL)
+	b = append(b, path...)
+	if event != "" {
+		b = append(b, event...)
+		b = append(b, "&amp;t="...)
+	}
+	return append(b, tok...)
+}
+
+// appendDuration appends secs as VAST's HH:MM:SS.
+func appendDuration(b []byte, secs int64) []byte {
+	h, m, sec := secs/3600, secs/60%60, secs%60
+	for _, v := range [3]int64{h, m, sec} {
+		if v < 10 {
+			b = append(b, '0')
+		}
+		b = strconv.AppendInt(b, v, 10)
+		b = append(b, ':')
+	}
+	return b[:len(b)-1]
+}
+
+// serveVideo answers /v1/video?e=EVENT&t=TOKEN, the VAST tracking pixels:
+// the token is the bid's signed impression token, verified like a pixel's,
+// and the event is counted in adedge_video_events_total. Billing stays on
+// /v1/imp (the VAST Impression): quartiles are not billable.
+func (s *Server) serveVideo(ctx *fasthttp.RequestCtx) {
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	ev := ctx.QueryArgs().Peek("e")
+	idx := -1
+	for i, e := range videoEvents {
+		if string(ev) == e {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		jsonError(ctx, fasthttp.StatusBadRequest, "e: must be start, firstQuartile, midpoint, thirdQuartile, complete or click", "e")
+		return
+	}
+	if !s.verifyToken(ctx, st, time.Now()) {
+		return
+	}
+	s.metrics.sdk.videoEvents[idx].Inc()
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
