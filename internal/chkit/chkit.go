@@ -168,6 +168,22 @@ func (s *Server) Stop() error {
 	return nil
 }
 
+// Kill stops the server at once (SIGKILL): an outage or a crash. A
+// graceful Stop waits for running queries, which under load takes seconds.
+func (s *Server) Kill() error {
+	if s.cmd == nil {
+		return nil
+	}
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.exited
+	return nil
+}
+
 // Restart starts the stopped server again on the same ports and data.
 func (s *Server) Restart() error {
 	bin, err := binary()

@@ -7,6 +7,9 @@
 // a clean no-fill), server-side p99 stays bounded, and the degradation is
 // visible in /health and /metrics.
 //
+// The billing drill (TestKill9ExactlyOnce) SIGKILLs the edge under pixel
+// load and checks ClickHouse holds every acknowledged impression once.
+//
 // ADEDGE_FAULTS=full runs the long form: longer phases and the full
 // 50,000-connection storm.
 package faults

@@ -158,7 +158,7 @@ func TestShipToClickHouse(t *testing.T) {
 	}
 
 	// ClickHouse down: serving goes on, the backlog grows and ages.
-	if err := ch.Stop(); err != nil {
+	if err := ch.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	n2, sum2 := traffic(t, rec, 3000, 2000)
