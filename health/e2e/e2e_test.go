@@ -175,6 +175,7 @@ type edge struct {
 	cmd            *exec.Cmd
 	exited         chan error
 	grace, shutTmo time.Duration
+	extra          []string // more adedge flags
 }
 
 func (e *edge) addr() string { return net.JoinHostPort(e.ip, strconv.Itoa(e.serve)) }
@@ -199,6 +200,7 @@ func (e *edge) launch(t *testing.T) {
 		"--agent-listen", net.JoinHostPort(e.ip, strconv.Itoa(e.agent)),
 		"--drain-grace", e.grace.String(), "--shutdown-timeout", e.shutTmo.String(),
 		"--public-url", "http://ads.test", "--access-log", e.logPath+".access")
+	e.cmd.Args = append(e.cmd.Args, e.extra...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -666,7 +668,7 @@ func TestDashboardMetrics(t *testing.T) {
 	ip := "127.0.0.4"
 	e := &edge{name: "metrics", ip: ip, serve: portFreeOn(t, ip), agent: portFreeOn(t, ip), admin: portFreeOn(t, ip),
 		bin: filepath.Join(bin, "adedge"), snapDir: filepath.Join(bin, "snaps"), logPath: filepath.Join(t.TempDir(), "edge.log"),
-		shutTmo: time.Second}
+		shutTmo: time.Second, extra: []string{"--spend", "local"}}
 	e.start(t)
 	defer func() {
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)

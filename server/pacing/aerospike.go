@@ -20,6 +20,8 @@ import (
 const (
 	BinSpend  = "spend"  // integer: billed micros counted
 	BinServed = "served" // integer: served value micros (day records only)
+	BinP      = "p"      // integer: the serve probability an edge last published, in millionths
+	BinPAt    = "p_at"   // integer: unix seconds it was published
 
 	// DayRecordTTL keeps day records for a week of reports; lifetime
 	// records never expire.
@@ -27,7 +29,7 @@ const (
 )
 
 var (
-	dayBins  = []string{BinSpend, BinServed}
+	dayBins  = []string{BinSpend, BinServed, BinP, BinPAt}
 	lifeBins = []string{BinSpend}
 )
 
@@ -101,10 +103,13 @@ func (a *Aerospike) Apply(ctx context.Context, deltas []Delta, out []Totals) err
 		if err != nil {
 			return err
 		}
+		ops := []*as.Operation{as.AddOp(as.NewBin(BinSpend, d.Spend)), as.AddOp(as.NewBin(BinServed, d.Served)),
+			as.GetBinOp(BinSpend), as.GetBinOp(BinServed)}
+		if d.At != 0 {
+			ops = append(ops, as.PutOp(as.NewBin(BinP, int64(d.P*1e6))), as.PutOp(as.NewBin(BinPAt, d.At)))
+		}
 		recs = append(recs,
-			as.NewBatchWrite(dayPol, dk,
-				as.AddOp(as.NewBin(BinSpend, d.Spend)), as.AddOp(as.NewBin(BinServed, d.Served)),
-				as.GetBinOp(BinSpend), as.GetBinOp(BinServed)),
+			as.NewBatchWrite(dayPol, dk, ops...),
 			as.NewBatchWrite(lifePol, lk, as.AddOp(as.NewBin(BinSpend, d.Spend)), as.GetBinOp(BinSpend)))
 	}
 	if aerr := a.client.BatchOperate(a.batchPolicy(ctx), recs); aerr != nil {
@@ -244,6 +249,10 @@ func (a *Aerospike) Read(ctx context.Context, keys []Delta, out []Totals) error 
 		t.Served, ok2 = counter(day.Record, BinServed)
 		if (!ok1 || !ok2) && t.Err == nil {
 			t.Err = ErrBadRecord
+		}
+		if p, ok := counter(day.Record, BinP); ok {
+			t.P = float64(p) / 1e6
+			t.PAt, _ = counter(day.Record, BinPAt)
 		}
 	}
 	return nil

@@ -265,7 +265,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time) {
 			e.fleet, e.fleetAt = Totals{}, time.Time{}
 		}
 		s.deltas = append(s.deltas, Delta{Campaign: e.spec.ID, Day: day,
-			Spend: e.pendSpend.Swap(0), Served: e.pendServed.Swap(0)})
+			Spend: e.pendSpend.Swap(0), Served: e.pendServed.Swap(0), P: e.ctl.P(), At: now.Unix()})
 	}
 	if cap(s.totals) < len(s.deltas) {
 		s.totals = make([]Totals, len(s.deltas))
@@ -388,4 +388,55 @@ func (t *Table) Force(i int, p float64) {
 	if uint(i) < uint(len(t.thr)) {
 		t.thr[i].Store(threshold(p))
 	}
+}
+
+// Report is one campaign's pacing as adtool pacing shows it, from the
+// fleet's totals alone.
+type Report struct {
+	ID      string  `json:"id"`
+	Mode    string  `json:"mode"`
+	Billing string  `json:"billing"`
+	Budget  int64   `json:"budget_micros"` // today's allowance (0 = no budget)
+	Spent   int64   `json:"spent_micros"`  // fleet spend counted today
+	Planned int64   `json:"planned_micros"`
+	P       float64 `json:"serve_probability"` // as an edge last published it (-1 = none yet)
+	PAge    int64   `json:"probability_age_seconds"`
+	State   string  `json:"state"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// Describe reports sp from its totals t (read at now).
+func Describe(sp Spec, t Totals, now time.Time, curve *Curve) Report {
+	b := sp.Budget
+	r := Report{ID: sp.ID, Mode: b.Mode.String(), Billing: b.Billing.String(), Spent: t.Day, P: -1}
+	if !b.Limited() {
+		r.State, r.P = NoBudget.String(), 1
+		return r
+	}
+	if t.Err != nil && !errors.Is(t.Err, ErrNoRecord) {
+		r.State, r.Error = Unknown.String(), t.Err.Error()
+		return r
+	}
+	c := NewController(b, curve, Params{})
+	start, end, _ := DayBounds(b.Loc, now)
+	c.plan = newDayPlan(c.curve, start, end)
+	r.Budget = c.allowance(t.Day, t.Life, now)
+	frac := c.plan.Fraction(now.Unix())
+	if b.Mode == Even {
+		r.Planned = int64(float64(r.Budget) * frac)
+	} else {
+		r.Planned = r.Budget
+	}
+	if t.PAt > 0 {
+		r.P, r.PAge = t.P, max(0, now.Unix()-t.PAt)
+	}
+	switch {
+	case t.Day >= r.Budget:
+		r.State = Exhausted.String()
+	case r.P == 0:
+		r.State = Capped.String()
+	default:
+		r.State = Pacing.String()
+	}
+	return r
 }

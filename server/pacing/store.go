@@ -14,11 +14,19 @@ type Delta struct {
 	Day      uint32 // YYYYMMDD in the campaign's time zone
 	Spend    int64  // billed micros counted on this edge since its last flush
 	Served   int64  // served value micros (the price of the ads served)
+	// P is the serve probability this edge last computed, published for
+	// adtool pacing (the edges compute nearly the same one); At is when.
+	P  float64
+	At int64 // unix seconds
 }
 
 // Totals are the fleet's counters for one campaign after a flush.
 type Totals struct {
 	Day, Served, Life int64
+	// P and PAt: the serve probability an edge last published, and when
+	// (unix seconds; 0 = never).
+	P   float64
+	PAt int64
 	// Err is why the record could not be used (the store failed, or the
 	// record is missing, negative or not a counter): the totals are then
 	// unknown, never zero. Applied says whether the delta was added
@@ -68,7 +76,7 @@ func Open(spec string) (Store, error) {
 // demo without Aerospike) and the simulation's store.
 type Local struct {
 	mu   sync.Mutex
-	day  map[dayKey]*[2]int64
+	day  map[dayKey]*localRec
 	life map[string]int64
 	// Fail, when set, is called on every call; a non-nil error fails it
 	// (the simulation's store outage).
@@ -80,9 +88,15 @@ type dayKey struct {
 	day      uint32
 }
 
+type localRec struct {
+	spend, served int64
+	p             float64
+	pAt           int64
+}
+
 // NewLocal returns an empty in-process store.
 func NewLocal() *Local {
-	return &Local{day: map[dayKey]*[2]int64{}, life: map[string]int64{}}
+	return &Local{day: map[dayKey]*localRec{}, life: map[string]int64{}}
 }
 
 // Apply implements Store.
@@ -98,13 +112,16 @@ func (l *Local) Apply(_ context.Context, deltas []Delta, out []Totals) error {
 		k := dayKey{d.Campaign, d.Day}
 		r := l.day[k]
 		if r == nil {
-			r = new([2]int64)
+			r = new(localRec)
 			l.day[k] = r
 		}
-		r[0] += d.Spend
-		r[1] += d.Served
+		r.spend += d.Spend
+		r.served += d.Served
+		if d.At != 0 {
+			r.p, r.pAt = d.P, d.At
+		}
 		l.life[d.Campaign] += d.Spend
-		out[i] = Totals{Day: r[0], Served: r[1], Life: l.life[d.Campaign], Applied: true}
+		out[i] = Totals{Day: r.spend, Served: r.served, Life: l.life[d.Campaign], P: r.p, PAt: r.pAt, Applied: true}
 	}
 	return nil
 }
@@ -124,7 +141,7 @@ func (l *Local) Read(_ context.Context, keys []Delta, out []Totals) error {
 			out[i] = Totals{Err: ErrNoRecord, Life: l.life[d.Campaign]}
 			continue
 		}
-		out[i] = Totals{Day: r[0], Served: r[1], Life: l.life[d.Campaign]}
+		out[i] = Totals{Day: r.spend, Served: r.served, Life: l.life[d.Campaign], P: r.p, PAt: r.pAt}
 	}
 	return nil
 }
