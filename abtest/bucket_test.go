@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/adedge/adedge/abtest/stats"
 )
 
 func defaultSet() Set {
@@ -192,19 +194,19 @@ func TestSharesChiSquare(t *testing.T) {
 			staged[1]++
 		}
 	}
-	stat, df, p := ChiSquareGOF(counts[:], []float64{5000, 2000, 2000, 1000})
+	stat, df, p := stats.ChiSquareGOF(counts[:], []float64{5000, 2000, 2000, 1000})
 	t.Logf("A/B shares %v: chi2=%.2f df=%d p=%.3f", counts, stat, df, p)
 	if df != 3 || p < 0.001 {
 		t.Fatalf("observed %v vs 50/20/20/10: chi2=%.2f df=%d p=%.5f", counts, stat, df, p)
 	}
-	stat, df, p = ChiSquareGOF(staged[:], []float64{500, 9500})
+	stat, df, p = stats.ChiSquareGOF(staged[:], []float64{500, 9500})
 	t.Logf("staging %v: chi2=%.2f p=%.3f", staged, stat, p)
 	if df != 1 || p < 0.001 {
 		t.Fatalf("staging %v vs 5/95: chi2=%.2f p=%.5f", staged, stat, p)
 	}
 	// And the test must be able to fail: a 1-point skew over 1M devices.
 	skew := []float64{counts[0] - 10000, counts[1] + 10000, counts[2], counts[3]}
-	if _, _, p := ChiSquareGOF(skew, []float64{5000, 2000, 2000, 1000}); p > 1e-6 {
+	if _, _, p := stats.ChiSquareGOF(skew, []float64{5000, 2000, 2000, 1000}); p > 1e-6 {
 		t.Fatalf("a 1%% skew passed: p=%g", p)
 	}
 }

@@ -1,5 +1,12 @@
-// Package abtest holds the A/B layer: the ranking parameters a test may
-// override, and (later) bucketing, counters and report statistics.
+// Package abtest is the A/B layer on the edge's request path: the ranking
+// parameters a test may override (Params), the experiment-set rules
+// (Set.Check), bucketing devices into the staging layer and the tests
+// (Bucketer, Staging), and the lock-free per-bucket counters with their
+// Prometheus export and per-interval rows (Counters, Row).
+//
+// The rest of A/B lives beside it: abtest/rows is the rows file format,
+// abtest/report computes reports from rows, abtest/stats is the statistics
+// the report uses.
 package abtest
 
 // Params are the knobs selection reads per request. Control uses Defaults; an

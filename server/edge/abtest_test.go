@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/snapshot"
@@ -56,12 +57,12 @@ func (e *env) bucketOf(device string) (test, variant string, index uint8) {
 }
 
 // sumRows adds up flushed rows by env.
-func sumRows(rows []abtest.Row) map[string]*abtest.Totals {
-	out := map[string]*abtest.Totals{}
+func sumRows(rows []abtest.Row) map[string]*report.Totals {
+	out := map[string]*report.Totals{}
 	for i := range rows {
 		t := out[rows[i].Env]
 		if t == nil {
-			t = &abtest.Totals{}
+			t = &report.Totals{}
 			out[rows[i].Env] = t
 		}
 		t.Add(&rows[i])

@@ -1,5 +1,5 @@
 // Package abreport is `adtool abreport` and `adtool stagecheck`: it reads
-// the rows files edges write (abtest.WriteRowsFile), merges them and prints
+// the rows files edges write (rows.WriteFile), merges them and prints
 // per-test comparisons (text, CSV or a self-contained HTML page), or
 // compares staging with production for a monitoring check.
 package abreport
@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
+	"github.com/adedge/adedge/abtest/rows"
+	"github.com/adedge/adedge/abtest/stats"
 )
 
 // Skipped is a rows file refused as a whole, and why.
@@ -38,13 +41,13 @@ func (f *Filter) keep(r *abtest.Row) bool {
 
 // Load reads every rows file under dirs. A file that fails any check is
 // skipped whole and listed; it never contributes a row.
-func Load(dirs []string, f Filter) (rows []abtest.Row, files int, skipped []Skipped, err error) {
-	paths, err := abtest.ListRowsFiles(dirs)
+func Load(dirs []string, f Filter) (out []abtest.Row, files int, skipped []Skipped, err error) {
+	paths, err := rows.ListFiles(dirs)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	for _, p := range paths {
-		rs, err := abtest.ReadRowsFile(p)
+		rs, err := rows.ReadFile(p)
 		if err != nil {
 			skipped = append(skipped, Skipped{p, err})
 			continue
@@ -52,7 +55,7 @@ func Load(dirs []string, f Filter) (rows []abtest.Row, files int, skipped []Skip
 		used := false
 		for i := range rs {
 			if f.keep(&rs[i]) {
-				rows = append(rows, rs[i])
+				out = append(out, rs[i])
 				used = true
 			}
 		}
@@ -60,7 +63,7 @@ func Load(dirs []string, f Filter) (rows []abtest.Row, files int, skipped []Skip
 			files++
 		}
 	}
-	return rows, files, skipped, nil
+	return out, files, skipped, nil
 }
 
 // metric labels and how to print values.
@@ -117,7 +120,7 @@ func fmtP(p float64) string {
 	return fmt.Sprintf("%.4f", p)
 }
 
-func fmtShare(g *abtest.GroupTotals) string {
+func fmtShare(g *report.GroupTotals) string {
 	if g.Unassigned {
 		return "-"
 	}
@@ -125,7 +128,7 @@ func fmtShare(g *abtest.GroupTotals) string {
 }
 
 // srmLine is the sample-ratio verdict, loud when it fails.
-func srmLine(er *abtest.ExperimentReport) string {
+func srmLine(er *report.ExperimentReport) string {
 	s := er.SRM
 	if math.IsNaN(s.P) {
 		return "sample ratio check: not enough groups"
@@ -133,13 +136,13 @@ func srmLine(er *abtest.ExperimentReport) string {
 	if s.Failed {
 		return fmt.Sprintf("!!! SAMPLE RATIO MISMATCH: users per group do not match the configured shares (chi2=%.2f, df=%d, p=%s < %g). "+
 			"Assignment or logging is broken for this experiment: DO NOT TRUST THE LIFTS BELOW until the cause is found. !!!",
-			s.Stat, s.DF, fmtP(s.P), abtest.SRMThreshold)
+			s.Stat, s.DF, fmtP(s.P), report.SRMThreshold)
 	}
 	return fmt.Sprintf("sample ratio check: OK (users vs configured shares: chi2=%.2f, df=%d, p=%s)", s.Stat, s.DF, fmtP(s.P))
 }
 
 // WriteText prints the report as aligned tables.
-func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
+func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 	fmt.Fprintf(w, "A/B report: %s .. %s, %d rows from %d files\n", tfmt(rep.From), tfmt(rep.To), rep.Rows, rep.Files)
 	writeSkipped(w, skipped)
 	if len(rep.Experiments) == 0 {
@@ -153,7 +156,7 @@ func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
 		fmt.Fprintln(w, srmLine(er))
 		fmt.Fprintf(w, "\n%-34s %7s %9s %10s %9s %8s %10s %12s %12s\n", "group (test/variant)", "share", "users", "requests", "fill", "CTR", "eCPM", "rev/request", "rev/user")
 		for _, g := range er.Groups {
-			fmt.Fprintf(w, "%-34s %7s %9.0f %10d %9s %8s %10s %12s %12s\n", abtest.GroupKey(g.Test, g.Variant), fmtShare(g), g.Users, g.Requests,
+			fmt.Fprintf(w, "%-34s %7s %9.0f %10d %9s %8s %10s %12s %12s\n", report.GroupKey(g.Test, g.Variant), fmtShare(g), g.Users, g.Requests,
 				fmtMetric("fill_rate", g.Metrics["fill_rate"].Value), fmtMetric("ctr", g.Metrics["ctr"].Value),
 				fmtMetric("ecpm", g.Metrics["ecpm"].Value), fmtMetric("rpr", g.Metrics["revenue_per_request"].Value),
 				fmtMetric("rpu", g.Metrics["revenue_per_user"].Value))
@@ -163,7 +166,7 @@ func WriteText(w io.Writer, rep *abtest.Report, skipped []Skipped) {
 			fmt.Fprintf(w, "\n-- %s (%s) vs control: 95%% CIs and p-values from per-user-shard variance (Welch)\n", c.Test, c.Variant)
 			fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", "metric", "control", "variant", "abs lift [95% CI]", "rel lift [95% CI]", "p")
 			vg := er.Group(c.Test, c.Variant)
-			for _, m := range abtest.MetricNames {
+			for _, m := range report.MetricNames {
 				l := c.Lifts[m]
 				fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),
 					fmtAbs(m, l.Abs)+" ["+fmtAbs(m, l.AbsLo)+", "+fmtAbs(m, l.AbsHi)+"]",
@@ -192,17 +195,17 @@ func tfmt(t time.Time) string {
 
 // WriteCSV prints one line per (env, experiment, test, variant, metric):
 // a long format spreadsheets and dataframes pivot as they like.
-func WriteCSV(w io.Writer, rep *abtest.Report) error {
+func WriteCSV(w io.Writer, rep *report.Report) error {
 	cw := newCSV(w)
 	cw.row("env", "experiment", "test", "variant", "share_bp", "users", "requests", "metric", "control_value", "variant_value",
 		"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed")
 	for _, er := range rep.Experiments {
 		ctl := er.Control()
 		for _, g := range er.Groups {
-			for _, m := range abtest.MetricNames {
-				var l abtest.Lift
+			for _, m := range report.MetricNames {
+				var l stats.Lift
 				cv := math.NaN()
-				l = abtest.Lift{Abs: math.NaN(), AbsLo: math.NaN(), AbsHi: math.NaN(), Rel: math.NaN(), RelLo: math.NaN(), RelHi: math.NaN(), P: math.NaN(), DF: math.NaN()}
+				l = stats.Lift{Abs: math.NaN(), AbsLo: math.NaN(), AbsHi: math.NaN(), Rel: math.NaN(), RelLo: math.NaN(), RelHi: math.NaN(), P: math.NaN(), DF: math.NaN()}
 				if ctl != nil {
 					cv = ctl.Metrics[m].Value
 				}

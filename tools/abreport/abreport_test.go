@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
+	"github.com/adedge/adedge/abtest/rows"
 )
 
 var t0 = time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
@@ -63,34 +65,34 @@ func simulate(t *testing.T, dir, edge, env string, devices int, fillT1, skipT3 f
 			}
 		}
 		start := t0.Add(time.Duration(iv) * time.Minute)
-		rows := c.Flush(edge, start, start.Add(time.Minute))
-		if _, err := abtest.WriteRowsFile(dir, edge, start, rows); err != nil {
+		flushed := c.Flush(edge, start, start.Add(time.Minute))
+		if _, err := rows.WriteFile(dir, edge, start, flushed); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func load(t *testing.T, dirs ...string) (*abtest.Report, []Skipped) {
+func load(t *testing.T, dirs ...string) (*report.Report, []Skipped) {
 	t.Helper()
 	rows, files, skipped, err := Load(dirs, Filter{Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := abtest.BuildReport(rows, files)
+	rep, err := report.BuildReport(rows, files)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rep, skipped
 }
 
-func comparison(t *testing.T, er *abtest.ExperimentReport, test string) abtest.TestComparison {
+func comparison(t *testing.T, er *report.ExperimentReport, test string) report.TestComparison {
 	for _, c := range er.Comparisons {
 		if c.Test == test {
 			return c
 		}
 	}
 	t.Fatalf("no comparison for %s", test)
-	return abtest.TestComparison{}
+	return report.TestComparison{}
 }
 
 func TestReportFindsTheLiftAndMergesEdges(t *testing.T) {
@@ -146,7 +148,7 @@ func TestReportFindsTheLiftAndMergesEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
-	if len(lines) != 1+4*len(abtest.MetricNames) || !strings.HasPrefix(lines[0], "env,experiment,test,variant") {
+	if len(lines) != 1+4*len(report.MetricNames) || !strings.HasPrefix(lines[0], "env,experiment,test,variant") {
 		t.Fatalf("csv: %d lines, header %q", len(lines), lines[0])
 	}
 }
@@ -175,7 +177,7 @@ func TestReportSampleRatioMismatch(t *testing.T) {
 func TestSkipsDamagedFiles(t *testing.T) {
 	d := t.TempDir()
 	simulate(t, d, "edge-a", "production", 300, 0.5, 0, 4)
-	files, _ := abtest.ListRowsFiles([]string{d})
+	files, _ := rows.ListFiles([]string{d})
 	good, _ := load(t, d)
 	// Truncate one file, garble a line of another's copy.
 	data, _ := os.ReadFile(files[0])

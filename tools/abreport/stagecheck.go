@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
 )
 
 // Nagios plugin exit codes.
@@ -40,13 +41,13 @@ var DefaultThresholds = Thresholds{
 }
 
 // envTotals are one env's sums over the window.
-type envTotals struct{ abtest.Totals }
+type envTotals struct{ report.Totals }
 
 func (e *envTotals) fill() float64 { return ratio(e.Fills, e.Requests) }
 func (e *envTotals) errRate() float64 {
 	return ratio(e.Errors+e.ForwardErrors, e.Requests+e.ForwardErrors)
 }
-func (e *envTotals) p99() float64  { return abtest.LatencyQuantile(e.Latency[:], 0.99) }
+func (e *envTotals) p99() float64  { return report.LatencyQuantile(e.Latency[:], 0.99) }
 func (e *envTotals) ecpm() float64 { return ratio(e.RevenueMicros, e.Impressions) / 1000 }
 
 // StageCheck compares staging with production over rows (already limited

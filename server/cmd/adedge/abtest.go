@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/rows"
 	"github.com/adedge/adedge/health"
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
@@ -65,9 +66,12 @@ func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer, hs *health.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	n := 1
+	fc := abtest.FlushConfig{Interval: a.reportInterval, Edge: a.edgeName, OnError: func(err error) { log.Printf("report: %v", err) }}
+	if a.reportDir != "" {
+		fc.Write = rows.FileSink(a.reportDir, a.edgeName, a.reportKeep)
+	}
 	go func() {
-		ctr.Run(ctx, abtest.FlushConfig{Dir: a.reportDir, Interval: a.reportInterval, Edge: a.edgeName, Keep: a.reportKeep,
-			OnError: func(err error) { log.Printf("report: %v", err) }})
+		ctr.Run(ctx, fc)
 		done <- struct{}{}
 	}()
 	if len(a.upstreams) > 0 && a.stagingPercent > 0 {

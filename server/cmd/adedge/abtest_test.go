@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/rows"
 )
 
 func TestABFlagsRefused(t *testing.T) {
@@ -62,14 +62,14 @@ func TestStagingAndRowsEndToEnd(t *testing.T) {
 	prd.done <- nil // for the cleanup's receive
 	stg.done <- nil
 	count := func(dir, env string) uint64 {
-		files, _ := abtest.ListRowsFiles([]string{dir})
+		files, _ := rows.ListFiles([]string{dir})
 		var n uint64
 		for _, f := range files {
-			rows, err := abtest.ReadRowsFile(f)
+			rs, err := rows.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range rows {
+			for _, r := range rs {
 				if r.Env == env {
 					n += r.Requests
 				}

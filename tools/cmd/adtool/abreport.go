@@ -6,9 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/tools/abreport"
+	"github.com/adedge/adedge/tools/abtraffic"
 )
 
 func init() {
@@ -80,7 +81,7 @@ func runABReport(args []string) int {
 	for _, s := range skipped {
 		fmt.Fprintf(os.Stderr, "abreport: skipped %s: %v\n", s.Path, s.Err)
 	}
-	rep, err := abtest.BuildReport(rows, files)
+	rep, err := report.BuildReport(rows, files)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
 		return 1
@@ -160,7 +161,7 @@ func init() {
 
 func runABTraffic(args []string) int {
 	fs := newFlagSet("abtraffic")
-	var o abreport.TrafficOptions
+	var o abtraffic.Options
 	fs.StringVar(&o.Target, "target", "http://127.0.0.1:8080", "base URL of the edge")
 	fs.StringVar(&o.Inventory, "inventory", "", "inventory directory (placements.jsonl, profiles.jsonl)")
 	fs.IntVar(&o.Requests, "requests", 5000, "ad requests to send")
@@ -171,7 +172,7 @@ func runABTraffic(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
-	res, err := abreport.Traffic(o)
+	res, err := abtraffic.Run(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abtraffic: %v\n", err)
 		return 1

@@ -1,4 +1,10 @@
-package abtest
+// Package report computes the A/B report from rows (abtest.Row, read with
+// package abtest/rows): per experiment set and bucket, totals, per-user-
+// shard ratio metrics with confidence intervals, each test's lifts against
+// control, the sample-ratio-mismatch check and the per-interval series for
+// charts. BuildReport is the API: adtool abreport and stagecheck render
+// it; any other source of rows can call it the same way.
+package report
 
 import (
 	"fmt"
@@ -8,6 +14,9 @@ import (
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/stats"
 )
 
 // SRMThreshold is the p-value below which the sample-ratio check fails.
@@ -29,9 +38,9 @@ type GroupTotals struct {
 	Users         float64 // sum over shards of the merged sketches' estimates
 	Totals
 
-	shard    [Shards]shardTotals
-	sketches [Shards]*hyperloglog.Sketch
-	Metrics  map[string]RatioEstimate
+	shard    [abtest.Shards]shardTotals
+	sketches [abtest.Shards]*hyperloglog.Sketch
+	Metrics  map[string]stats.RatioEstimate
 }
 
 type shardTotals struct {
@@ -41,7 +50,7 @@ type shardTotals struct {
 // TestComparison is one test's variant against control, metric by metric.
 type TestComparison struct {
 	Test, Variant string
-	Lifts         map[string]Lift
+	Lifts         map[string]stats.Lift
 }
 
 // SRM is the sample-ratio-mismatch check over users.
@@ -81,7 +90,7 @@ func GroupKey(test, variant string) string { return test + "/" + variant }
 
 // BuildReport merges rows (already filtered by the caller) into per-test
 // comparisons.
-func BuildReport(rows []Row, files int) (*Report, error) {
+func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 	rep := &Report{Files: files, Rows: len(rows)}
 	type ekey struct{ env, exp string }
 	exps := map[ekey]*ExperimentReport{}
@@ -113,7 +122,7 @@ func BuildReport(rows []Row, files int) (*Report, error) {
 		g := groups[k][gk]
 		if g == nil {
 			g = &GroupTotals{Test: r.Test, Variant: r.Variant, Index: r.TestIndex, ShareBP: r.ShareBP,
-				Unassigned: r.Variant == UnassignedVariant && r.Test == ControlTest}
+				Unassigned: r.Variant == abtest.UnassignedVariant && r.Test == abtest.ControlTest}
 			groups[k][gk] = g
 		} else if g.ShareBP != r.ShareBP || g.Index != r.TestIndex {
 			w := fmt.Sprintf("group %s: rows disagree on share_bp (%d vs %d) or test index: the experiment set changed under the same id; the sample-ratio check uses the first",
@@ -206,7 +215,7 @@ func groupRank(g *GroupTotals) int {
 	switch {
 	case g.Unassigned:
 		return 100
-	case g.Test == ControlTest:
+	case g.Test == abtest.ControlTest:
 		return 0
 	}
 	return int(g.Index) + 1
@@ -221,7 +230,7 @@ func (g *GroupTotals) finish() {
 		}
 	}
 	col := func(f func(s *shardTotals) float64) []float64 {
-		out := make([]float64, Shards)
+		out := make([]float64, abtest.Shards)
 		for i := range g.shard {
 			out[i] = f(&g.shard[i])
 		}
@@ -231,12 +240,12 @@ func (g *GroupTotals) finish() {
 	imp := col(func(s *shardTotals) float64 { return s.impressions })
 	rev := col(func(s *shardTotals) float64 { return s.revenue })
 	ecpmNum := col(func(s *shardTotals) float64 { return s.revenue * 1000 })
-	g.Metrics = map[string]RatioEstimate{
-		"fill_rate":           Ratio(col(func(s *shardTotals) float64 { return s.fills }), req),
-		"ctr":                 Ratio(col(func(s *shardTotals) float64 { return s.clicks }), imp),
-		"ecpm":                Ratio(ecpmNum, imp),
-		"revenue_per_request": Ratio(rev, req),
-		"revenue_per_user":    Ratio(rev, col(func(s *shardTotals) float64 { return s.users })),
+	g.Metrics = map[string]stats.RatioEstimate{
+		"fill_rate":           stats.Ratio(col(func(s *shardTotals) float64 { return s.fills }), req),
+		"ctr":                 stats.Ratio(col(func(s *shardTotals) float64 { return s.clicks }), imp),
+		"ecpm":                stats.Ratio(ecpmNum, imp),
+		"revenue_per_request": stats.Ratio(rev, req),
+		"revenue_per_user":    stats.Ratio(rev, col(func(s *shardTotals) float64 { return s.users })),
 	}
 }
 
@@ -253,11 +262,11 @@ func (er *ExperimentReport) Group(test, variant string) *GroupTotals {
 // Totals are the counters of many rows added up.
 type Totals struct {
 	Requests, Fills, Errors, ForwardErrors, Impressions, Clicks, RevenueMicros uint64
-	Latency                                                                    [NumLatencyBuckets]uint64
+	Latency                                                                    [abtest.NumLatencyBuckets]uint64
 }
 
 // Add adds a row's counters.
-func (t *Totals) Add(r *Row) {
+func (t *Totals) Add(r *abtest.Row) {
 	t.Requests += r.Requests
 	t.Fills += r.Fills
 	t.Errors += r.Errors
@@ -275,7 +284,7 @@ func (t *Totals) Add(r *Row) {
 // HLLRelError is the relative standard error of one sketch's estimate,
 // 1.04/sqrt(2^HLLPrecision) (Flajolet et al. 2007): an upper bound, since
 // small sketches stay sparse and are near exact.
-var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<HLLPrecision))
+var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<abtest.HLLPrecision))
 
 // usersVariance bounds the variance of Users from the sketches' error: the
 // shards' sketches are independent, so their variances add.
@@ -291,7 +300,7 @@ func (g *GroupTotals) usersVariance() float64 {
 // Control returns the control group (nil if the set gives control 0%).
 func (er *ExperimentReport) Control() *GroupTotals {
 	for _, g := range er.Groups {
-		if g.Test == ControlTest && !g.Unassigned {
+		if g.Test == abtest.ControlTest && !g.Unassigned {
 			return g
 		}
 	}
@@ -311,15 +320,15 @@ func (er *ExperimentReport) compare() {
 		if ctl == nil || g == ctl {
 			continue
 		}
-		c := TestComparison{Test: g.Test, Variant: g.Variant, Lifts: map[string]Lift{}}
+		c := TestComparison{Test: g.Test, Variant: g.Variant, Lifts: map[string]stats.Lift{}}
 		for _, m := range MetricNames {
-			c.Lifts[m] = Compare(g.Metrics[m], ctl.Metrics[m])
+			c.Lifts[m] = stats.Compare(g.Metrics[m], ctl.Metrics[m])
 		}
 		er.Comparisons = append(er.Comparisons, c)
 	}
 	er.SRM = SRM{P: math.NaN()}
 	if len(obs) >= 2 {
-		er.SRM.Stat, er.SRM.DF, er.SRM.P = ChiSquareGOFExtra(obs, exp, hllVar)
+		er.SRM.Stat, er.SRM.DF, er.SRM.P = stats.ChiSquareGOFExtra(obs, exp, hllVar)
 		er.SRM.Failed = er.SRM.P < SRMThreshold
 	}
 	if ctl == nil {
@@ -347,15 +356,15 @@ func LatencyQuantile(h []uint64, q float64) float64 {
 		if cum+float64(v) >= rank {
 			lo := 0.0
 			if i > 0 {
-				lo = float64(LatencyBoundsUS[i-1])
+				lo = float64(abtest.LatencyBoundsUS[i-1])
 			}
-			if i >= len(LatencyBoundsUS) {
+			if i >= len(abtest.LatencyBoundsUS) {
 				return lo
 			}
-			hi := float64(LatencyBoundsUS[i])
+			hi := float64(abtest.LatencyBoundsUS[i])
 			return lo + (hi-lo)*(rank-cum)/float64(v)
 		}
 		cum += float64(v)
 	}
-	return float64(LatencyBoundsUS[len(LatencyBoundsUS)-1])
+	return float64(abtest.LatencyBoundsUS[len(abtest.LatencyBoundsUS)-1])
 }

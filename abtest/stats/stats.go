@@ -1,11 +1,12 @@
-package abtest
+// Package stats is the statistics of the A/B report: distribution
+// functions, Pearson's chi-square, the ratio-metric (delta method) variance
+// and Welch's t. Everything here is plain float64 maths with the textbook
+// references cited beside each test; it knows nothing of adedge.
+package stats
 
 import (
 	"math"
 )
-
-// Statistics for the A/B report. Everything here is plain float64 maths
-// with the textbook references cited beside each test.
 
 // NormalCDF is the standard normal distribution function.
 func NormalCDF(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }

@@ -1,4 +1,8 @@
-package abreport
+// Package abtraffic is the demo's stand-in for SDKs (adtool abtraffic): it
+// asks an edge for ads and fires the impression and click URLs of some
+// fills, so A/B reports have impressions, clicks and revenue to compare.
+// It is a demo tool, not a load generator (that is tools/loadgen).
+package abtraffic
 
 import (
 	"encoding/json"
@@ -13,25 +17,25 @@ import (
 	"github.com/adedge/adedge/tools/loadgen"
 )
 
-// TrafficOptions configure Traffic, a stand-in for SDKs in demos: it asks
+// Options configure Run, a stand-in for SDKs in demos: it asks
 // for ads and fires the impression and click URLs of some fills, so reports
 // have impressions, clicks and revenue to compare.
-type TrafficOptions struct {
+type Options struct {
 	Target, Inventory   string
 	Requests, Workers   int
 	ImpressionP, ClickP float64 // chance a fill's impression fires; chance an impression clicks
 	Seed                uint64
 }
 
-// TrafficResult counts what Traffic did, by the answering environment.
-type TrafficResult struct {
+// Result counts what Run did, by the answering environment.
+type Result struct {
 	Requests, Fills, Impressions, Clicks, Errors int64
 	ByEnv                                        map[string]int64
 	ByBucket                                     map[string]int64
 }
 
-// Traffic sends opt.Requests ad requests drawn like loadgen's mix.
-func Traffic(opt TrafficOptions) (*TrafficResult, error) {
+// Run sends opt.Requests ad requests drawn like loadgen's mix.
+func Run(opt Options) (*Result, error) {
 	uris, err := loadgen.Mix(opt.Inventory, "/v1/ad", opt.Requests, 0, opt.Seed) // GETs only
 	if err != nil {
 		return nil, err
@@ -41,7 +45,7 @@ func Traffic(opt TrafficOptions) (*TrafficResult, error) {
 	}
 	cl := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{MaxIdleConnsPerHost: opt.Workers}}
-	res := &TrafficResult{ByEnv: map[string]int64{}, ByBucket: map[string]int64{}}
+	res := &Result{ByEnv: map[string]int64{}, ByBucket: map[string]int64{}}
 	var mu sync.Mutex
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -105,7 +109,7 @@ func Traffic(opt TrafficOptions) (*TrafficResult, error) {
 }
 
 // String summarises a traffic run.
-func (r *TrafficResult) String() string {
+func (r *Result) String() string {
 	return fmt.Sprintf("%d requests, %d fills, %d impressions, %d clicks, %d errors; answered by env %v; fills by bucket %v",
 		r.Requests, r.Fills, r.Impressions, r.Clicks, r.Errors, r.ByEnv, r.ByBucket)
 }

@@ -1,4 +1,4 @@
-package abtest
+package stats
 
 import (
 	"math"
@@ -113,5 +113,13 @@ func TestCompareNoDifference(t *testing.T) {
 	near(t, "rel", l.Rel, 0.1, 1e-12)
 	if l.P > 1e-6 {
 		t.Errorf("a 7-sigma difference has p=%g", l.P)
+	}
+}
+
+func TestChiSquareGOFExtraNil(t *testing.T) {
+	a, _, p1 := ChiSquareGOF([]float64{315, 108, 101, 32}, []float64{9, 3, 3, 1})
+	b, _, p2 := ChiSquareGOFExtra([]float64{315, 108, 101, 32}, []float64{9, 3, 3, 1}, []float64{0, 0, 0, 0})
+	if a != b || p1 != p2 || math.IsNaN(p1) {
+		t.Fatalf("%g %g / %g %g", a, b, p1, p2)
 	}
 }
