@@ -77,6 +77,42 @@ if [ -n "$imp" ] && [ "$imp" != "$resp" ]; then
   curl -s -o /dev/null -w "forged     -> HTTP %{http_code}\n" "${imp}A"
 fi
 
+say "9b. OpenRTB 2.6: one request with a banner and a rewarded-video imp (POST /openrtb2/auction)"
+# unvast: the adm JSON string as XML (our JSON escapes <, > and &).
+unvast() { grep -o '\\u003c?xml.*/VAST\\u003e' | sed 's/\\u003c/</g; s/\\u003e/>/g; s/\\u0026/\&/g; s/\\"/"/g'; }
+ortb_req() { # $1 extra members, $2.. imps
+  local extra=$1; shift
+  local imps; imps=$(IFS=,; echo "$*")
+  echo "{\"id\":\"demo-1\",\"imp\":[$imps],\"app\":{\"bundle\":\"com.example.game\"},\"device\":{\"ifa\":\"$dev\",\"os\":\"android\",\"osv\":\"12\",\"devicetype\":4,\"geo\":{\"country\":\"USA\"}}$extra}"
+}
+got=""
+for bpl in $(grep '"format":"banner"' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+  for rpl in $(grep '"format":"rewarded"' "$work/inventory/placements.jsonl" | head -20 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+    body=$(ortb_req "" "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}" \
+      "{\"id\":\"rewarded-1\",\"tagid\":\"$rpl\",\"instl\":1,\"rwdd\":1,\"video\":{\"mimes\":[\"video/mp4\"],\"maxduration\":30,\"w\":1080,\"h\":1920}}")
+    resp=$(curl -s -X POST -d "$body" "http://127.0.0.1:$port/openrtb2/auction")
+    case "$resp" in *'"impid":"banner-1"'*'"impid":"rewarded-1"'*'VAST version'*) got=1; break 2;; esac
+  done
+done
+if [ -z "$got" ]; then
+  echo "demo: no banner + rewarded-video pair filled" >&2; exit 1
+fi
+echo "request:  $body"
+echo "response: $(echo "$resp" | cut -c1-700)..."
+echo
+echo "the rewarded bid's VAST (adm):"
+echo "$resp" | unvast | sed 's/></>\n</g' | head -40
+echo
+echo "a COPPA request (regs.coppa=1) for the same banner: answered unpersonalised and anonymous"
+coppa=$(curl -s -X POST -d "$(ortb_req ',"regs":{"coppa":1}' "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}")" "http://127.0.0.1:$port/openrtb2/auction")
+echo "  $(echo "$coppa" | grep -o '"impid":"[^"]*"\|"cid":"[^"]*"\|"ext":{[^}]*}' | tr '\n' ' ')"
+echo
+echo "a GDPR request with a malformed consent string, and a wrongly typed member:"
+curl -s -o /dev/null -w "  gdpr=1, consent garbage -> HTTP %{http_code}\n" -X POST -d "$(ortb_req ',"regs":{"ext":{"gdpr":1}},"user":{"ext":{"consent":"garbage"}}' "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}")" "http://127.0.0.1:$port/openrtb2/auction"
+curl -s -w '  -> HTTP %{http_code}\n' -X POST -d '{"id":"x","imp":[{"id":"1","tagid":"p","video":{"maxduration":"30"}}]}' "http://127.0.0.1:$port/openrtb2/auction"
+echo "the privacy counters (admin /metrics):"
+curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(privacy_total|openrtb_requests_total|openrtb_bids_total)' | grep -v ' 0$'
+
 say "10. three seconds of traffic at 500 requests/s from the synthetic device population"
 "$bin/adtool" loadgen --quiet --target "http://127.0.0.1:$port" --inventory "$work/inventory" --rate 500 --duration 3s --conns 16
 
