@@ -227,15 +227,24 @@ func ParseOS(v []byte) (snapshot.OS, bool) {
 	return snapshot.ParseOS(string(lower(low[:0], v)))
 }
 
-// required reports the first required field without a value.
-func (fs *fields) required() *FieldError {
+// required reports the first required field without a value. With
+// geo, a missing country is not an error: the caller derives it.
+func (fs *fields) required(geo bool) *FieldError {
 	for _, f := range [...]field{fPlacement, fCountry, fOS} {
-		if fs.valued&(1<<f) == 0 {
+		if fs.valued&(1<<f) == 0 && (f != fCountry || !geo) {
 			return errRequired[f]
 		}
 	}
 	return nil
 }
+
+// NoCountry is Request.Country after ParseQueryGeo or ParseJSONGeo when
+// the request gave none: the caller finds it from the client IP.
+const NoCountry uint16 = 0xFFFF
+
+// ErrCountryRequired is the error for a request without a country that
+// the client IP could not place either.
+var ErrCountryRequired = &FieldError{"country", "required (not in the request, and the client IP is not in the geoip database)"}
 
 func upper(c byte) byte {
 	if 'a' <= c && c <= 'z' {

@@ -23,6 +23,16 @@ type Scratch struct {
 // and non-string values are refused, except that null counts as absent.
 // String escapes are decoded into scratch, and dst's byte fields alias it.
 func ParseJSON(body []byte, dst *Request, scratch *Scratch) *FieldError {
+	return parseJSON(body, dst, scratch, false)
+}
+
+// ParseJSONGeo is ParseJSON for an edge with a geoip database: a missing
+// country leaves dst.Country at NoCountry instead of failing.
+func ParseJSONGeo(body []byte, dst *Request, scratch *Scratch) *FieldError {
+	return parseJSON(body, dst, scratch, true)
+}
+
+func parseJSON(body []byte, dst *Request, scratch *Scratch, geo bool) *FieldError {
 	*dst = Request{}
 	if len(body) > MaxBodyLen {
 		return errBodyTooLarge
@@ -44,6 +54,9 @@ func ParseJSON(body []byte, dst *Request, scratch *Scratch) *FieldError {
 		return errBodyNotObject
 	}
 	r := Request{DeviceType: snapshot.DevicePhone}
+	if geo {
+		r.Country = NoCountry
+	}
 	var fs fields
 	var first *FieldError
 	obj.Visit(func(key []byte, v *fastjson.Value) {
@@ -69,7 +82,7 @@ func ParseJSON(body []byte, dst *Request, scratch *Scratch) *FieldError {
 	if first != nil {
 		return first
 	}
-	if err := fs.required(); err != nil {
+	if err := fs.required(geo); err != nil {
 		return err
 	}
 	*dst = r

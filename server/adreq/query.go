@@ -10,7 +10,20 @@ import (
 // fasthttp has already percent-decoded them; dst's byte fields alias args.
 // It returns nil or the first problem found.
 func ParseQuery(args *fasthttp.Args, dst *Request) *FieldError {
+	return parseQuery(args, dst, false)
+}
+
+// ParseQueryGeo is ParseQuery for an edge with a geoip database: a
+// missing country leaves dst.Country at NoCountry instead of failing.
+func ParseQueryGeo(args *fasthttp.Args, dst *Request) *FieldError {
+	return parseQuery(args, dst, true)
+}
+
+func parseQuery(args *fasthttp.Args, dst *Request, geo bool) *FieldError {
 	*dst = Request{DeviceType: snapshot.DevicePhone}
+	if geo {
+		dst.Country = NoCountry
+	}
 	var fs fields
 	for k, v := range args.All() {
 		f, ok := lookupField(k)
@@ -22,7 +35,7 @@ func ParseQuery(args *fasthttp.Args, dst *Request) *FieldError {
 			return err
 		}
 	}
-	if err := fs.required(); err != nil {
+	if err := fs.required(geo); err != nil {
 		*dst = Request{}
 		return err
 	}

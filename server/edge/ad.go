@@ -30,9 +30,18 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 			jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(adreq.MaxBodyLen)+" bytes", "body")
 			return
 		}
-		ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
+		if s.cfg.Geo != nil {
+			ferr = adreq.ParseJSONGeo(ctx.PostBody(), &st.req, &st.scratch)
+		} else {
+			ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
+		}
+	} else if s.cfg.Geo != nil {
+		ferr = adreq.ParseQueryGeo(ctx.QueryArgs(), &st.req)
 	} else {
 		ferr = adreq.ParseQuery(ctx.QueryArgs(), &st.req)
+	}
+	if ferr == nil && st.req.Country == adreq.NoCountry {
+		ferr = s.geoCountry(ctx, &st.req)
 	}
 	if ferr != nil {
 		s.metrics.badRequests.Inc()

@@ -224,6 +224,18 @@ func (s *Server) countryFromIP(ctx *fasthttp.RequestCtx, deviceIP []byte) (uint1
 	return 0, ""
 }
 
+// geoCountry fills a /v1/ad request's missing country from the client IP.
+func (s *Server) geoCountry(ctx *fasthttp.RequestCtx, q *adreq.Request) *adreq.FieldError {
+	c, ok := s.cfg.Geo.Country(s.clientIP(ctx))
+	if !ok {
+		s.metrics.sdk.geo["none"].Inc()
+		return adreq.ErrCountryRequired
+	}
+	q.Country = c
+	s.metrics.sdk.geo["client_ip"].Inc()
+	return nil
+}
+
 // clientIP is the request's client address (geo.ClientIP).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())

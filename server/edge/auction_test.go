@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/adedge/adedge/server/geo"
 	"github.com/adedge/adedge/server/geo/geotest"
 	"github.com/adedge/adedge/server/token"
@@ -367,26 +369,9 @@ func TestAuctionErrors(t *testing.T) {
 }
 
 func TestAuctionGeo(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "geo.mmdb")
-	if err := geotest.Write(path, map[string]string{"203.0.113.0/24": "US", "198.51.100.0/24": "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	db, err := geo.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testGeoDB(t, map[string]string{"203.0.113.0/24": "US", "198.51.100.0/24": "DE"})
 	e := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { c.Geo = db }})
-	var q adQuery
-	for _, c := range e.queriesFor(t, snapshot.FormatBanner, 100) {
-		if c.country == "US" {
-			q = c
-			break
-		}
-	}
-	if q.placement == "" {
-		t.Skip("no US banner fill in the small world")
-	}
+	q := usBanner(t, e)
 	body := func(ip string) []byte {
 		return []byte(fmt.Sprintf(`{"id":"g","imp":[{"id":"1","tagid":%q,"banner":{}}],"device":{"os":%q,"osv":"20.0","ip":%q}}`, q.placement, q.os, ip))
 	}
@@ -400,6 +385,33 @@ func TestAuctionGeo(t *testing.T) {
 	if r := e.do("POST", "/openrtb2/auction", body("10.0.0.1")); r.code != 400 {
 		t.Errorf("ip not in the database: %v", r)
 	}
+}
+
+// usBanner is a request filling a banner placement in the US.
+func usBanner(t *testing.T, e *env) adQuery {
+	t.Helper()
+	for _, c := range e.queriesFor(t, snapshot.FormatBanner, 100) {
+		if c.country == "US" {
+			return c
+		}
+	}
+	t.Fatal("no US banner fill in the small world")
+	return adQuery{}
+}
+
+// testGeoDB writes and opens a country database of nets (CIDR -> code).
+func testGeoDB(t *testing.T, nets map[string]string) *geo.DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := geotest.Write(path, nets); err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // claimsOf verifies a tracking URL's token with the env's key.
@@ -430,5 +442,45 @@ func TestAuctionBodyTooLarge(t *testing.T) {
 	}
 	if r.code != 413 || !strings.Contains(string(r.body), "16384") {
 		t.Fatalf("%v", r)
+	}
+}
+
+// /v1/ad without a country, on an edge with a geoip database: the client
+// IP decides, the first X-Forwarded-For hop only from a trusted balancer.
+func TestAdCountryFromClientIP(t *testing.T) {
+	db := testGeoDB(t, map[string]string{"203.0.113.0/24": "US", "0.0.0.0/32": "DE"})
+	ps, _ := geo.ParseProxies("0.0.0.0/32") // the in-memory listener's peer address
+	e := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { c.Geo, c.TrustedProxies = db, ps }})
+	q := usBanner(t, e)
+	get := func(xff string) *resp {
+		req := fasthttp.AcquireRequest()
+		res := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(res)
+		req.SetRequestURI("http://edge/v1/ad?placement=" + q.placement + "&os=" + q.os + "&osv=" + q.osv)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		if err := e.client.Do(req, res); err != nil {
+			t.Fatal(err)
+		}
+		return &resp{code: res.StatusCode(), body: append([]byte(nil), res.Body()...)}
+	}
+	if r := get("203.0.113.50, 0.0.0.0"); r.code != 200 {
+		t.Fatalf("US client behind the balancer: %v", r)
+	}
+	if r := get("10.9.9.9"); r.code != 400 || !strings.Contains(string(r.body), "country: required") {
+		t.Fatalf("client IP not in the database: %v", r)
+	}
+	// Without the balancer trusted, the peer (DE here) counts, not the header.
+	e2 := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { c.Geo = db }})
+	r := e2.get("/v1/ad?placement=" + q.placement + "&os=" + q.os + "&osv=" + q.osv)
+	if r.code == 400 {
+		t.Fatalf("peer address not looked up: %v", r)
+	}
+	// And an edge without a database still refuses a request without a country.
+	e3 := newEnv(t, envOpts{httpServer: true})
+	if r := e3.get("/v1/ad?placement=" + q.placement + "&os=" + q.os); r.code != 400 {
+		t.Fatalf("no database: %v", r)
 	}
 }
