@@ -142,6 +142,10 @@ func (s *Server) readProfile(st *reqState, device []byte, allowed bool) *profile
 		s.metrics.profile[ProfileMiss].Inc()
 	case errors.Is(err, profiles.ErrTimeout):
 		s.metrics.profile[ProfileTimeout].Inc()
+	case errors.Is(err, profiles.ErrBusy):
+		s.metrics.profile[ProfileShed].Inc()
+	case errors.Is(err, profiles.ErrUnavailable):
+		s.metrics.profile[ProfileUnavailable].Inc()
 	default:
 		s.metrics.profile[ProfileError].Inc()
 		s.event("profile_error", err)

@@ -106,6 +106,7 @@ type Server struct {
 	signer   *token.Signer
 	metrics  *Metrics
 	log      *eventlog.Ring // may be nil
+	events   eventLimits
 	health   *health.State
 	sel      selection.Selector
 
@@ -339,9 +340,16 @@ func (s *Server) applyCap(u capUpdate) {
 	s.metrics.capUpdates["ok"].Inc()
 }
 
-// event logs a rare event line through the ring.
+// event logs an event line through the ring, at most one per name per
+// eventEvery: the lines come from failures that can hit every request (a
+// store returning errors), and formatting one per request cost more than
+// the request. The next line written says how many were suppressed.
 func (s *Server) event(name string, err error) {
 	if s.log == nil {
+		return
+	}
+	suppressed, ok := s.events.allow(name, time.Now().UnixNano())
+	if !ok {
 		return
 	}
 	b := make([]byte, 0, 128)
@@ -352,5 +360,37 @@ func (s *Server) event(name string, err error) {
 		b = append(b, " err="...)
 		b = strconv.AppendQuote(b, err.Error())
 	}
+	if suppressed > 0 {
+		b = append(b, " suppressed="...)
+		b = strconv.AppendUint(b, suppressed, 10)
+	}
 	s.log.Write(b)
+}
+
+// eventEvery is the shortest gap between two lines of one event name.
+const eventEvery = time.Second
+
+// eventLimits rate-limits event lines per name, lock-free once a name has
+// been seen (a sync.Map lookup by string does not allocate).
+type eventLimits struct{ m sync.Map }
+
+type eventLimit struct {
+	next    atomic.Int64 // unix nanos before which lines are suppressed
+	dropped atomic.Uint64
+}
+
+// allow reports whether a line for name may be written at now, and how
+// many were suppressed since the last one.
+func (l *eventLimits) allow(name string, now int64) (suppressed uint64, ok bool) {
+	v, found := l.m.Load(name)
+	if !found {
+		v, _ = l.m.LoadOrStore(name, new(eventLimit))
+	}
+	e := v.(*eventLimit)
+	next := e.next.Load()
+	if now < next || !e.next.CompareAndSwap(next, now+int64(eventEvery)) {
+		e.dropped.Add(1)
+		return 0, false
+	}
+	return e.dropped.Swap(0), true
 }

@@ -147,9 +147,10 @@ func publish(tb testing.TB, dir string, b []byte) string {
 }
 
 type envOpts struct {
-	scale      string // default "small"
-	empty      bool   // start with no snapshot
-	store      string // "file" (default) or "none"
+	scale      string         // default "small"
+	empty      bool           // start with no snapshot
+	store      string         // "file" (default) or "none"
+	storeImpl  profiles.Store // used instead of store when set
 	capQueue   int
 	noWorkers  bool
 	env        string
@@ -210,13 +211,15 @@ func newEnv(tb testing.TB, o envOpts) *env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { e.src.Close() })
-	switch o.store {
-	case "", "file":
+	switch {
+	case o.storeImpl != nil:
+		e.store = o.storeImpl
+	case o.store == "" || o.store == "file":
 		e.store, err = profiles.OpenFile(e.w.profiles)
 		if err != nil {
 			tb.Fatal(err)
 		}
-	case "none":
+	case o.store == "none":
 		e.store = profiles.NewNone()
 	default:
 		tb.Fatalf("store %q", o.store)

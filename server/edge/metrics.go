@@ -34,8 +34,14 @@ const (
 	ProfileHit     = "hit"
 	ProfileMiss    = "miss"
 	ProfileTimeout = "timeout"
-	ProfileError   = "error"
-	ProfileSkipped = "no_device"
+	// ProfileShed: the store is slow and its adaptive limit of pending
+	// reads was reached (profiles.ErrBusy); no read was sent.
+	ProfileShed = "shed"
+	// ProfileUnavailable: the store's backend is down and its breaker
+	// sheds reads (profiles.ErrUnavailable); no read was sent.
+	ProfileUnavailable = "unavailable"
+	ProfileError       = "error"
+	ProfileSkipped     = "no_device"
 )
 
 // NewMetrics registers the edge's series in a fresh registry (plus the Go
@@ -65,10 +71,10 @@ func NewMetrics() *Metrics {
 		m.skips[i] = skips.WithLabelValues(n)
 	}
 	prof := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_profile_lookups_total",
-		Help: "Profile reads by result; timeout and error serve unpersonalised."}, []string{"result"})
+		Help: "Profile reads by result; all but hit serve unpersonalised (shed: store slow, limit reached; unavailable: store down)."}, []string{"result"})
 	f(prof)
 	m.profile = map[string]prometheus.Counter{}
-	for _, r := range []string{ProfileHit, ProfileMiss, ProfileTimeout, ProfileError, ProfileSkipped} {
+	for _, r := range []string{ProfileHit, ProfileMiss, ProfileTimeout, ProfileShed, ProfileUnavailable, ProfileError, ProfileSkipped} {
 		m.profile[r] = prof.WithLabelValues(r)
 	}
 	m.adLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "adedge_ad_request_duration_seconds",

@@ -13,29 +13,50 @@ import (
 // (DefaultReadTimeout, the same 25 ms) instead.
 const backgroundFloor = 25 * time.Millisecond
 
-// ErrBusy means a Bounded store already has its maximum of reads pending:
-// the request is served unpersonalised rather than queued behind them.
+// ErrBusy means a Bounded store already has as many reads pending as its
+// adaptive limit allows (the store is slow): the request is served
+// unpersonalised rather than queued behind them.
 var ErrBusy = errors.New("profiles: too many reads pending")
+
+// Adaptive concurrency limit (AIMD): a read answered within its request's
+// deadline raises the limit by one, up to maxPending; a read its request
+// gave up on lowers it by a quarter, at most once per decreaseEvery and
+// never below minLimit. A slow store thus gets the reads it can answer
+// in time and the rest are shed at once (ErrBusy) instead of every read
+// waiting out its deadline, and none shed at all; when it recovers, each
+// good answer raises the limit again (from minLimit to 1024 in about a
+// thousand reads: well under a second at the rates where it matters).
+const (
+	minLimit      = 8
+	decreaseEvery = 5 * time.Millisecond
+)
 
 // Bounded wraps a network store so a request never waits past its deadline,
 // whatever the client library does (connection dials, a 1 ms floor on
 // socket deadlines, a stalled node): Get runs the read on its own goroutine
 // and returns ErrTimeout when ctx ends first, leaving the read to finish in
-// the background under the wrapped store's own timeout (see Get). At most maxPending reads run at once; beyond that Get
-// returns ErrBusy at once, so a dead backend cannot pile up goroutines.
+// the background under the wrapped store's own timeout (see Get). At most
+// the adaptive limit (see minLimit; never above maxPending) of reads run
+// at once; beyond it Get returns ErrBusy at once, so a slow or dead
+// backend cannot pile up goroutines.
 func Bounded(s Store, maxPending int) Store {
 	if maxPending <= 0 {
 		maxPending = 1024
 	}
-	b := &bounded{Store: s, sem: make(chan struct{}, maxPending)}
+	b := &bounded{Store: s, max: int64(maxPending)}
+	b.limit.Store(int64(maxPending))
 	b.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	return b
 }
 
 type bounded struct {
 	Store
-	sem   chan struct{}
-	calls sync.Pool
+	max      int64
+	limit    atomic.Int64 // adaptive: minLimit..max
+	inflight atomic.Int64 // reads running, abandoned ones included
+	lastCut  atomic.Int64 // unix nanos of the last decrease
+	busy     atomic.Uint64
+	calls    sync.Pool
 	// req counts what requests got (a read abandoned at the deadline is a
 	// timeout here even if the store later answered it): what /health and
 	// operators care about.
@@ -53,19 +74,41 @@ type call struct {
 
 func (b *bounded) Get(ctx context.Context, device string, dst *Profile) error {
 	err := b.get(ctx, device, dst)
-	if errors.Is(err, ErrBusy) {
+	if err == ErrBusy {
 		b.req.gets.Add(1)
 		b.req.timeouts.Add(1) // shed for load: the request did not get its read in time
+		b.busy.Add(1)
 		return err
 	}
 	return b.req.countGet(err)
 }
 
+// Limit is the current adaptive limit on pending reads (for tests and
+// metrics).
+func (b *bounded) Limit() int { return int(b.limit.Load()) }
+
+// answered raises the limit after a read answered in time.
+func (b *bounded) answered() {
+	if l := b.limit.Load(); l < b.max {
+		b.limit.CompareAndSwap(l, l+1)
+	}
+}
+
+// abandoned lowers the limit after a request gave up on its read.
+func (b *bounded) abandoned() {
+	now := time.Now().UnixNano()
+	last := b.lastCut.Load()
+	if now-last < int64(decreaseEvery) || !b.lastCut.CompareAndSwap(last, now) {
+		return
+	}
+	l := b.limit.Load()
+	b.limit.CompareAndSwap(l, max(minLimit, l-l/4))
+}
+
 func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 	dst.Reset()
-	select {
-	case b.sem <- struct{}{}:
-	default:
+	if b.inflight.Add(1) > b.limit.Load() {
+		b.inflight.Add(-1)
 		return ErrBusy
 	}
 	c := b.calls.Get().(*call)
@@ -90,7 +133,7 @@ func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 		if cancel != nil {
 			cancel()
 		}
-		<-b.sem
+		b.inflight.Add(-1)
 		if c.state.CompareAndSwap(0, 1) {
 			c.done <- struct{}{}
 			return
@@ -100,6 +143,11 @@ func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 	select {
 	case <-c.done:
 		err := c.err
+		if err != ErrTimeout {
+			b.answered()
+		} else {
+			b.abandoned()
+		}
 		if err == nil {
 			dst.Segments = append(dst.Segments, c.prof.Segments...)
 			dst.InstalledApps = append(dst.InstalledApps, c.prof.InstalledApps...)
@@ -109,6 +157,7 @@ func (b *bounded) get(ctx context.Context, device string, dst *Profile) error {
 		return err
 	case <-ctx.Done():
 		if c.state.CompareAndSwap(0, 2) {
+			b.abandoned()
 			return ErrTimeout
 		}
 		<-c.done // finished at the same instant: use the answer
@@ -130,6 +179,7 @@ func (b *bounded) Stats() Stats {
 	st := b.req.Stats()
 	st.CapIncrements, st.CapErrors = in.CapIncrements, in.CapErrors
 	st.Unreachable, st.Shed, st.BreakerTrips = in.Unreachable, in.Shed, in.BreakerTrips
+	st.Busy = b.busy.Load()
 	return st
 }
 

@@ -103,3 +103,90 @@ func TestBoundedRace(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestBoundedAdaptsToASlowStore: 32 concurrent readers against a store
+// that turns slow (every read past its deadline). The adaptive limit
+// sheds a share of the reads at once instead of letting every one wait
+// out its deadline, but keeps reading; once the store is fast again,
+// reads are back to none shed within a second.
+func TestBoundedAdaptsToASlowStore(t *testing.T) {
+	slow := &slowStore{Store: NewNone()}
+	b := Bounded(slow, 1024).(*bounded)
+	var busy, timeouts, ok atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var p Profile
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Millisecond)
+				switch err := b.Get(ctx, "d", &p); {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrBusy):
+					busy.Add(1)
+					time.Sleep(100 * time.Microsecond) // an edge serves the ad in between
+				case errors.Is(err, ErrTimeout):
+					timeouts.Add(1)
+				}
+				cancel()
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	waitFor := func(what string, within time.Duration, cond func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > within {
+				t.Fatalf("%s: not within %v (limit %d, ok %d busy %d timeouts %d)", what, within, b.Limit(), ok.Load(), busy.Load(), timeouts.Load())
+			}
+			time.Sleep(time.Millisecond) // polling the counters
+		}
+		return time.Since(start)
+	}
+	// Healthy: reads answer, none shed.
+	waitFor("healthy reads", 10*time.Second, func() bool { return ok.Load() > 2000 })
+	if n := busy.Load(); n != 0 {
+		t.Fatalf("%d reads shed against a healthy store", n)
+	}
+
+	// Slow: 20 ms per read, 2 ms deadlines.
+	slow.delay.Store(int64(20 * time.Millisecond))
+	waitFor("limit down", 10*time.Second, func() bool { return b.Limit() == minLimit })
+	c0, b0, t0 := slow.calls.Load(), busy.Load(), timeouts.Load()
+	waitFor("slow-store reads", 10*time.Second, func() bool { return timeouts.Load()-t0 >= 200 })
+	calls, shed, tout := slow.calls.Load()-c0, busy.Load()-b0, timeouts.Load()-t0
+	t.Logf("slow store: %d reads sent, %d shed, %d timed out (limit %d)", calls, shed, tout, b.Limit())
+	if shed == 0 || calls == 0 {
+		t.Fatalf("slow store: %d sent, %d shed: want a share shed and reads still sent", calls, shed)
+	}
+	if g := b.inflight.Load(); g > minLimit+32 {
+		t.Fatalf("%d reads in flight with a limit of %d", g, minLimit)
+	}
+
+	// Recovered: back to no shedding within a second.
+	slow.delay.Store(0)
+	back := time.Now()
+	var last int64
+	el := waitFor("recovery", 10*time.Second, func() bool {
+		// 200 ms with nothing shed, counted from when it started.
+		n := busy.Load()
+		if n != last {
+			last, back = n, time.Now()
+		}
+		return time.Since(back) > 200*time.Millisecond
+	})
+	recovered := el - 200*time.Millisecond
+	t.Logf("recovered (no read shed) %v after the store was fast again; limit %d", recovered, b.Limit())
+	if recovered > time.Second {
+		t.Fatalf("reads still shed %v after recovery, want within 1s", recovered)
+	}
+}

@@ -170,6 +170,10 @@ type Stats struct {
 	Unreachable  bool
 	Shed         uint64
 	BreakerTrips uint64
+	// Busy counts reads Bounded shed at once because its adaptive limit
+	// of pending reads was reached (the store is slow); they are counted
+	// in Timeouts too.
+	Busy uint64
 }
 
 // counters backs Stats with atomics; stores embed it.
