@@ -186,6 +186,7 @@ type AerospikeStore struct {
 	capPolicy    *as.MapPolicy
 	policies     sync.Pool // *as.BasePolicy for Get, to spare an allocation
 	brk          breaker
+	inflight     atomic.Int64 // client calls running (see connectionFailure)
 }
 
 // Stats implements Store, adding the breaker's state.
@@ -198,12 +199,17 @@ func (s *AerospikeStore) Stats() Stats {
 }
 
 // connectionFailure reports errors that mean the node cannot be reached
-// (as opposed to slow or overloaded): they feed the breaker. An exhausted
-// connection pool (NO_AVAILABLE_CONNECTIONS_TO_NODE) is overload, not
-// death: counting it made a saturated edge shed 99.7% of its reads as if
-// the store were down. Bounded's adaptive limit handles overload.
-func connectionFailure(aerr as.Error) bool {
-	return aerr.Matches(types.SERVER_NOT_AVAILABLE, types.INVALID_NODE_ERROR, types.NETWORK_ERROR)
+// (as opposed to slow or overloaded): they feed the breaker. No free
+// connection (NO_AVAILABLE_CONNECTIONS_TO_NODE) means either: with few
+// reads in flight the pool is empty because dials fail (dead node); with
+// at least half of max_conns in flight it is exhausted by load, and
+// counting that made a saturated edge shed 99.7% of its reads as if the
+// store were down (Bounded's adaptive limit handles overload).
+func (s *AerospikeStore) connectionFailure(aerr as.Error) bool {
+	if aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE) && s.inflight.Load() >= int64(s.cfg.MaxConns)/2 {
+		return false
+	}
+	return aerr.Matches(types.SERVER_NOT_AVAILABLE, types.INVALID_NODE_ERROR, types.NETWORK_ERROR, types.NO_AVAILABLE_CONNECTIONS_TO_NODE)
 }
 
 // OpenAerospike connects to the cluster, checks that it serves the
@@ -420,7 +426,9 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 		p.TotalTimeout = max(d, s.cfg.ReadTimeout)
 		p.SocketTimeout = p.TotalTimeout
 	}
+	s.inflight.Add(1)
 	rec, aerr := s.client.Get(p, key, getBins...)
+	s.inflight.Add(-1)
 	s.policies.Put(p)
 	if aerr != nil {
 		// The client chains the errors of a command's attempts, so an
@@ -428,8 +436,10 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 		switch {
 		case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
 			s.brk.success()
-		case connectionFailure(aerr):
+		case s.connectionFailure(aerr):
 			s.brk.failure(now)
+		case aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE):
+			// overloaded: says nothing about the node either way
 		case !aerr.Matches(types.TIMEOUT, types.MAX_RETRIES_EXCEEDED):
 			s.brk.success() // the node answered; a timeout says neither
 		}
@@ -488,12 +498,14 @@ func (s *AerospikeStore) IncrementCap(ctx context.Context, device, campaignID st
 	if !s.brk.allow(time.Now().UnixNano()) {
 		return s.countCap(ErrUnavailable)
 	}
+	s.inflight.Add(1)
 	_, aerr = s.client.Operate(wp, key,
 		as.MapRemoveByKeyRangeOp(BinCaps, campaignID+":", cur, as.MapReturnType.NONE),
 		as.MapIncrementOp(s.capPolicy, BinCaps, cur, 1),
 	)
+	s.inflight.Add(-1)
 	if aerr != nil {
-		if connectionFailure(aerr) {
+		if s.connectionFailure(aerr) {
 			s.brk.failure(time.Now().UnixNano())
 		}
 		err := s.classify(ctx, aerr, "increment cap")
