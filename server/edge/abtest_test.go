@@ -151,7 +151,7 @@ func startStaging(t *testing.T, delay time.Duration) *stagingServer {
 func TestStagingForwardFallbackMirror(t *testing.T) {
 	st := startStaging(t, 0)
 	all, _ := abtest.NewStaging("", 100)
-	fwd, err := staging.New(staging.Config{Upstreams: []string{st.addr}, Timeout: 50 * time.Millisecond})
+	fwd, err := staging.New(staging.Config{Upstreams: []string{st.addr}, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,11 @@ func TestStagingForwardFallbackMirror(t *testing.T) {
 }
 
 func TestStagingTimeoutIsShort(t *testing.T) {
-	st := startStaging(t, 300*time.Millisecond)
+	// A staging answer that takes 1.5 s against a 20 ms timeout: the
+	// request must come back well before the answer would (750 ms leaves
+	// room for a loaded machine under -race, and still fails a forward that
+	// waits for staging).
+	st := startStaging(t, 1500*time.Millisecond)
 	all, _ := abtest.NewStaging("", 100)
 	fwd, _ := staging.New(staging.Config{Upstreams: []string{st.addr}, Timeout: 20 * time.Millisecond})
 	e := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { c.Staging = all; c.Forwarder = fwd }})
@@ -204,7 +208,7 @@ func TestStagingTimeoutIsShort(t *testing.T) {
 	q.device = e.w.devices[1]
 	t0 := time.Now()
 	r := e.get(q.uri())
-	if el := time.Since(t0); el > 200*time.Millisecond {
+	if el := time.Since(t0); el > 750*time.Millisecond {
 		t.Fatalf("a slow staging held the request %v", el)
 	}
 	if r.header["x-adedge-staging"] != "fallback" || fwd.Stats().Fallbacks != 1 {
@@ -215,7 +219,10 @@ func TestStagingTimeoutIsShort(t *testing.T) {
 func TestStagingMirror(t *testing.T) {
 	st := startStaging(t, 0)
 	all, _ := abtest.NewStaging("", 100)
-	fwd, _ := staging.New(staging.Config{Upstreams: []string{st.addr}, Mirror: true, Queue: 8, Workers: 1})
+	// The 20 ms default timeout is not what this test is about: a loaded
+	// machine under -race can take longer for a copy, which would count as
+	// a mirror error, not a copy.
+	fwd, _ := staging.New(staging.Config{Upstreams: []string{st.addr}, Mirror: true, Queue: 8, Workers: 1, Timeout: 5 * time.Second})
 	ctx, cancel := contextWithCancel()
 	done := make(chan struct{})
 	go func() { fwd.Run(ctx); close(done) }()
