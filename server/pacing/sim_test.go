@@ -29,6 +29,12 @@ func simConfig(mode Mode) SimConfig {
 // >= 97% of reachable budgets delivered, even mode within +-10% of plan
 // in every hour with traffic — with the spike and the outage.
 func TestSimulationMeetsTargets(t *testing.T) {
+	if raceEnabled {
+		// The simulation is single-goroutine arithmetic (nothing for the
+		// detector to find) and takes over 8 minutes under -race on two
+		// loaded cores; the plain pass of make test runs it.
+		t.Skip("fleet simulation runs in the plain pass, not under -race")
+	}
 	for _, mode := range []Mode{Even, ASAP} {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Simulate(context.Background(), simConfig(mode))

@@ -1,0 +1,5 @@
+//go:build !race
+
+package pacing
+
+const raceEnabled = false
