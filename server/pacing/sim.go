@@ -45,6 +45,8 @@ type SimConfig struct {
 	// the campaign ids are prefixed with RunID so runs do not mix.
 	Store Store
 	RunID string
+	// Timeout bounds each edge's flush (default the Service's 500 ms).
+	Timeout time.Duration
 	// OnTick, if set, runs before every tick (pacing-sim: wall-clock pace,
 	// killing the store).
 	OnTick func(tick int, simNow time.Time)
@@ -134,7 +136,7 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 		}
 	}
 	par := Params{Tick: cfg.Tick, StoreDelay: cfg.Tick, ImpLag: 3 * cfg.ImpDelay,
-		HalfLife: 6 * cfg.Tick, StaleAfter: 3 * cfg.Tick, ExpectedEdges: cfg.Edges}
+		HalfLife: 3 * cfg.Tick, StaleAfter: 3 * cfg.Tick, ExpectedEdges: cfg.Edges}
 
 	// Campaigns: demand log-uniform over two decades; budgets from a few
 	// hundred events to more than the traffic can fill.
@@ -199,7 +201,7 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 	}
 	edges := make([]*edge, cfg.Edges)
 	for e := range edges {
-		svc := NewService(Config{Store: store, Params: par, Curve: cfg.Curve, Salt: cfg.Seed*131 + uint64(e)})
+		svc := NewService(Config{Store: store, Params: par, Curve: cfg.Curve, Salt: cfg.Seed*131 + uint64(e), Timeout: cfg.Timeout})
 		svc.SetCampaigns("sim", specs)
 		edges[e] = &edge{svc: svc, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(e)+1)), wheel: map[int][]simEvent{}}
 	}
