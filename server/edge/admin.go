@@ -71,10 +71,13 @@ func (m *Metrics) RegisterServerMetrics(s *Server, logDropped func() uint64) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_cap_queue_length", Help: "Frequency-cap updates waiting."},
 			func() float64 { return float64(len(s.capQ)) }),
 	)
-	if logDropped != nil {
-		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_log_lines_dropped_total",
-			Help: "Access and event log lines dropped because the log ring was full."}, func() float64 { return float64(logDropped()) }))
+	if logDropped == nil {
+		// No access log: nothing is dropped, and the series the dashboard
+		// plots still exists (an absent series looks like a broken scrape).
+		logDropped = func() uint64 { return 0 }
 	}
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_log_lines_dropped_total",
+		Help: "Access and event log lines dropped because the log ring was full."}, func() float64 { return float64(logDropped()) }))
 	if s.cfg.Events != nil {
 		m.registerEvents(s.cfg.Events)
 	}

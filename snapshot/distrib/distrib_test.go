@@ -83,7 +83,11 @@ func TestMakeAndParseTorrent(t *testing.T) {
 	if info.Private == nil || !*info.Private || info.NumPieces() != 17 {
 		t.Fatalf("private %v pieces %d", info.Private, info.NumPieces())
 	}
-	if _, err := ParseTorrent(b, "00"+ih[2:], "x.snap", 1<<20+17); err == nil {
+	// A wrong infohash: the real one with its first digit changed, never
+	// equal to it (replacing two digits by "00" was, 1 run in 256).
+	wrong := []byte(ih)
+	wrong[0] = "10"[map[bool]int{true: 1}[wrong[0] == '0']]
+	if _, err := ParseTorrent(b, string(wrong), "x.snap", 1<<20+17); err == nil {
 		t.Fatal("wrong infohash accepted")
 	}
 	if _, err := ParseTorrent(b, ih, "y.snap", 1<<20+17); err == nil {
