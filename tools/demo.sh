@@ -42,11 +42,28 @@ say "7. start an edge on the demo snapshot with embedded profiles"
 port=${ADEDGE_DEMO_PORT:-18080}
 admin=${ADEDGE_DEMO_ADMIN:-19090}
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token.key"
+# Billing events go to a durable local log; with clickhouse-server installed
+# the edge also ships them to a ClickHouse of the demo's own.
+events=(--events-dir "$work/events")
+chpid=""
+if [ -x /usr/sbin/clickhouse-server ] || command -v clickhouse-server > /dev/null 2>&1; then
+  "$bin/adtool" events clickhouse "$work/clickhouse" > "$work/clickhouse.url" 2> "$work/clickhouse.log" &
+  chpid=$!
+  for i in $(seq 1 300); do [ -s "$work/clickhouse.url" ] && break; kill -0 $chpid 2>/dev/null || break; sleep 0.1; done
+  if [ -s "$work/clickhouse.url" ]; then
+    churl="$(head -1 "$work/clickhouse.url")?database=adedge_demo"
+    events+=(--events-clickhouse "$churl" --events-ship-interval 200ms)
+    echo "ClickHouse for the demo: $churl"
+  else
+    echo "(clickhouse-server did not start; events stay in the local log: $(tail -1 "$work/clickhouse.log"))"
+    chpid=""
+  fi
+fi
 "$bin/adedge" --snapshot-dir "$work/snapshots" --listen 127.0.0.1:$port --admin 127.0.0.1:$admin \
   --profiles "file:$work/inventory/profiles.jsonl" --token-key "$work/token.key" --access-log "$work/access.log" \
-  --spend local --drain-grace 1s > "$work/edge.log" 2>&1 &
+  "${events[@]}" --spend local --drain-grace 1s > "$work/edge.log" 2>&1 &
 edge=$!
-trap 'kill $edge 2>/dev/null || true' EXIT
+trap 'kill $edge 2>/dev/null || true; [ -n "$chpid" ] && kill $chpid 2>/dev/null || true' EXIT
 for i in $(seq 1 50); do
   curl -fs "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
   sleep 0.1
@@ -73,6 +90,7 @@ imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
 click=$(echo "$resp" | sed 's/.*"click_url":"\([^"]*\)".*/\1/')
 if [ -n "$imp" ] && [ "$imp" != "$resp" ]; then
   curl -s -o /dev/null -w "impression -> HTTP %{http_code}\n" "$imp"
+  curl -s -o /dev/null -w "impression again (a replay: answered, counted once) -> HTTP %{http_code}\n" "$imp"
   curl -s -o /dev/null -w "click      -> HTTP %{http_code} Location %{redirect_url}\n" "$click"
   curl -s -o /dev/null -w "forged     -> HTTP %{http_code}\n" "${imp}A"
 fi
@@ -118,6 +136,21 @@ say "10. three seconds of traffic at 500 requests/s from the synthetic device po
 
 say "11. what the edge counted (admin port, Prometheus format)"
 curl -s "http://127.0.0.1:$admin/metrics" | grep -E '^adedge_(ad_requests_total|profile_lookups_total|impressions_total|clicks_total|revenue_micros_total|pacing_campaigns)'
+
+say "11b. the billing event log (adtool events stats, cat)"
+"$bin/adtool" events stats --json "$work/events"
+"$bin/adtool" events cat "$work/events" > "$work/events.txt"
+grep -E ' (imp|click) ' "$work/events.txt" | sed -n 1,4p
+if [ -n "$chpid" ]; then
+  for i in $(seq 1 50); do
+    b=$(curl -s "http://127.0.0.1:$admin/metrics" | grep '^adedge_events_backlog_bytes' | awk '{print $2}')
+    [ "$b" = "0" ] && break
+    sleep 0.2
+  done
+  say "11c. delivery report from ClickHouse (adtool report delivery --by campaign)"
+  "$bin/adtool" report delivery --clickhouse "$churl" --by campaign > "$work/delivery.txt"
+  sed -n 1,8p "$work/delivery.txt"
+fi
 
 say "12. drain the edge (adtool drain: /health 503 at once, ads served for --drain-grace, then stop)"
 "$bin/adtool" drain --admin 127.0.0.1:$admin > /dev/null

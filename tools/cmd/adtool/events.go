@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/adedge/adedge/internal/chkit"
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/tools/evtool"
@@ -20,7 +23,9 @@ const eventsUsage = `usage:
   adtool events cat [--json] DIR      every record, one per line (--json: the ClickHouse row)
   adtool events stats [--json] DIR    counts by kind (unique, duplicates), damaged spans, torn tail
   adtool events schema [--clickhouse URL]
-                                      print the ClickHouse schema; with --clickhouse, create it (idempotent)`
+                                      print the ClickHouse schema; with --clickhouse, create it (idempotent)
+  adtool events clickhouse DIR        run a local clickhouse-server with its data in DIR (demos): prints
+                                      its URL, stops on SIGTERM or SIGINT`
 
 func runEvents(args []string) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
@@ -39,6 +44,8 @@ func runEvents(args []string) int {
 		fs = newFlagSet("events "+sub, "DIR")
 	case "schema":
 		fs = newFlagSet("events schema")
+	case "clickhouse":
+		return eventsClickHouse(args)
 	default:
 		fmt.Fprintf(os.Stderr, "adtool events: unknown subcommand %q\n%s\n", sub, eventsUsage)
 		return 2
@@ -104,5 +111,25 @@ func eventsSchema(url string) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "schema created in %s (or already there)\n", ship.Redact(url))
+	return 0
+}
+
+// eventsClickHouse runs the tests' ClickHouse kit as a foreground process
+// for the demo: the first stdout line is the URL.
+func eventsClickHouse(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: adtool events clickhouse DIR")
+		return 2
+	}
+	srv, err := chkit.StartServer(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "adtool events clickhouse: %v\n", err)
+		return 1
+	}
+	fmt.Println(srv.URL())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	<-sigs
+	_ = srv.Stop()
 	return 0
 }
