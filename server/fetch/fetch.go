@@ -653,6 +653,9 @@ func (f *Fetcher) install(ctx context.Context, p *manifestsig.Payload, final str
 		sstart := time.Now()
 		swapped, err := f.o.Snapshots.Pin(p.Version)
 		took := time.Since(sstart)
+		if err == nil && !swapped && f.o.Snapshots.Serving() == p.Version {
+			swapped = true // the source, woken by inotify, swapped it in between
+		}
 		if err != nil || !swapped {
 			if err == nil {
 				err = errors.New("the snapshot source did not install it")
