@@ -501,26 +501,46 @@ const (
 	prInstallRate
 )
 
-// campaign decodes one campaigns.jsonl line into c (which must be zero)
-// and returns which fields were present and non-null. ok is false on a
-// syntax error.
-func (d *lineDecoder) campaign(line []byte, c *Campaign) (present uint32, ok bool) {
-	if !d.begin(line) {
-		return 0, d.finish()
-	}
+// members decodes the members of the object being read: each known key
+// once, through value(f) with f its index in names, which reports whether
+// the value was present (not null). The result has bit f set for each
+// present field; unknown and repeated keys are reported by field. Every
+// record decoder is this loop with its own value function.
+func (d *lineDecoder) members(names []string, value func(f int) bool) (present uint32) {
 	var seen uint32
 	first := true
 	for {
 		key, more := d.s.nextKey(&first)
 		if !more {
-			break
+			return present
 		}
-		f := d.field(key, campaignFieldNames, &seen)
+		f := d.field(key, names, &seen)
 		if f < 0 {
 			continue
 		}
-		d.push(campaignFieldNames[f])
-		var got bool
+		d.push(names[f])
+		if value(f) {
+			present |= 1 << f
+		}
+		d.pop()
+	}
+}
+
+// record decodes one JSONL line as an object with value per member (see
+// members); ok is false on a syntax error.
+func (d *lineDecoder) record(line []byte, names []string, value func(f int) bool) (present uint32, ok bool) {
+	if !d.begin(line) {
+		return 0, d.finish()
+	}
+	present = d.members(names, value)
+	return present, d.finish()
+}
+
+// campaign decodes one campaigns.jsonl line into c (which must be zero)
+// and returns which fields were present and non-null. ok is false on a
+// syntax error.
+func (d *lineDecoder) campaign(line []byte, c *Campaign) (present uint32, ok bool) {
+	return d.record(line, campaignFieldNames, func(f int) (got bool) {
 		switch 1 << f {
 		case campID:
 			got = d.strInto(&c.ID, convArena)
@@ -559,42 +579,27 @@ func (d *lineDecoder) campaign(line []byte, c *Campaign) (present uint32, ok boo
 		case campTimeZone:
 			got = d.strInto(&c.TimeZone, convLabel)
 		}
-		d.pop()
-		if got {
-			present |= 1 << f
-		}
-	}
-	return present, d.finish()
+		return got
+	})
 }
 
 func (d *lineDecoder) targeting(t *Targeting) bool {
 	if !d.beginObj() {
 		return false
 	}
-	var seen uint32
-	first := true
-	for {
-		key, more := d.s.nextKey(&first)
-		if !more {
-			break
-		}
-		f := d.field(key, targetingFieldNames, &seen)
-		if f < 0 {
-			continue
-		}
-		d.push(targetingFieldNames[f])
+	d.members(targetingFieldNames, func(f int) bool {
 		switch 1 << f {
 		case tgtCountries:
-			d.strList(&t.Countries, convCountry)
+			return d.strList(&t.Countries, convCountry)
 		case tgtOS:
 			d.osList(&t.OS)
 		case tgtDeviceTypes:
-			d.strList(&t.DeviceTypes, convDeviceType)
+			return d.strList(&t.DeviceTypes, convDeviceType)
 		case tgtSegments:
-			d.strList(&t.Segments, convLabel)
+			return d.strList(&t.Segments, convLabel)
 		}
-		d.pop()
-	}
+		return false
+	})
 	return true
 }
 
@@ -620,25 +625,12 @@ func (d *lineDecoder) osList(dst *[]OSTarget) {
 			continue
 		}
 		var o OSTarget
-		var seen uint32
-		first := true
-		for {
-			key, more := d.s.nextKey(&first)
-			if !more {
-				break
-			}
-			f := d.field(key, osTargetFieldNames, &seen)
-			if f < 0 {
-				continue
-			}
-			d.push(osTargetFieldNames[f])
+		d.members(osTargetFieldNames, func(f int) bool {
 			if f == 0 {
-				d.strInto(&o.Name, convOS)
-			} else {
-				d.strInto(&o.MinVersion, convTime) // versions repeat like timestamps
+				return d.strInto(&o.Name, convOS)
 			}
-			d.pop()
-		}
+			return d.strInto(&o.MinVersion, convTime) // versions repeat like timestamps
+		})
 		tmp = append(tmp, o)
 	}
 	d.index(-1)
@@ -652,45 +644,17 @@ func (d *lineDecoder) osList(dst *[]OSTarget) {
 }
 
 func (d *lineDecoder) freqCap(fc *FrequencyCap) {
-	var seen uint32
-	first := true
-	for {
-		key, more := d.s.nextKey(&first)
-		if !more {
-			break
-		}
-		f := d.field(key, freqCapFieldNames, &seen)
-		if f < 0 {
-			continue
-		}
-		d.push(freqCapFieldNames[f])
+	d.members(freqCapFieldNames, func(f int) bool {
 		if f == 0 {
-			d.uint32Into(&fc.Count)
-		} else {
-			d.uint32Into(&fc.PeriodSeconds)
+			return d.uint32Into(&fc.Count)
 		}
-		d.pop()
-	}
+		return d.uint32Into(&fc.PeriodSeconds)
+	})
 }
 
 // creative decodes one creatives.jsonl line; see campaign.
 func (d *lineDecoder) creative(line []byte, c *Creative) (present uint32, ok bool) {
-	if !d.begin(line) {
-		return 0, d.finish()
-	}
-	var seen uint32
-	first := true
-	for {
-		key, more := d.s.nextKey(&first)
-		if !more {
-			break
-		}
-		f := d.field(key, creativeFieldNames, &seen)
-		if f < 0 {
-			continue
-		}
-		d.push(creativeFieldNames[f])
-		var got bool
+	return d.record(line, creativeFieldNames, func(f int) (got bool) {
 		switch 1 << f {
 		case crID:
 			got = d.strInto(&c.ID, convArena)
@@ -705,32 +669,13 @@ func (d *lineDecoder) creative(line []byte, c *Creative) (present uint32, ok boo
 		case crClick:
 			got = d.strInto(&c.ClickURL, convArena)
 		}
-		d.pop()
-		if got {
-			present |= 1 << f
-		}
-	}
-	return present, d.finish()
+		return got
+	})
 }
 
 // placement decodes one placements.jsonl line; see campaign.
 func (d *lineDecoder) placement(line []byte, p *Placement) (present uint32, ok bool) {
-	if !d.begin(line) {
-		return 0, d.finish()
-	}
-	var seen uint32
-	first := true
-	for {
-		key, more := d.s.nextKey(&first)
-		if !more {
-			break
-		}
-		f := d.field(key, placementFieldNames, &seen)
-		if f < 0 {
-			continue
-		}
-		d.push(placementFieldNames[f])
-		var got bool
+	return d.record(line, placementFieldNames, func(f int) (got bool) {
 		switch 1 << f {
 		case plID:
 			got = d.strInto(&p.ID, convArena)
@@ -745,12 +690,8 @@ func (d *lineDecoder) placement(line []byte, p *Placement) (present uint32, ok b
 		case plBlockedCat:
 			got = d.strList(&p.BlockedCategories, convLabel)
 		}
-		d.pop()
-		if got {
-			present |= 1 << f
-		}
-	}
-	return present, d.finish()
+		return got
+	})
 }
 
 // predLine is a decoded predictions.jsonl line. The campaign id stays in
@@ -766,22 +707,7 @@ type predLine struct {
 // prediction decodes one predictions.jsonl line; see campaign.
 func (d *lineDecoder) prediction(line []byte, p *predLine) (present uint32, ok bool) {
 	*p = predLine{}
-	if !d.begin(line) {
-		return 0, d.finish()
-	}
-	var seen uint32
-	first := true
-	for {
-		key, more := d.s.nextKey(&first)
-		if !more {
-			break
-		}
-		f := d.field(key, predictionFieldNames, &seen)
-		if f < 0 {
-			continue
-		}
-		d.push(predictionFieldNames[f])
-		var got bool
+	return d.record(line, predictionFieldNames, func(f int) (got bool) {
 		switch 1 << f {
 		case prCampaign:
 			var b []byte
@@ -798,10 +724,6 @@ func (d *lineDecoder) prediction(line []byte, p *predLine) (present uint32, ok b
 		case prInstallRate:
 			got = d.float64Into(&p.ir)
 		}
-		d.pop()
-		if got {
-			present |= 1 << f
-		}
-	}
-	return present, d.finish()
+		return got
+	})
 }

@@ -38,20 +38,9 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 		return e, []posProblem{{-1, `empty file; expected a JSON object such as {"id": "exp-1", "salt": "s1", "tests": []}`}}
 	}
 	if d.begin(buf) {
-		var seen, present uint32
-		first := true
-		for {
-			key, more := d.s.nextKey(&first)
-			if !more {
-				break
-			}
-			f := d.field(key, experimentsFieldNames, &seen)
-			if f < 0 {
-				continue
-			}
-			d.push(experimentsFieldNames[f])
+		present := d.members(experimentsFieldNames, func(f int) (got bool) {
 			pos := d.s.pos
-			var got bool
+			at[experimentsFieldNames[f]] = pos
 			switch f {
 			case 0:
 				got = d.strInto(&e.ID, convCopy)
@@ -70,12 +59,8 @@ func decodeExperiments(buf []byte) (Experiments, []posProblem) {
 			case 2:
 				got = d.tests(&e.Tests, add, at)
 			}
-			at[experimentsFieldNames[f]] = pos
-			d.pop()
-			if got {
-				present |= 1 << f
-			}
-		}
+			return got
+		})
 		if d.finish() {
 			if present&1 == 0 {
 				add(0, "id: required field missing (the experiment set id, in every report row)")
@@ -160,24 +145,12 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 			continue
 		}
 		var t ExperimentTest
-		var seen, present uint32
 		idPos := start
 		prefix := fmt.Sprintf("tests[%d]", i)
 		at[prefix] = start
-		first := true
-		for {
-			key, more := d.s.nextKey(&first)
-			if !more {
-				break
-			}
-			f := d.field(key, testFieldNames, &seen)
-			if f < 0 {
-				continue
-			}
-			d.push(testFieldNames[f])
+		present := d.members(testFieldNames, func(f int) (got bool) {
 			pos := d.s.pos
 			at[prefix+"."+testFieldNames[f]] = pos
-			var got bool
 			switch f {
 			case 0:
 				idPos = pos
@@ -194,11 +167,8 @@ func (d *lineDecoder) tests(dst *[]ExperimentTest, add func(int, string, ...any)
 			case 3:
 				got = d.params(&t.Params, prefix, add, at)
 			}
-			d.pop()
-			if got {
-				present |= 1 << f
-			}
-		}
+			return got
+		})
 		if present&1 == 0 {
 			add(start, "tests[%d].id: required field missing", i)
 		} else if t.ID != "" {

@@ -427,69 +427,65 @@ func (l *loader) loadCampaigns() {
 }
 
 func (l *loader) loadCreatives() {
-	d := newLineDecoder()
-	var ms msgs
-	size := fileSize(l.dir, CreativesFile)
-	var bytesRead int64
-	l.readLines(fileCreatives, "creatives", func(n int, line []byte) {
-		bytesRead += int64(len(line))
-		var c Creative
-		present, ok := d.creative(line, &c)
-		l.report(fileCreatives, n, d.msgs)
-		if !ok {
-			l.malformed[fileCreatives] = true
-			return
-		}
-		ms = ms[:0]
-		validateCreative(&c, present, &ms)
-		ms = d.unshadowed(ms)
-		l.report(fileCreatives, n, ms)
-		if checkID(c.ID) != "" {
-			return
-		}
-		l.creatives = grow(l.creatives, len(l.creatives), bytesRead, size)
-		l.creatives = append(l.creatives, c)
-		l.crLines = append(l.crLines, int32(n))
-	})
-	perm := sortPerm(len(l.creatives), func(i int) string { return l.creatives[i].ID })
-	if perm != nil {
-		permute(l.creatives, perm)
-		permute(l.crLines, perm)
-	}
-	l.reportDuplicates(fileCreatives, "creative", len(l.creatives), func(i int) string { return l.creatives[i].ID }, l.crLines)
+	loadRecords(l, recordFile[Creative]{
+		file: fileCreatives, name: CreativesFile, phase: "creatives", kind: "creative",
+		decode: (*lineDecoder).creative, validate: validateCreative, id: func(c *Creative) string { return c.ID },
+	}, &l.creatives, &l.crLines)
 }
 
 func (l *loader) loadPlacements() {
+	loadRecords(l, recordFile[Placement]{
+		file: filePlacements, name: PlacementsFile, phase: "placements", kind: "placement",
+		decode: (*lineDecoder).placement, validate: validatePlacement, id: func(p *Placement) string { return p.ID },
+	}, &l.placements, &l.plLines)
+}
+
+// recordFile describes a JSONL file of records keyed by a unique id.
+type recordFile[T any] struct {
+	file        int    // file* index
+	name        string // file name, for the size estimate
+	phase, kind string // progress phase ("creatives"), record kind in messages ("creative")
+	decode      func(d *lineDecoder, line []byte, r *T) (present uint32, ok bool)
+	validate    func(r *T, present uint32, out *msgs)
+	id          func(r *T) string
+}
+
+// loadRecords reads one such file: decode and validate each line, keep the
+// records whose id is usable (with their lines), then sort them by id and
+// report repeated ids.
+func loadRecords[T any](l *loader, rf recordFile[T], recs *[]T, lines *[]int32) {
 	d := newLineDecoder()
 	var ms msgs
-	size := fileSize(l.dir, PlacementsFile)
+	size := fileSize(l.dir, rf.name)
 	var bytesRead int64
-	l.readLines(filePlacements, "placements", func(n int, line []byte) {
+	var r, zero T // one record reused: passed through rf.decode it would escape per line
+	l.readLines(rf.file, rf.phase, func(n int, line []byte) {
 		bytesRead += int64(len(line))
-		var p Placement
-		present, ok := d.placement(line, &p)
-		l.report(filePlacements, n, d.msgs)
+		r = zero
+		present, ok := rf.decode(d, line, &r)
+		l.report(rf.file, n, d.msgs)
 		if !ok {
-			l.malformed[filePlacements] = true
+			l.malformed[rf.file] = true
 			return
 		}
 		ms = ms[:0]
-		validatePlacement(&p, present, &ms)
+		rf.validate(&r, present, &ms)
 		ms = d.unshadowed(ms)
-		l.report(filePlacements, n, ms)
-		if checkID(p.ID) != "" {
+		l.report(rf.file, n, ms)
+		if checkID(rf.id(&r)) != "" {
 			return
 		}
-		l.placements = grow(l.placements, len(l.placements), bytesRead, size)
-		l.placements = append(l.placements, p)
-		l.plLines = append(l.plLines, int32(n))
+		*recs = grow(*recs, len(*recs), bytesRead, size)
+		*recs = append(*recs, r)
+		*lines = append(*lines, int32(n))
 	})
-	perm := sortPerm(len(l.placements), func(i int) string { return l.placements[i].ID })
-	if perm != nil {
-		permute(l.placements, perm)
-		permute(l.plLines, perm)
+	all := *recs
+	id := func(i int) string { return rf.id(&all[i]) }
+	if perm := sortPerm(len(all), id); perm != nil {
+		permute(all, perm)
+		permute(*lines, perm)
 	}
-	l.reportDuplicates(filePlacements, "placement", len(l.placements), func(i int) string { return l.placements[i].ID }, l.plLines)
+	l.reportDuplicates(rf.file, rf.kind, len(all), id, *lines)
 }
 
 // loadPredictions runs after loadCampaigns (same goroutine): it resolves
