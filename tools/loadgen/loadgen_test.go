@@ -154,13 +154,16 @@ func TestFindMax(t *testing.T) {
 			count.Store(0)
 		}
 		if count.Add(1) > 3000/20 {
-			time.Sleep(50 * time.Millisecond)
+			// Past the knee (3000 req/s) answers take 3x the bound; below
+			// it they are immediate, and a loaded machine's scheduling
+			// delays (tens of ms under CI) stay inside the 50 ms bound.
+			time.Sleep(150 * time.Millisecond)
 		}
 		ctx.SetBodyString("ok")
 	})
 	var log strings.Builder
 	res, err := FindMax(context.Background(), FindMaxOptions{
-		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 20 * time.Millisecond,
+		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 50 * time.Millisecond,
 		Start: 500, Trial: 700 * time.Millisecond, Precision: 0.25, MaxTrials: 9, Confirm: true, Log: &log,
 	})
 	t.Log("\n" + log.String())
@@ -170,7 +173,7 @@ func TestFindMax(t *testing.T) {
 	if res.MaxRate < 500 || res.MaxRate > 4500 {
 		t.Fatalf("max rate %.0f, want in [500, 4500]", res.MaxRate)
 	}
-	if res.Best == nil || res.Best.LatencyUS.P99 > 20_000 {
+	if res.Best == nil || res.Best.LatencyUS.P99 > 50_000 {
 		t.Fatalf("best result %+v does not meet the bound", res.Best)
 	}
 	failed := false

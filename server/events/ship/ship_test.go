@@ -238,7 +238,7 @@ func TestShipperRetriesEveryAnswer(t *testing.T) {
 			http.Error(w, "Code: 16, DB::Exception: No such column edge in table adedge.events", 400)
 		},
 		func(w http.ResponseWriter) { w.WriteHeader(503); _, _ = w.Write([]byte{0xff, 0x00, 0x01}) },
-		func(w http.ResponseWriter) { time.Sleep(300 * time.Millisecond) }, // past the 100 ms timeout
+		func(w http.ResponseWriter) { time.Sleep(3 * time.Second) }, // past the 1 s timeout
 		func(w http.ResponseWriter) {
 			if hj, ok := w.(http.Hijacker); ok {
 				c, _, _ := hj.Hijack()
@@ -254,7 +254,7 @@ func TestShipperRetriesEveryAnswer(t *testing.T) {
 	wantN, _ := traffic(t, rec, 0, 500)
 	var errs []string
 	var emu sync.Mutex
-	s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 200, Timeout: 100 * time.Millisecond,
+	s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 200, Timeout: time.Second, // a healthy answer on a loaded machine stays well inside it: only the scripted five fail
 		OnError: func(err error) { emu.Lock(); errs = append(errs, err.Error()); emu.Unlock() }})
 	defer stop()
 	waitFor(t, "shipping through the failures", 30*time.Second, caughtUp(s, rec.Log()))
