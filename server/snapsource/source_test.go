@@ -258,6 +258,9 @@ func TestEmptyDirThenFileAppears(t *testing.T) {
 	runSource(t, s)
 	writeGood(t, dir, ver(1), 1)
 	waitFor(t, "first snapshot", func() bool { return currentVersion(s) == ver(1) })
+	// OnSwap runs after the swap is published (outside the source's lock),
+	// so a request can see v1 a moment before the hook has run: poll.
+	waitFor(t, "OnSwap(\"\", v1)", func() bool { return swaps.Load() >= 1 })
 	if swaps.Load() != 1 {
 		t.Fatalf("OnSwap(\"\", v1) called %d times", swaps.Load())
 	}
@@ -305,9 +308,8 @@ func TestRunPicksUpRenamedFile(t *testing.T) {
 			}
 			writeGood(t, dir, ver(2), 2)
 			waitFor(t, "new snapshot", func() bool { return currentVersion(s) == ver(2) })
-			if got := swapped.Load(); got != ver(1)+">"+ver(2) {
-				t.Fatalf("OnSwap saw %v", got)
-			}
+			// OnSwap runs just after the swap is published: poll for it.
+			waitFor(t, "OnSwap(v1, v2)", func() bool { return swapped.Load() == ver(1)+">"+ver(2) })
 			waitFor(t, "old mapping closed", func() bool { return s.Stats().Open == 1 })
 		})
 	}
