@@ -237,6 +237,9 @@ func TestStagingMirror(t *testing.T) {
 		}
 	}
 	waitFor(t, "mirror copies", func() bool { return st.forwarded.Load() == 5 })
+	// The staging server counts a copy when it arrives; the forwarder counts
+	// it mirrored once the answer is back, a moment later: poll for that too.
+	waitFor(t, "mirror copies answered", func() bool { return fwd.Stats().Mirrored == 5 })
 	if s := fwd.Stats(); s.Mirrored != 5 || s.MirrorDropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
