@@ -112,19 +112,8 @@ func (a *Aerospike) Apply(ctx context.Context, deltas []Delta, out []Totals) err
 			as.NewBatchWrite(dayPol, dk, ops...),
 			as.NewBatchWrite(lifePol, lk, as.AddOp(as.NewBin(BinSpend, d.Spend)), as.GetBinOp(BinSpend)))
 	}
-	if aerr := a.client.BatchOperate(a.batchPolicy(ctx), recs); aerr != nil {
-		// Record-level failures come back per record; a call-level error
-		// with every record failed means nothing is known to be added.
-		anyOK := false
-		for _, r := range recs {
-			if r.BatchRec().ResultCode == types.OK {
-				anyOK = true
-				break
-			}
-		}
-		if !anyOK {
-			return fmt.Errorf("batch operate: %w", aerr)
-		}
+	if err := a.batch(ctx, recs, "batch operate", false); err != nil {
+		return err
 	}
 	for i := range deltas {
 		day, life := recs[2*i].BatchRec(), recs[2*i+1].BatchRec()
@@ -213,18 +202,8 @@ func (a *Aerospike) Read(ctx context.Context, keys []Delta, out []Totals) error 
 		}
 		recs = append(recs, as.NewBatchRead(nil, dk, dayBins), as.NewBatchRead(nil, lk, lifeBins))
 	}
-	if aerr := a.client.BatchOperate(a.batchPolicy(ctx), recs); aerr != nil {
-		anyOK := false
-		for _, r := range recs {
-			rc := r.BatchRec().ResultCode
-			if rc == types.OK || rc == types.KEY_NOT_FOUND_ERROR {
-				anyOK = true
-				break
-			}
-		}
-		if !anyOK {
-			return fmt.Errorf("batch read: %w", aerr)
-		}
+	if err := a.batch(ctx, recs, "batch read", true); err != nil {
+		return err
 	}
 	for i := range keys {
 		day, life := recs[2*i].BatchRec(), recs[2*i+1].BatchRec()
@@ -265,4 +244,22 @@ func (a *Aerospike) Name() string { return a.name }
 func (a *Aerospike) Close() error {
 	a.client.Close()
 	return nil
+}
+
+// batch runs one BatchOperate. Record-level failures come back per record
+// (the callers read each one); a call-level error with no record answered
+// means nothing is known, and is the caller's error. For reads, a missing
+// record is an answer (no spend yet).
+func (a *Aerospike) batch(ctx context.Context, recs []as.BatchRecordIfc, what string, missingIsAnswer bool) error {
+	aerr := a.client.BatchOperate(a.batchPolicy(ctx), recs)
+	if aerr == nil {
+		return nil
+	}
+	for _, r := range recs {
+		rc := r.BatchRec().ResultCode
+		if rc == types.OK || (missingIsAnswer && rc == types.KEY_NOT_FOUND_ERROR) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", what, aerr)
 }
