@@ -66,7 +66,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 
 	prof := s.readProfile(st, st.req.Device, true)
 
-	now := time.Now()
+	now := s.cfg.Now()
 	seq := s.reqSeq.Add(1)
 	st.sreq = selection.Request{
 		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,
@@ -263,7 +263,7 @@ func (s *Server) access(st *reqState, code int, el time.Duration, snap *snapsour
 		return
 	}
 	b := st.line[:0]
-	b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = s.cfg.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
 	b = append(b, " ad "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')

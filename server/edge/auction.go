@@ -138,7 +138,7 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 	}
 	prof := s.readProfile(st, device, dec.ReadProfile())
 
-	now := time.Now()
+	now := s.cfg.Now()
 	b := st.buf[:0]
 	au.chosen = au.chosen[:0]
 	bids := 0

@@ -75,6 +75,12 @@ type Config struct {
 	// Pacing, if set, throttles budgeted campaigns and counts their spend
 	// (issue 11: docs/PACING.md); RunPacing drives it.
 	Pacing *pacing.Service
+	// Now is the wall clock the edge decides by: frequency-cap windows,
+	// token issue and expiry, campaign flights, event and log times,
+	// /health ages. Default time.Now; tests inject one to cross a cap
+	// window or expire a token without waiting. Latencies are measured on
+	// the real monotonic clock whatever Now is.
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -92,6 +98,9 @@ func (c *Config) defaults() {
 	}
 	if c.CapTimeout <= 0 {
 		c.CapTimeout = 50 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -232,7 +241,7 @@ func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var code int
-	st.buf, code = s.health.AppendJSON(st.buf[:0], time.Now())
+	st.buf, code = s.health.AppendJSON(st.buf[:0], s.cfg.Now())
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -348,12 +357,12 @@ func (s *Server) event(name string, err error) {
 	if s.log == nil {
 		return
 	}
-	suppressed, ok := s.events.allow(name, time.Now().UnixNano())
+	suppressed, ok := s.events.allow(name, s.cfg.Now().UnixNano())
 	if !ok {
 		return
 	}
 	b := make([]byte, 0, 128)
-	b = time.Now().UTC().AppendFormat(b, time.RFC3339)
+	b = s.cfg.Now().UTC().AppendFormat(b, time.RFC3339)
 	b = append(b, " event="...)
 	b = append(b, name...)
 	if err != nil {

@@ -96,7 +96,7 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 	}
 	// The token carries what the tracking endpoints need.
 	var c token.Claims
-	if err := e.signer.Verify([]byte(tok), time.Now(), &c); err != nil {
+	if err := e.signer.Verify([]byte(tok), e.now(), &c); err != nil {
 		t.Fatalf("token does not verify: %v", err)
 	}
 	camp := e.campaign(ad.Campaign)
@@ -113,7 +113,7 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 		string(c.Device) != q.device || c.CapPeriod != wantPeriod || c.Env != wantEnv || c.Test != wantIndex {
 		t.Errorf("claims %+v do not match the response %+v (query %+v)", c, ad, q)
 	}
-	if age := time.Since(time.UnixMilli(c.Issued)); age < 0 || age > time.Minute {
+	if age := e.now().Sub(time.UnixMilli(c.Issued)); age < 0 || age > time.Minute {
 		t.Errorf("token issued %v ago", age)
 	}
 	return ad
@@ -371,17 +371,19 @@ func signToken(tb testing.TB, s *token.Signer, campaign, creative, device string
 // updates reach the profile store, and a capped campaign stops being
 // served to the device once it has been shown cap-count times.
 func TestImpressionsAndFrequencyCap(t *testing.T) {
-	e := newEnv(t, envOpts{httpServer: true})
+	// The edge's clock starts a second into a cap window and moves only
+	// when the test advances it: the test stays inside one window however
+	// slow the machine is, and then crosses into the next without waiting.
+	clock := newTestClock(time.Now())
+	e := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { c.Now = clock.Now }})
 	qs := e.search(1, func(_ *snapshot.Reader, c *snapshot.Campaign) bool {
 		return c.FreqCapCount >= 2 && c.FreqCapCount <= 5 && c.FreqCapPeriod >= 600
 	})
 	q := qs[0]
 	camp := e.campaign(q.campaign)
 	count, period := camp.FreqCapCount, camp.FreqCapPeriod
-	// Keep the whole test inside one cap window.
-	if left := profiles.WindowStart(time.Now().Unix(), period) + int64(period) - time.Now().Unix(); left < 20 {
-		time.Sleep(time.Duration(left+1) * time.Second)
-	}
+	windowStart := profiles.WindowStart(clock.Now().Unix(), period)
+	clock.ns.Store(time.Unix(windowStart+1, 0).UnixNano())
 	q.device = "cap-test-device-1"
 	t.Logf("campaign %s: cap %d per %ds; request %s", q.campaign, count, period, q.uri())
 
@@ -399,7 +401,7 @@ func TestImpressionsAndFrequencyCap(t *testing.T) {
 			if err := e.store.Get(context.Background(), q.device, &p); err != nil {
 				return false
 			}
-			return p.CapCount(q.campaign, period, time.Now().Unix()) == want
+			return p.CapCount(q.campaign, period, clock.Now().Unix()) == want
 		})
 	}
 	if got := e.metric("adedge_impressions_total"); got != float64(count) {
@@ -433,6 +435,15 @@ func TestImpressionsAndFrequencyCap(t *testing.T) {
 	q2 := q
 	q2.device = ""
 	checkFill(t, e, e.get(q2.uri()), q2, "production")
+
+	// Still capped at the window's last second; in the next window the
+	// device gets the campaign again.
+	clock.ns.Store(time.Unix(windowStart+int64(period)-1, 0).UnixNano())
+	if r := e.get(q.uri()); r.code == 200 && decodeAd(t, r).Campaign == q.campaign {
+		t.Fatalf("campaign %s served again in the window's last second", q.campaign)
+	}
+	clock.Advance(time.Second)
+	checkFill(t, e, e.get(q.uri()), q, "production")
 }
 
 // TestTrackingTokens: bad tokens are refused and counted by reason; a
@@ -724,7 +735,7 @@ func TestErrorHandler(t *testing.T) {
 }
 
 // TestHotSwapUnderLoad: four clients hammer /v1/ad while a new snapshot is
-// installed every 100 ms; no request fails, several versions serve, and
+// installed after every 20 answers; no request fails, several versions serve, and
 // every old mapping is released afterwards.
 func TestHotSwapUnderLoad(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true, store: "none"})
@@ -782,9 +793,16 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			mu.Unlock()
 		}(g)
 	}
+	defer stop.Store(true) // a failed wait below stops the clients too
+	// Each version serves some traffic: between swaps, wait for requests to
+	// complete (not for a time, which a loaded machine may spend elsewhere).
+	served := func(n int64) {
+		at := total.Load()
+		waitFor(t, fmt.Sprintf("%d more requests answered", n), func() bool { return total.Load() >= at+n })
+	}
 	start := time.Now()
 	for i := 0; i < swaps; i++ {
-		time.Sleep(100 * time.Millisecond)
+		served(20)
 		publish(t, e.dir, snaps[i])
 		if swapped, err := e.src.Reload(); !swapped || err != nil {
 			t.Errorf("swap %d: %v %v", i, swapped, err)
@@ -793,15 +811,15 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			t.Errorf("prune: %v", err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	served(20)
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("%d requests in %v, %d versions served: %v", total.Load(), time.Since(start).Round(time.Millisecond), len(versions), versions)
 	if len(bad) > 0 {
 		t.Errorf("%d of %d requests failed, first: %v", len(bad), total.Load(), bad[0])
 	}
-	if len(versions) < 2 {
-		t.Errorf("versions served: %v, want several", versions)
+	if len(versions) != swaps+1 {
+		t.Errorf("%d versions served: %v, want all %d (each serves 20 answers, at most 4 of them begun on the one before)", len(versions), versions, swaps+1)
 	}
 	if final := e.src.Stats().Version; versions[final] == 0 {
 		t.Errorf("the last version %s never served", final)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +195,7 @@ type env struct {
 	client  *fasthttp.HostClient
 	ring    *eventlog.Ring
 	logBuf  syncBuf
+	now     func() time.Time // the server's Config.Now
 }
 
 func newEnv(tb testing.TB, o envOpts) *env {
@@ -243,6 +245,10 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	cfg := Config{PublicURL: publicURL, Env: o.env, CapQueue: o.capQueue, CapWorkers: 2}
 	if o.config != nil {
 		o.config(&cfg)
+	}
+	e.now = cfg.Now
+	if e.now == nil {
+		e.now = time.Now
 	}
 	e.srv = New(cfg, e.src, e.store, e.signer, e.metrics, e.ring, e.health)
 	e.metrics.RegisterServerMetrics(e.srv, nil)
@@ -586,7 +592,7 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 // waitFor polls cond for up to 5 s.
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second) // only a failure waits this long
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)
@@ -594,6 +600,23 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// testClock is an injectable Config.Now: time moves only when the test
+// says so, so a test crosses a frequency-cap window or a token's expiry
+// without waiting for it.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(t time.Time) *testClock {
+	c := new(testClock)
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+// Now is the clock's time.
+func (c *testClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // tokenOf returns the t= parameter of a tracking URL.
 func tokenOf(tb testing.TB, u string) string {

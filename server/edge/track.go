@@ -20,7 +20,7 @@ import (
 func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
-	now := time.Now()
+	now := s.cfg.Now()
 	if !s.verifyToken(ctx, st, now) {
 		return
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -108,7 +107,7 @@ func (s *Server) serveVideo(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "e: must be start, firstQuartile, midpoint, thirdQuartile, complete or click", "e")
 		return
 	}
-	if !s.verifyToken(ctx, st, time.Now()) {
+	if !s.verifyToken(ctx, st, s.cfg.Now()) {
 		return
 	}
 	s.metrics.sdk.videoEvents[idx].Inc()

@@ -16,6 +16,12 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(aerokit.Main(m)) }
 
+// kitTimeout is the services' flush-and-read deadline against the kit: a
+// live server answers within it on a loaded 2-core machine, where the
+// production 500 ms was missed by a server started a moment before (these
+// tests are about a killed store, not a slow one).
+const kitTimeout = 10 * time.Second
+
 func kitSpec(addr, set string) string {
 	return fmt.Sprintf("aerospike://%s/%s/%s", addr, aerokit.Namespace(), set)
 }
@@ -118,7 +124,7 @@ func TestAerospikeBadRecords(t *testing.T) {
 		t.Errorf("missing record on read: %v %+v", err, out[0])
 	}
 
-	svc := NewService(Config{Store: st})
+	svc := NewService(Config{Store: st, Timeout: kitTimeout})
 	svc.SetCampaigns(1, []Spec{{ID: "str", Budget: Budget{Daily: 1e9}}})
 	svc.Tick(context.Background(), time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	if svc.Stats().BadRecords.Load() != 1 || svc.Problem() == "" || svc.Table().Allow(0, 1) {
@@ -133,7 +139,7 @@ func TestAerospikeKilledAndRestart(t *testing.T) {
 	srv := aerokit.Start(t)
 	st := openKit(t, srv.Addr(), "kill")
 	spec := Spec{ID: "c", Budget: Budget{Daily: 1_000_000, Mode: ASAP, Unit: 100}}
-	svc := NewService(Config{Store: st, Params: Params{ExpectedEdges: 2, StaleAfter: 2 * time.Second}})
+	svc := NewService(Config{Store: st, Timeout: kitTimeout, Params: Params{ExpectedEdges: 2, StaleAfter: 2 * time.Second}})
 	svc.SetCampaigns(1, []Spec{spec})
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	ctx := context.Background()
@@ -192,7 +198,7 @@ func TestAerospikeKilledAndRestart(t *testing.T) {
 
 	// A new edge (a restart) against a fleet that has spent the budget.
 	_ = st.Apply(ctx, []Delta{{Campaign: "c", Day: 20260302, Spend: 650_000}}, out)
-	fresh := NewService(Config{Store: st})
+	fresh := NewService(Config{Store: st, Timeout: kitTimeout})
 	fresh.SetCampaigns(1, []Spec{spec})
 	if fresh.Table().Allow(0, 1) {
 		t.Fatal("a restarted edge serves before reading the totals")

@@ -86,7 +86,11 @@ func TestMakeAndParseTorrent(t *testing.T) {
 	// A wrong infohash: the real one with its first digit changed, never
 	// equal to it (replacing two digits by "00" was, 1 run in 256).
 	wrong := []byte(ih)
-	wrong[0] = "10"[map[bool]int{true: 1}[wrong[0] == '0']]
+	if wrong[0] == '0' {
+		wrong[0] = '1'
+	} else {
+		wrong[0] = '0'
+	}
 	if _, err := ParseTorrent(b, string(wrong), "x.snap", 1<<20+17); err == nil {
 		t.Fatal("wrong infohash accepted")
 	}
