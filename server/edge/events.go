@@ -168,6 +168,8 @@ func AppendEventsHealth(dst []byte, rec *events.Recorder, now time.Time) []byte 
 	if !st.LastFailure.IsZero() {
 		dst = append(dst, `,"last_failure_seconds_ago":`...)
 		dst = strconv.AppendFloat(dst, now.Sub(st.LastFailure).Seconds(), 'f', 1, 64)
+		dst = append(dst, `,"last_error":`...)
+		dst = appendJSONString(dst, st.LastError)
 	}
 	return append(dst, '}')
 }

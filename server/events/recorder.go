@@ -49,6 +49,7 @@ type Recorder struct {
 	adWritten, adDropped, adSampled   atomic.Int64
 	asyncFailed, dupDropped, adErrors atomic.Int64
 	lastFailMs                        atomic.Int64
+	lastErr                           atomic.Pointer[string]
 }
 
 // asyncSize bounds a queued record; a decision record is ~150-300 bytes.
@@ -123,18 +124,14 @@ func (r *Recorder) Track(e *Event, scratch *[]byte) (dup bool, err error) {
 	b, err := e.Append((*scratch)[:0])
 	*scratch = b
 	if err != nil {
-		r.trackFailed.Add(1)
-		r.lastFailMs.Store(r.now().UnixMilli())
-		return false, errors.Join(ErrNotRecorded, err)
+		return false, r.failed(err)
 	}
 	dup, err = r.seen.Do(e.ID.Key(e.Kind), e.Issued, e.Time, func() error {
 		_, err := r.log.Append(b)
 		return err
 	})
 	if err != nil {
-		r.trackFailed.Add(1)
-		r.lastFailMs.Store(r.now().UnixMilli())
-		return false, errors.Join(ErrNotRecorded, err)
+		return false, r.failed(err)
 	}
 	if !dup {
 		r.tracked.Add(1)
@@ -147,6 +144,16 @@ func (r *Recorder) Track(e *Event, scratch *[]byte) (dup bool, err error) {
 		r.dupDropped.Add(1)
 	}
 	return true, nil
+}
+
+// failed counts a tracking event that could not be recorded and keeps the
+// reason for /health (a failing pixel may allocate; a recorded one does not).
+func (r *Recorder) failed(err error) error {
+	r.trackFailed.Add(1)
+	r.lastFailMs.Store(r.now().UnixMilli())
+	msg := err.Error()
+	r.lastErr.Store(&msg)
+	return errors.Join(ErrNotRecorded, err)
 }
 
 // SampleAd reports whether decision number seq is to be logged (and the
@@ -280,6 +287,7 @@ type Stats struct {
 	Tracked, TrackFailed, Duplicates, DupDropped int64
 	AdWritten, AdDropped, AdSampledOut, AdErrors int64
 	LastFailure                                  time.Time // zero: never
+	LastError                                    string    // why the last pixel was not recorded
 	SeenIDs, SeenEvicted                         int64
 	Log                                          wal.Stats
 }
@@ -292,6 +300,9 @@ func (r *Recorder) Stats() Stats {
 		SeenIDs: r.seen.Len(), SeenEvicted: r.seen.Evicted(), Log: r.log.Stats()}
 	if ms := r.lastFailMs.Load(); ms != 0 {
 		s.LastFailure = time.UnixMilli(ms)
+	}
+	if p := r.lastErr.Load(); p != nil {
+		s.LastError = *p
 	}
 	return s
 }

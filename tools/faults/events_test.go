@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,8 +16,11 @@ import (
 	"time"
 
 	"github.com/adedge/adedge/internal/chkit"
+	"github.com/adedge/adedge/internal/tmpfs"
 	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/token"
+	"github.com/adedge/adedge/tools/evtool"
+	"github.com/adedge/adedge/tools/loadgen"
 )
 
 // pixelGen is the drill's SDK: impression pixels at a fixed rate, a share
@@ -27,6 +32,8 @@ type pixelGen struct {
 	acked  []atomic.Bool
 	status sync.Map // code -> *atomic.Int64
 	sent   atomic.Int64
+	// no503Retry counts 503 answers without Retry-After (SDKs need it).
+	no503Retry atomic.Int64
 }
 
 func newPixelGen(t *testing.T, n int) *pixelGen {
@@ -66,6 +73,9 @@ func (g *pixelGen) fire(addr string, i int) bool {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		code = res.StatusCode
+		if code == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+			g.no503Retry.Add(1)
+		}
 	}
 	v, _ := g.status.LoadOrStore(code, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
@@ -171,22 +181,8 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	elapsed := time.Since(loadStart)
 	issued := int(next.Load())
 	loadSent := g.sent.Load() - sentBefore
-	// The SDK retries every pixel it has no 204 for.
-	for i := 0; i < issued; i++ {
-		for try := 0; !g.acked[i].Load(); try++ {
-			if try == 50 {
-				t.Fatalf("token %d never acknowledged", i)
-			}
-			if !g.fire(listen, i) {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-	}
-	var wantN, wantSum int64
-	for i := 0; i < issued; i++ {
-		wantN++
-		wantSum += g.prices[i]
-	}
+	g.retryUnacked(t, listen, issued)
+	wantN := int64(issued)
 	statuses := map[int]int64{}
 	g.status.Range(func(k, v any) bool { statuses[k.(int)] = v.(*atomic.Int64).Load(); return true })
 	pps := float64(loadSent) / loadTime.Seconds()
@@ -196,6 +192,41 @@ func TestKill9ExactlyOnce(t *testing.T) {
 		t.Errorf("drill rate %.0f pixels/s, want >= 2000", pps)
 	}
 
+	g.checkClickHouse(t, url, issued)
+	if os.Getenv("ADEDGE_DRILL_KEEP") != "" {
+		t.Logf("event log kept in %s", evDir)
+	}
+}
+
+// retryUnacked is the SDK retrying every pixel it has no 204 for (a 503
+// says Retry-After).
+func (g *pixelGen) retryUnacked(t *testing.T, addr string, issued int) {
+	t.Helper()
+	for i := 0; i < issued; i++ {
+		for try := 0; !g.acked[i].Load(); try++ {
+			if try == 50 {
+				t.Fatalf("token %d never acknowledged", i)
+			}
+			if !g.fire(addr, i) {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// checkClickHouse waits for the edge to ship, then asserts ClickHouse holds
+// every one of the first issued tokens (all acknowledged) exactly once:
+// count, distinct ids and price sum equal the generator's record.
+func (g *pixelGen) checkClickHouse(t *testing.T, url string, issued int) {
+	t.Helper()
+	var wantN, wantSum int64
+	for i := 0; i < issued; i++ {
+		if !g.acked[i].Load() {
+			t.Fatalf("token %d not acknowledged", i)
+		}
+		wantN++
+		wantSum += g.prices[i]
+	}
 	tg, err := ship.ParseTarget(url)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +249,112 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	if n != wantN || uniq != wantN || sum != wantSum {
 		t.Fatalf("exactly once broken: ClickHouse %d rows / %d ids / %d micros, generator %d / %d", n, uniq, sum, wantN, wantSum)
 	}
-	if os.Getenv("ADEDGE_DRILL_KEEP") != "" {
-		t.Logf("event log kept in %s", evDir)
+}
+
+// statuses is how many pixel answers of each HTTP status the generator got.
+func (g *pixelGen) statuses() map[int]int64 {
+	out := map[int]int64{}
+	g.status.Range(func(k, v any) bool { out[k.(int)] = v.(*atomic.Int64).Load(); return true })
+	return out
+}
+
+// TestEventsDiskFull: the event log on a real 1 MiB tmpfs that fills up
+// (another file takes the space) while ClickHouse is down, so no shipped
+// segment can make room. Pixels answer 503 with Retry-After, never 204 for
+// an event not logged; ads keep serving; /health and the metrics say so.
+// After space frees and ClickHouse returns, the SDK's retries are
+// recorded, the log on disk has no damaged record or torn tail, and
+// ClickHouse holds every acknowledged impression exactly once.
+func TestEventsDiskFull(t *testing.T) {
+	ch := chkit.Start(t)
+	mnt := tmpfs.Mount(t, 1<<20)
+	evDir := filepath.Join(mnt, "events")
+	filler := filepath.Join(mnt, "filler")
+	listen := freePort(t)
+	url := ch.URL() + "?database=diskfull"
+	e := startEdge(t, snapDir, "--listen", listen, "--events-dir", evDir, "--events-clickhouse", url,
+		"--events-ship-interval", "100ms", "--events-segment-bytes", "65536", "--events-fail-window", "2s")
+	const pixelRate = 1000.0
+	g := newPixelGen(t, 20000)
+	var next atomic.Int64
+
+	g.run(listen, pixelRate, 500*time.Millisecond, &next)
+	if st := g.statuses(); st[http.StatusNoContent] == 0 || len(st) != 1 {
+		t.Fatalf("with room: pixel statuses %v, want only 204", st)
+	}
+	if err := ch.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	free := tmpfs.Fill(t, filler)
+	t.Logf("ClickHouse down; filled the tmpfs (%d bytes free before)", free)
+	m0 := e.metrics()
+	okBefore := g.statuses()[http.StatusNoContent]
+	var ads *loadgen.Result
+	done := make(chan struct{})
+	go func() { ads = drive(t, e, 200, 2*time.Second); close(done) }()
+	g.run(listen, pixelRate, 2*time.Second, &next)
+	<-done
+	st := g.statuses()
+	t.Logf("disk full: pixel statuses %v (204s before: %d)", st, okBefore)
+	if st[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("disk full: no pixel answered 503: %v", st)
+	}
+	if n := g.no503Retry.Load(); n != 0 {
+		t.Errorf("%d answers 503 without Retry-After", n)
+	}
+	for code := range st {
+		if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
+			t.Errorf("disk full: pixel status %d (%d times), want 204 or 503", code, st[code])
+		}
+	}
+	mustServe(t, "ads on a full events disk", ads)
+	m1 := e.metrics()
+	bounded(t, "ads on a full events disk", m0, m1, serverBound)
+	checkDegraded(t, e, "disk full", "events_not_recorded")
+	if d := delta(m0, m1, "adedge_events_unrecorded_total"); d < float64(st[http.StatusServiceUnavailable]) {
+		t.Errorf("adedge_events_unrecorded_total rose %.0f, want >= %d (the 503s)", d, st[http.StatusServiceUnavailable])
+	}
+	if _, h := e.health(); !strings.Contains(fmt.Sprint(h["events"]), "no space left on device") {
+		t.Errorf("/health events member does not name the error: %v", h["events"])
+	}
+
+	// Space frees, ClickHouse returns; the SDK retries what got no 204.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	issued := int(next.Load())
+	g.retryUnacked(t, listen, issued)
+	waitFor(t, 10*time.Second, "/health ok after space freed", func() bool {
+		code, h := e.health()
+		return code == 200 && h["status"] == "ok"
+	})
+	g.checkClickHouse(t, url, issued)
+
+	// Stop the edge (it closes the log) and read what is on the tmpfs.
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	<-e.exited
+	ls, err := evtool.ComputeStats(evDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("log after the drill: %d records, imp %+v, damaged %d, torn %d bytes, undecodable %d",
+		ls.Records, *ls.Kinds["imp"], ls.DamagedRecords, ls.TornBytes, ls.Undecodable)
+	if ls.DamagedRecords != 0 || ls.TornBytes != 0 || ls.Undecodable != 0 {
+		t.Fatalf("the full disk left damage: %+v", ls)
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

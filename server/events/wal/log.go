@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -110,7 +111,7 @@ type Log struct {
 	total    int64     // bytes in all segments, the current one included
 	released Pos       // segments wholly before this may be deleted
 	closed   bool
-	broken   error // a write failed and the tail could not be cut back
+	broken   error // the next append starts a new segment: a write could not be cut back, or no segment is open (disk full at Open; f is nil)
 	buf      []byte
 	toClose  []*os.File // rotated out, fsync'd and closed by the syncer
 
@@ -184,6 +185,16 @@ func Open(dir string, opt Options) (*Log, *Recovery, error) {
 	rec.Bytes = l.total
 	l.mu.Lock()
 	err = l.openSegment(l.seg + 1)
+	if errors.Is(err, syscall.ENOSPC) {
+		// A full disk must not keep the edge from starting (ads serve
+		// without the log): appends fail with ENOSPC and open the segment
+		// once there is room (space freed, or shipped segments released).
+		l.broken = err
+		if len(l.segs) > 0 {
+			l.head.Store(packPos(Pos{Segment: l.seg, Offset: l.segs[len(l.segs)-1].size}))
+		}
+		err = nil
+	}
 	l.mu.Unlock()
 	if err != nil {
 		return nil, nil, err
@@ -339,7 +350,11 @@ func (l *Log) writeLocked(b []byte, n int64) (Pos, error) {
 	}
 	if l.broken != nil || l.off+int64(len(b)) > l.opt.SegmentBytes && l.off > int64(len(segHeader)) ||
 		l.off > int64(len(segHeader)) && l.opt.Now().Sub(l.opened) >= l.opt.SegmentAge {
-		if err := l.openSegment(l.seg + 1); err != nil {
+		err := l.openSegment(l.seg + 1)
+		if errors.Is(err, syscall.ENOSPC) && l.deleteReleasedLocked() > 0 {
+			err = l.openSegment(l.seg + 1) // shipped segments made room
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}
@@ -349,16 +364,14 @@ func (l *Log) writeLocked(b []byte, n int64) (Pos, error) {
 			return fail(ErrFull)
 		}
 	}
-	w, err := l.f.WriteAt(b, l.off)
-	if err != nil || w != len(b) {
-		if err == nil {
-			err = errors.New("wal: short write")
-		}
-		if terr := l.f.Truncate(l.off); terr != nil {
-			l.broken = terr // the next append starts a new segment
-		}
+	err := l.writeAtLocked(b)
+	if errors.Is(err, syscall.ENOSPC) && l.broken == nil && l.deleteReleasedLocked() > 0 {
+		err = l.writeAtLocked(b) // the disk is full: shipped segments made room
+	}
+	if err != nil {
 		return fail(err)
 	}
+	w := len(b)
 	l.off += int64(w)
 	l.total += int64(w)
 	l.written.Add(int64(w))
@@ -368,18 +381,40 @@ func (l *Log) writeLocked(b []byte, n int64) (Pos, error) {
 	return p, nil
 }
 
+// writeAtLocked writes b at the current offset. A failed or short write
+// (ENOSPC mid-record) is cut back to the offset, so no partial record is
+// left behind; if even that fails the segment is marked broken and the next
+// append starts a new one.
+func (l *Log) writeAtLocked(b []byte) error {
+	w, err := l.f.WriteAt(b, l.off)
+	if err == nil && w == len(b) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("wal: short write")
+	}
+	if terr := l.f.Truncate(l.off); terr != nil {
+		l.broken = terr
+	}
+	return err
+}
+
 // deleteReleasedLocked removes the oldest closed segments that lie wholly
-// before the release mark.
-func (l *Log) deleteReleasedLocked() {
+// before the release mark and returns how many went. It runs when the
+// bound is reached and when the disk is full (ENOSPC).
+func (l *Log) deleteReleasedLocked() int {
+	n := 0
 	for len(l.segs) > 0 && l.segs[0].n < l.released.Segment {
 		s := l.segs[0]
 		if err := os.Remove(filepath.Join(l.dir, segName(s.n))); err != nil && !os.IsNotExist(err) {
-			return
+			break
 		}
 		l.segs = l.segs[1:]
 		l.total -= s.size
 		l.deleted.Add(1)
+		n++
 	}
+	return n
 }
 
 // Release marks everything before p as no longer needed (shipped): those
@@ -421,7 +456,7 @@ func (l *Log) Sync() error {
 		}
 		o.Close()
 	}
-	if target > l.synced.Load() && !closed {
+	if target > l.synced.Load() && !closed && f != nil {
 		l.fsyncs.Add(1)
 		if err := f.Sync(); err != nil && first == nil {
 			first = err
@@ -475,8 +510,10 @@ func (l *Log) Close() error {
 	l.syncMu.Lock()
 	l.mu.Lock()
 	l.closed = true
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
+	if l.f != nil {
+		if cerr := l.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	l.mu.Unlock()
 	l.syncMu.Unlock()
