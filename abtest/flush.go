@@ -34,6 +34,13 @@ type Row struct {
 	LatencyUS     []uint64  `json:"latency_us"`
 	Devices       uint64    `json:"devices"`
 	HLL           string    `json:"hll"`
+	// Breakdown dimensions of the requests counted here (empty: not
+	// known, as for impressions, whose tokens do not carry them; rows
+	// written before they existed have none). Totals are sums over all
+	// rows whatever their dimensions.
+	Country string `json:"country,omitempty"` // ISO 3166 alpha-2
+	OS      string `json:"os,omitempty"`
+	Format  string `json:"format,omitempty"` // the placement's format
 }
 
 // Sketch decodes the row's device sketch (nil when the row saw no device).

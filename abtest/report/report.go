@@ -1,9 +1,13 @@
 // Package report computes the A/B report from rows (abtest.Row, read with
-// package abtest/rows): per experiment set and bucket, totals, per-user-
-// shard ratio metrics with confidence intervals, each test's lifts against
-// control, the sample-ratio-mismatch check and the per-interval series for
-// charts. BuildReport is the API: adtool abreport and stagecheck render
-// it; any other source of rows can call it the same way.
+// package abtest/rows or aggregated by the warehouse): per experiment set
+// and bucket, totals, per-user-shard ratio metrics, each test's lifts
+// against control in the sequential (always-valid) and the fixed-horizon
+// view, Holm and Benjamini–Hochberg adjusted p-values across the report's
+// tests and metrics, CUPED with a pre-period, guardrails with a harm
+// verdict, the sample-ratio check overall and per day, per-day and
+// cumulative lifts, and breakdowns by country, OS and placement format.
+// BuildReport is the API: adtool abreport and stagecheck render it; any
+// other source of rows calls it the same way.
 package report
 
 import (
@@ -25,8 +29,83 @@ import (
 // count error).
 const SRMThreshold = 0.001
 
-// Metric names, in report order.
+// MetricNames are the primary metrics, in report order.
 var MetricNames = []string{"fill_rate", "ctr", "ecpm", "revenue_per_request", "revenue_per_user"}
+
+// GuardrailNames are the metrics a variant must not harm, in report
+// order; GuardrailBad says which direction is harm (+1: up is bad).
+var (
+	GuardrailNames = []string{"error_rate", "p99_latency_us", "fill_rate"}
+	GuardrailBad   = map[string]int{"error_rate": +1, "p99_latency_us": +1, "fill_rate": -1}
+)
+
+// View is which p-values and intervals lead the report.
+type View string
+
+// Views.
+const (
+	// Sequential: always-valid p-values and confidence sequences (mSPRT):
+	// valid however often the report is looked at. The default.
+	Sequential View = "sequential"
+	// Fixed: fixed-horizon Welch t p-values and intervals, valid only
+	// when the report is read once, at a sample size chosen in advance.
+	Fixed View = "fixed"
+)
+
+// Options tune the statistics; the zero value is the defaults.
+type Options struct {
+	View   View    // Sequential when empty
+	Alpha  float64 // level of intervals, verdicts and corrections; 0.05 when 0
+	TauRel float64 // mSPRT mixing sd as a fraction of control's value; 0.1 when 0
+	// Pre are rows of a pre-period in which each group already held the
+	// same users (the same experiment set and allocation): each user
+	// shard's pre-period metric is CUPED's covariate. None: no CUPED.
+	Pre []abtest.Row
+	// Users, when set, gives user counts instead of the rows' sketches
+	// (the warehouse counts distinct devices itself).
+	Users func(k UserKey) (float64, bool)
+	// MaxBreakdown bounds the values listed per breakdown dimension (by
+	// requests; the rest are summed as "(other)"); 12 when 0.
+	MaxBreakdown int
+}
+
+// UserKey names one user count: a group's shard over the window (Day
+// zero) or a whole group on one day (Shard -1).
+type UserKey struct {
+	Env, Experiment, Test, Variant string
+	Shard                          int
+	Day                            time.Time
+}
+
+func (o *Options) defaults() {
+	if o.View == "" {
+		o.View = Sequential
+	}
+	if o.Alpha == 0 {
+		o.Alpha = 0.05
+	}
+	if o.TauRel == 0 {
+		o.TauRel = 0.1
+	}
+	if o.MaxBreakdown == 0 {
+		o.MaxBreakdown = 12
+	}
+}
+
+// Validate refuses options no report can use.
+func (o Options) Validate() error {
+	switch {
+	case o.View != "" && o.View != Sequential && o.View != Fixed:
+		return fmt.Errorf("view %q: want sequential or fixed", o.View)
+	case o.Alpha < 0 || o.Alpha >= 0.5 || math.IsNaN(o.Alpha):
+		return fmt.Errorf("alpha %g: want 0 < alpha < 0.5", o.Alpha)
+	case o.TauRel < 0 || o.TauRel > 10 || math.IsNaN(o.TauRel):
+		return fmt.Errorf("tau %g: want 0 < tau <= 10 (relative effect size)", o.TauRel)
+	case o.MaxBreakdown < 0:
+		return fmt.Errorf("max breakdown %d: want >= 0", o.MaxBreakdown)
+	}
+	return nil
+}
 
 // GroupTotals are one bucket's totals over the report window, with the
 // per-shard totals the variance comes from.
@@ -38,19 +117,139 @@ type GroupTotals struct {
 	Users         float64 // sum over shards of the merged sketches' estimates
 	Totals
 
-	shard    [abtest.Shards]shardTotals
+	shard    shardArr
 	sketches [abtest.Shards]*hyperloglog.Sketch
-	Metrics  map[string]stats.RatioEstimate
+	days     map[time.Time]*dayAcc
+	dims     [numDims]map[string]*shardArr
+	pre      *shardArr
+	preSk    [abtest.Shards]*hyperloglog.Sketch
+	Metrics  map[string]stats.RatioEstimate // primary metrics and guardrails
 }
 
-type shardTotals struct {
-	requests, fills, impressions, clicks, revenue, users float64
+type dayAcc struct {
+	shard  shardArr
+	sketch *hyperloglog.Sketch
+	users  float64
+}
+
+// shardTotals are one shard's sums, indexed by the f* constants (one
+// array, so adding two is one loop).
+type shardTotals [fLatency + abtest.NumLatencyBuckets]float64
+
+const (
+	fRequests = iota
+	fFills
+	fErrors
+	fImpressions
+	fClicks
+	fRevenue // units, not micros
+	fUsers
+	fLatency // first of the latency buckets
+)
+
+func (s *shardTotals) latency() []float64 { return s[fLatency:] }
+
+type shardArr [abtest.Shards]shardTotals
+
+func (a *shardArr) add(b *shardArr) {
+	for i := range a {
+		for j := range a[i] {
+			a[i][j] += b[i][j]
+		}
+	}
+}
+
+func (s *shardTotals) addRow(r *abtest.Row) {
+	s[fRequests] += float64(r.Requests)
+	s[fFills] += float64(r.Fills)
+	s[fErrors] += float64(r.Errors)
+	s[fImpressions] += float64(r.Impressions)
+	s[fClicks] += float64(r.Clicks)
+	s[fRevenue] += float64(r.RevenueMicros) / 1e6
+	for j, v := range r.LatencyUS {
+		if j < abtest.NumLatencyBuckets {
+			s[fLatency+j] += float64(v)
+		}
+	}
+}
+
+// Dimensions of the breakdowns.
+const (
+	DimCountry = iota
+	DimOS
+	DimFormat
+	numDims
+)
+
+// DimNames name the breakdown dimensions.
+var DimNames = [numDims]string{"country", "os", "format"}
+
+func dimValue(r *abtest.Row, d int) string {
+	switch d {
+	case DimCountry:
+		return r.Country
+	case DimOS:
+		return r.OS
+	}
+	return r.Format
 }
 
 // TestComparison is one test's variant against control, metric by metric.
 type TestComparison struct {
 	Test, Variant string
-	Lifts         map[string]stats.Lift
+	Lifts         map[string]stats.Lift    // fixed-horizon, on the whole window
+	Seq           map[string]stats.SeqLift // always-valid, over the daily looks
+	// Holm and BH are the view's p-values adjusted across every test and
+	// primary metric of this experiment report.
+	Holm, BH map[string]float64
+	// CUPED is the variance left after CUPED (adjusted/unadjusted), for
+	// the metrics it was applied to.
+	CUPED      map[string]float64
+	Guardrails []Guardrail
+	History    map[string][]HistPoint // primary metrics and guardrails, by day
+}
+
+// P is the leading p-value of metric m in view v.
+func (c *TestComparison) P(v View, m string) float64 {
+	if v == Fixed {
+		return c.Lifts[m].P
+	}
+	return c.Seq[m].P
+}
+
+// RelCI is the relative lift's interval in view v (confidence sequence
+// or fixed-horizon confidence interval).
+func (c *TestComparison) RelCI(v View, m string) (lo, hi float64) {
+	if v == Fixed {
+		return c.Lifts[m].RelLo, c.Lifts[m].RelHi
+	}
+	return c.Seq[m].RelLo, c.Seq[m].RelHi
+}
+
+// AbsCI is the absolute lift's interval in view v.
+func (c *TestComparison) AbsCI(v View, m string) (lo, hi float64) {
+	if v == Fixed {
+		return c.Lifts[m].AbsLo, c.Lifts[m].AbsHi
+	}
+	return c.Seq[m].AbsLo, c.Seq[m].AbsHi
+}
+
+// Guardrail is one guardrail metric's verdict.
+type Guardrail struct {
+	Metric string
+	// Verdict is "harm" (significantly worse in the report's view), "ok"
+	// (not significantly worse) or "no data".
+	Verdict string
+	Harm    bool
+}
+
+// HistPoint is one day of a comparison: the cumulative relative lift up
+// to the day's end with the view's interval, and the day's own lift.
+type HistPoint struct {
+	Day                    time.Time
+	CumRel, CumLo, CumHi   float64
+	DayRel, DayLo, DayHi   float64
+	ControlDay, VariantDay float64 // the day's metric values
 }
 
 // SRM is the sample-ratio-mismatch check over users.
@@ -60,11 +259,36 @@ type SRM struct {
 	Failed  bool
 }
 
+// DaySRM is one day's sample-ratio check.
+type DaySRM struct {
+	Day   time.Time
+	Users map[string]float64 // by group key
+	SRM
+}
+
 // Point is one interval of one group for the charts.
 type Point struct {
 	Start                                               time.Time
 	Requests, Fills, Impressions, Clicks, RevenueMicros uint64
 }
+
+// Breakdown is one dimension's values with each group's metrics and the
+// tests' fill-rate lifts (fixed-horizon, uncorrected: for exploring).
+type Breakdown struct {
+	Dim    string
+	Values []BreakdownValue
+}
+
+// BreakdownValue is one value of a dimension ("" is "(unknown)").
+type BreakdownValue struct {
+	Value    string
+	Requests map[string]float64               // by group key
+	Metrics  map[string]map[string]float64    // group key -> metric -> value
+	Lifts    map[string]map[string]stats.Lift // test/variant -> metric -> lift
+}
+
+// BreakdownMetrics are the metrics breakdowns show.
+var BreakdownMetrics = []string{"fill_rate", "error_rate", "revenue_per_request"}
 
 // ExperimentReport is one (env, experiment set).
 type ExperimentReport struct {
@@ -74,7 +298,10 @@ type ExperimentReport struct {
 	Groups          []*GroupTotals // control, tests by index, unassigned last
 	Comparisons     []TestComparison
 	SRM             SRM
+	DaySRM          []DaySRM
 	Series          map[string][]Point // by group key "test/variant"
+	Breakdowns      []Breakdown
+	CUPEDNote       string // why CUPED is off, or how it was applied
 	Warnings        []string
 }
 
@@ -82,6 +309,7 @@ type ExperimentReport struct {
 type Report struct {
 	From, To    time.Time // the rows' actual span
 	Files, Rows int
+	Options     Options
 	Experiments []*ExperimentReport
 }
 
@@ -89,10 +317,24 @@ type Report struct {
 func GroupKey(test, variant string) string { return test + "/" + variant }
 
 // BuildReport merges rows (already filtered by the caller) into per-test
-// comparisons.
+// comparisons with the default options.
 func BuildReport(rows []abtest.Row, files int) (*Report, error) {
-	rep := &Report{Files: files, Rows: len(rows)}
-	type ekey struct{ env, exp string }
+	return Build(rows, files, Options{})
+}
+
+type ekey struct{ env, exp string }
+
+func dayOf(t time.Time) time.Time {
+	return t.UTC().Truncate(24 * time.Hour)
+}
+
+// Build merges rows into the report with opts.
+func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.defaults()
+	rep := &Report{Files: files, Rows: len(rows), Options: opts}
 	exps := map[ekey]*ExperimentReport{}
 	groups := map[ekey]map[string]*GroupTotals{}
 	snaps := map[ekey]map[string]bool{}
@@ -116,13 +358,16 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 			edges[k] = map[string]bool{}
 			series[k] = map[string]map[time.Time]*Point{}
 		}
-		snaps[k][r.Snapshot] = true
-		edges[k][r.Edge] = true
+		if r.Snapshot != "" {
+			snaps[k][r.Snapshot] = true
+		}
+		if r.Edge != "" {
+			edges[k][r.Edge] = true
+		}
 		gk := GroupKey(r.Test, r.Variant)
 		g := groups[k][gk]
 		if g == nil {
-			g = &GroupTotals{Test: r.Test, Variant: r.Variant, Index: r.TestIndex, ShareBP: r.ShareBP,
-				Unassigned: r.Variant == abtest.UnassignedVariant && r.Test == abtest.ControlTest}
+			g = newGroup(r)
 			groups[k][gk] = g
 		} else if g.ShareBP != r.ShareBP || g.Index != r.TestIndex {
 			w := fmt.Sprintf("group %s: rows disagree on share_bp (%d vs %d) or test index: the experiment set changed under the same id; the sample-ratio check uses the first",
@@ -131,23 +376,8 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 				er.Warnings = append(er.Warnings, w)
 			}
 		}
-		g.Add(r)
-		s := &g.shard[r.Shard]
-		s.requests += float64(r.Requests)
-		s.fills += float64(r.Fills)
-		s.impressions += float64(r.Impressions)
-		s.clicks += float64(r.Clicks)
-		s.revenue += float64(r.RevenueMicros) / 1e6
-		sk, err := r.Sketch()
-		if err != nil {
+		if err := g.addRow(r); err != nil {
 			return nil, fmt.Errorf("row of %s: %w", r.Edge, err)
-		}
-		if sk != nil {
-			if g.sketches[r.Shard] == nil {
-				g.sketches[r.Shard] = sk
-			} else if err := g.sketches[r.Shard].Merge(sk); err != nil {
-				return nil, err
-			}
 		}
 		sm := series[k][gk]
 		if sm == nil {
@@ -164,6 +394,16 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 		p.Impressions += r.Impressions
 		p.Clicks += r.Clicks
 		p.RevenueMicros += r.RevenueMicros
+	}
+	for i := range opts.Pre {
+		r := &opts.Pre[i]
+		g := groups[ekey{r.Env, r.Experiment}][GroupKey(r.Test, r.Variant)]
+		if g == nil {
+			continue // a group that is not in the window
+		}
+		if err := g.addPre(r); err != nil {
+			return nil, fmt.Errorf("pre-period row of %s: %w", r.Edge, err)
+		}
 	}
 	for k, er := range exps {
 		for s := range snaps[k] {
@@ -183,7 +423,7 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 			er.Series[gk] = pts
 		}
 		for _, g := range groups[k] {
-			g.finish()
+			g.finish(k, opts.Users)
 			er.Groups = append(er.Groups, g)
 		}
 		slices.SortFunc(er.Groups, func(a, b *GroupTotals) int {
@@ -193,7 +433,9 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 			}
 			return strings.Compare(GroupKey(a.Test, a.Variant), GroupKey(b.Test, b.Variant))
 		})
-		er.compare()
+		er.compare(&opts)
+		er.daySRM()
+		er.breakdowns(&opts)
 		rep.Experiments = append(rep.Experiments, er)
 	}
 	slices.SortFunc(rep.Experiments, func(a, b *ExperimentReport) int {
@@ -211,6 +453,69 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 	return rep, nil
 }
 
+func newGroup(r *abtest.Row) *GroupTotals {
+	g := &GroupTotals{Test: r.Test, Variant: r.Variant, Index: r.TestIndex, ShareBP: r.ShareBP,
+		Unassigned: r.Variant == abtest.UnassignedVariant && r.Test == abtest.ControlTest,
+		days:       map[time.Time]*dayAcc{}}
+	for d := range g.dims {
+		g.dims[d] = map[string]*shardArr{}
+	}
+	return g
+}
+
+func mergeSketch(dst **hyperloglog.Sketch, sk *hyperloglog.Sketch) error {
+	if sk == nil {
+		return nil
+	}
+	if *dst == nil {
+		c := sk.Clone()
+		*dst = c
+		return nil
+	}
+	return (*dst).Merge(sk)
+}
+
+func (g *GroupTotals) addRow(r *abtest.Row) error {
+	g.Add(r)
+	g.shard[r.Shard].addRow(r)
+	day := dayOf(r.Start)
+	d := g.days[day]
+	if d == nil {
+		d = &dayAcc{}
+		g.days[day] = d
+	}
+	d.shard[r.Shard].addRow(r)
+	for dim := range g.dims {
+		v := dimValue(r, dim)
+		a := g.dims[dim][v]
+		if a == nil {
+			a = &shardArr{}
+			g.dims[dim][v] = a
+		}
+		a[r.Shard].addRow(r)
+	}
+	sk, err := r.Sketch()
+	if err != nil {
+		return err
+	}
+	if err := mergeSketch(&g.sketches[r.Shard], sk); err != nil {
+		return err
+	}
+	return mergeSketch(&d.sketch, sk)
+}
+
+func (g *GroupTotals) addPre(r *abtest.Row) error {
+	if g.pre == nil {
+		g.pre = &shardArr{}
+	}
+	g.pre[r.Shard].addRow(r)
+	sk, err := r.Sketch()
+	if err != nil {
+		return err
+	}
+	return mergeSketch(&g.preSk[r.Shard], sk)
+}
+
 func groupRank(g *GroupTotals) int {
 	switch {
 	case g.Unassigned:
@@ -221,32 +526,109 @@ func groupRank(g *GroupTotals) int {
 	return int(g.Index) + 1
 }
 
-func (g *GroupTotals) finish() {
-	for sh := range g.sketches {
-		if g.sketches[sh] != nil {
-			u := float64(g.sketches[sh].Estimate())
-			g.shard[sh].users = u
-			g.Users += u
+func (g *GroupTotals) finish(k ekey, users func(UserKey) (float64, bool)) {
+	key := UserKey{Env: k.env, Experiment: k.exp, Test: g.Test, Variant: g.Variant}
+	for sh := range g.shard {
+		u := 0.0
+		if users != nil {
+			key.Shard = sh
+			u, _ = users(key)
+		} else if g.sketches[sh] != nil {
+			u = float64(g.sketches[sh].Estimate())
+		}
+		g.shard[sh][fUsers] = u
+		g.Users += u
+		if g.pre != nil && g.preSk[sh] != nil {
+			g.pre[sh][fUsers] = float64(g.preSk[sh].Estimate())
 		}
 	}
-	col := func(f func(s *shardTotals) float64) []float64 {
-		out := make([]float64, abtest.Shards)
-		for i := range g.shard {
-			out[i] = f(&g.shard[i])
+	for day, d := range g.days {
+		if users != nil {
+			key.Shard, key.Day = -1, day
+			d.users, _ = users(key)
+		} else if d.sketch != nil {
+			d.users = float64(d.sketch.Estimate())
 		}
-		return out
 	}
-	req := col(func(s *shardTotals) float64 { return s.requests })
-	imp := col(func(s *shardTotals) float64 { return s.impressions })
-	rev := col(func(s *shardTotals) float64 { return s.revenue })
-	ecpmNum := col(func(s *shardTotals) float64 { return s.revenue * 1000 })
-	g.Metrics = map[string]stats.RatioEstimate{
-		"fill_rate":           stats.Ratio(col(func(s *shardTotals) float64 { return s.fills }), req),
-		"ctr":                 stats.Ratio(col(func(s *shardTotals) float64 { return s.clicks }), imp),
-		"ecpm":                stats.Ratio(ecpmNum, imp),
-		"revenue_per_request": stats.Ratio(rev, req),
-		"revenue_per_user":    stats.Ratio(rev, col(func(s *shardTotals) float64 { return s.users })),
+	g.Metrics = map[string]stats.RatioEstimate{}
+	for _, m := range allMetrics() {
+		g.Metrics[m] = metric(m, &g.shard)
 	}
+}
+
+func allMetrics() []string {
+	out := slices.Clone(MetricNames)
+	for _, m := range GuardrailNames {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// clusters are a ratio metric's per-shard numerators and denominators.
+func clusters(m string, a *shardArr) (x, y []float64) {
+	x, y = make([]float64, abtest.Shards), make([]float64, abtest.Shards)
+	num, den := -1, -1
+	scale := 1.0
+	switch m {
+	case "fill_rate":
+		num, den = fFills, fRequests
+	case "error_rate":
+		num, den = fErrors, fRequests
+	case "ctr":
+		num, den = fClicks, fImpressions
+	case "ecpm":
+		num, den, scale = fRevenue, fImpressions, 1000
+	case "revenue_per_request":
+		num, den = fRevenue, fRequests
+	case "revenue_per_user":
+		num, den = fRevenue, fUsers
+	default:
+		panic("report: no ratio metric " + m)
+	}
+	for i := range a {
+		x[i], y[i] = a[i][num]*scale, a[i][den]
+	}
+	return x, y
+}
+
+// metric estimates m from per-shard totals: a ratio of sums with
+// Cochran's variance, or the p99 latency with the delete-one-shard
+// jackknife's.
+func metric(m string, a *shardArr) stats.RatioEstimate {
+	if m == "p99_latency_us" {
+		var present []int
+		var total [abtest.NumLatencyBuckets]float64
+		for i := range a {
+			if a[i][fRequests] > 0 || sum(a[i].latency()) > 0 {
+				present = append(present, i)
+			}
+			for j, v := range a[i].latency() {
+				total[j] += v
+			}
+		}
+		h := make([]uint64, abtest.NumLatencyBuckets)
+		return stats.Jackknife(present, func(skip int) float64 {
+			for j := range h {
+				v := total[j]
+				if skip >= 0 {
+					v -= a[skip][fLatency+j]
+				}
+				h[j] = uint64(math.Round(v))
+			}
+			return LatencyQuantile(h, 0.99)
+		})
+	}
+	x, y := clusters(m, a)
+	return stats.Ratio(x, y)
+}
+
+func sum(v []float64) (s float64) {
+	for _, x := range v {
+		s += x
+	}
+	return s
 }
 
 // Group returns the group with these labels, or nil.
@@ -291,7 +673,7 @@ var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<abtest.HLLPrecision))
 func (g *GroupTotals) usersVariance() float64 {
 	var v float64
 	for i := range g.shard {
-		e := HLLRelError * g.shard[i].users
+		e := HLLRelError * g.shard[i][fUsers]
 		v += e * e
 	}
 	return v
@@ -307,9 +689,52 @@ func (er *ExperimentReport) Control() *GroupTotals {
 	return nil
 }
 
-func (er *ExperimentReport) compare() {
+// sortedDays lists the days with rows of any group.
+func (er *ExperimentReport) sortedDays() []time.Time {
+	var out []time.Time
+	for _, g := range er.Groups {
+		for d := range g.days {
+			if !slices.ContainsFunc(out, d.Equal) {
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// cupedMetric says whether CUPED can adjust m (ratio metrics whose
+// pre-period the rows have).
+func cupedMetric(m string) bool { return m != "p99_latency_us" }
+
+// lift compares variant with control on metric m over the shard totals
+// given, with CUPED when both have a pre-period; it returns the variance
+// ratio CUPED left (NaN when not applied).
+func lift(m string, v, c *shardArr, vPre, cPre *shardArr) (stats.Lift, float64) {
+	if vPre != nil && cPre != nil && cupedMetric(m) {
+		vx, vy := clusters(m, v)
+		cx, cy := clusters(m, c)
+		vpx, vpy := clusters(m, vPre)
+		cpx, cpy := clusters(m, cPre)
+		mk := func(x, y, px, py []float64) []stats.CUPEDCluster {
+			out := make([]stats.CUPEDCluster, len(x))
+			for i := range x {
+				out[i] = stats.CUPEDCluster{X: x[i], Y: y[i], PX: px[i], PY: py[i]}
+			}
+			return out
+		}
+		if res, ok := stats.CUPED([][]stats.CUPEDCluster{mk(cx, cy, cpx, cpy), mk(vx, vy, vpx, vpy)}); ok {
+			return stats.Compare(res.Groups[1], res.Groups[0]), res.VarianceRatio
+		}
+	}
+	return stats.Compare(metric(m, v), metric(m, c)), math.NaN()
+}
+
+func (er *ExperimentReport) compare(o *Options) {
 	ctl := er.Control()
 	var obs, exp, hllVar []float64
+	days := er.sortedDays()
+	usePre := ctl != nil && ctl.pre != nil
 	for _, g := range er.Groups {
 		if g.Unassigned {
 			continue
@@ -320,11 +745,18 @@ func (er *ExperimentReport) compare() {
 		if ctl == nil || g == ctl {
 			continue
 		}
-		c := TestComparison{Test: g.Test, Variant: g.Variant, Lifts: map[string]stats.Lift{}}
-		for _, m := range MetricNames {
-			c.Lifts[m] = stats.Compare(g.Metrics[m], ctl.Metrics[m])
+		if g.pre == nil {
+			usePre = false
 		}
-		er.Comparisons = append(er.Comparisons, c)
+		er.Comparisons = append(er.Comparisons, er.compareGroup(o, g, ctl, days))
+	}
+	switch {
+	case len(o.Pre) == 0:
+		er.CUPEDNote = "CUPED off: no pre-period given (--pre-from/--pre-to)"
+	case !usePre:
+		er.CUPEDNote = "CUPED off for some groups: the pre-period has no rows of them"
+	default:
+		er.CUPEDNote = "CUPED on: each user shard's pre-period metric is the covariate"
 	}
 	er.SRM = SRM{P: math.NaN()}
 	if len(obs) >= 2 {
@@ -334,6 +766,236 @@ func (er *ExperimentReport) compare() {
 	if ctl == nil {
 		er.Warnings = append(er.Warnings, "no control rows: nothing to compare the tests with")
 	}
+	// Holm and BH across every test and primary metric of the report.
+	var ps []float64
+	for i := range er.Comparisons {
+		for _, m := range MetricNames {
+			ps = append(ps, er.Comparisons[i].P(o.View, m))
+		}
+	}
+	holm, bh := stats.Holm(ps), stats.BH(ps)
+	j := 0
+	for i := range er.Comparisons {
+		c := &er.Comparisons[i]
+		c.Holm, c.BH = map[string]float64{}, map[string]float64{}
+		for _, m := range MetricNames {
+			c.Holm[m], c.BH[m] = holm[j], bh[j]
+			j++
+		}
+	}
+}
+
+func (er *ExperimentReport) compareGroup(o *Options, g, ctl *GroupTotals, days []time.Time) TestComparison {
+	c := TestComparison{Test: g.Test, Variant: g.Variant, Lifts: map[string]stats.Lift{}, Seq: map[string]stats.SeqLift{},
+		CUPED: map[string]float64{}, History: map[string][]HistPoint{}}
+	var vPre, cPre *shardArr
+	if g.pre != nil && ctl.pre != nil {
+		vPre, cPre = g.pre, ctl.pre
+	}
+	// Cumulative shard totals at the end of each day: the looks.
+	var vCum, cCum shardArr
+	type look struct {
+		day        time.Time
+		vDay, cDay *shardArr
+		v, c       shardArr
+	}
+	looks := make([]look, 0, len(days))
+	for _, d := range days {
+		l := look{day: d}
+		if a := g.days[d]; a != nil {
+			vCum.add(&a.shard)
+			l.vDay = &a.shard
+		}
+		if a := ctl.days[d]; a != nil {
+			cCum.add(&a.shard)
+			l.cDay = &a.shard
+		}
+		l.v, l.c = vCum, cCum
+		looks = append(looks, l)
+	}
+	for _, m := range allMetrics() {
+		full, vr := lift(m, &g.shard, &ctl.shard, vPre, cPre)
+		c.Lifts[m] = full
+		if !math.IsNaN(vr) {
+			c.CUPED[m] = vr
+		}
+		var seqLooks []stats.Lift
+		var controls []float64
+		var hist []HistPoint
+		for i := range looks {
+			l := &looks[i]
+			var cum stats.Lift
+			cv := 0.0
+			if i == len(looks)-1 {
+				cum, cv = full, ctl.Metrics[m].Value // the window, with its user counts
+			} else if m != "revenue_per_user" { // users per shard are counted for the window only
+				cum, _ = lift(m, &l.v, &l.c, vPre, cPre)
+				cv = metric(m, &l.c).Value
+			} else {
+				cum, cv = stats.Compare(stats.RatioEstimate{Value: math.NaN()}, stats.RatioEstimate{Value: math.NaN()}), math.NaN()
+			}
+			seqLooks = append(seqLooks, cum)
+			controls = append(controls, cv)
+			sq := stats.Sequential(seqLooks, controls, o.TauRel, o.Alpha)
+			hp := HistPoint{Day: l.day, CumRel: cum.Rel, CumLo: cum.RelLo, CumHi: cum.RelHi,
+				DayRel: math.NaN(), DayLo: math.NaN(), DayHi: math.NaN(), ControlDay: math.NaN(), VariantDay: math.NaN()}
+			if o.View == Sequential {
+				hp.CumLo, hp.CumHi = sq.RelLo, sq.RelHi
+			}
+			if l.vDay != nil && l.cDay != nil && m != "revenue_per_user" {
+				dl := stats.Compare(metric(m, l.vDay), metric(m, l.cDay))
+				hp.DayRel, hp.DayLo, hp.DayHi = dl.Rel, dl.RelLo, dl.RelHi
+				hp.ControlDay, hp.VariantDay = metric(m, l.cDay).Value, metric(m, l.vDay).Value
+			}
+			hist = append(hist, hp)
+		}
+		c.Seq[m] = stats.Sequential(seqLooks, controls, o.TauRel, o.Alpha)
+		c.History[m] = hist
+	}
+	for _, m := range GuardrailNames {
+		c.Guardrails = append(c.Guardrails, verdict(&c, o, m))
+	}
+	return c
+}
+
+// verdict judges a guardrail in the report's view: "harm" when the lift
+// is in the bad direction and significant at alpha (an interval wholly
+// on the bad side of zero), "ok" otherwise, "no data" without traffic to
+// judge. Guardrails are not in the Holm/BH family: a missed harm costs
+// more than a false alarm, so each is judged at alpha on its own.
+func verdict(c *TestComparison, o *Options, m string) Guardrail {
+	bad := GuardrailBad[m]
+	p := c.P(o.View, m)
+	l := c.Lifts[m]
+	gr := Guardrail{Metric: m, Verdict: "ok"}
+	switch {
+	case math.IsNaN(l.Abs):
+		gr.Verdict = "no data"
+	case math.IsNaN(p) && l.Var == 0: // no variance at all: both exact (e.g. no errors anywhere)
+		if float64(bad)*l.Abs > 0 {
+			gr.Verdict, gr.Harm = "harm", true
+		}
+	case math.IsNaN(p):
+		gr.Verdict = "no data"
+	case p < o.Alpha && float64(bad)*l.Abs > 0:
+		gr.Verdict, gr.Harm = "harm", true
+	}
+	return gr
+}
+
+// daySRM runs the sample-ratio check on each day's users (each group's
+// day sketch is one sketch: its error is HLLRelError of the count).
+func (er *ExperimentReport) daySRM() {
+	for _, d := range er.sortedDays() {
+		ds := DaySRM{Day: d, Users: map[string]float64{}, SRM: SRM{P: math.NaN()}}
+		var obs, exp, hv []float64
+		for _, g := range er.Groups {
+			if g.Unassigned {
+				continue
+			}
+			u := 0.0
+			if a := g.days[d]; a != nil {
+				u = a.users
+			}
+			ds.Users[GroupKey(g.Test, g.Variant)] = u
+			obs = append(obs, u)
+			exp = append(exp, float64(g.ShareBP))
+			e := HLLRelError * u
+			hv = append(hv, e*e)
+		}
+		if len(obs) >= 2 {
+			ds.Stat, ds.DF, ds.P = stats.ChiSquareGOFExtra(obs, exp, hv)
+			ds.Failed = ds.P < SRMThreshold
+		}
+		er.DaySRM = append(er.DaySRM, ds)
+	}
+}
+
+// breakdowns lists each dimension's values by requests, the top
+// MaxBreakdown and "(other)".
+func (er *ExperimentReport) breakdowns(o *Options) {
+	ctl := er.Control()
+	for dim := range numDims {
+		reqs := map[string]float64{}
+		for _, g := range er.Groups {
+			for v, a := range g.dims[dim] {
+				for i := range a {
+					reqs[v] += a[i][fRequests]
+				}
+			}
+		}
+		if len(reqs) == 0 || len(reqs) == 1 && reqs[""] >= 0 && hasOnly(reqs, "") {
+			continue // rows without this dimension
+		}
+		vals := make([]string, 0, len(reqs))
+		for v := range reqs {
+			vals = append(vals, v)
+		}
+		slices.SortFunc(vals, func(a, b string) int {
+			if reqs[a] != reqs[b] {
+				if reqs[a] > reqs[b] {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		top := vals
+		var rest []string
+		if len(vals) > o.MaxBreakdown {
+			top, rest = vals[:o.MaxBreakdown], vals[o.MaxBreakdown:]
+		}
+		bd := Breakdown{Dim: DimNames[dim]}
+		collect := func(label string, names []string) {
+			bv := BreakdownValue{Value: label, Requests: map[string]float64{}, Metrics: map[string]map[string]float64{},
+				Lifts: map[string]map[string]stats.Lift{}}
+			arrs := map[*GroupTotals]*shardArr{}
+			for _, g := range er.Groups {
+				a := &shardArr{}
+				for _, n := range names {
+					if x := g.dims[dim][n]; x != nil {
+						a.add(x)
+					}
+				}
+				arrs[g] = a
+				gk := GroupKey(g.Test, g.Variant)
+				var r float64
+				for i := range a {
+					r += a[i][fRequests]
+				}
+				bv.Requests[gk] = r
+				bv.Metrics[gk] = map[string]float64{}
+				for _, m := range BreakdownMetrics {
+					bv.Metrics[gk][m] = metric(m, a).Value
+				}
+			}
+			if ctl != nil {
+				for _, g := range er.Groups {
+					if g == ctl || g.Unassigned {
+						continue
+					}
+					lm := map[string]stats.Lift{}
+					for _, m := range BreakdownMetrics {
+						lm[m] = stats.Compare(metric(m, arrs[g]), metric(m, arrs[ctl]))
+					}
+					bv.Lifts[GroupKey(g.Test, g.Variant)] = lm
+				}
+			}
+			bd.Values = append(bd.Values, bv)
+		}
+		for _, v := range top {
+			collect(v, []string{v})
+		}
+		if len(rest) > 0 {
+			collect("(other)", rest)
+		}
+		er.Breakdowns = append(er.Breakdowns, bd)
+	}
+}
+
+func hasOnly(m map[string]float64, k string) bool {
+	_, ok := m[k]
+	return ok && len(m) == 1
 }
 
 // LatencyQuantile estimates the q quantile (0..1) of a latency histogram in

@@ -12,7 +12,7 @@ import (
 func groupOf(users float64, share uint32) *GroupTotals {
 	g := &GroupTotals{ShareBP: share, Users: users}
 	for i := range g.shard {
-		g.shard[i].users = users / abtest.Shards
+		g.shard[i][fUsers] = users / abtest.Shards
 	}
 	return g
 }
@@ -33,7 +33,9 @@ func TestSRMAllowsForSketchError(t *testing.T) {
 			g.Variant = string(rune('a' + i))
 			er.Groups = append(er.Groups, g)
 		}
-		er.compare()
+		o := Options{}
+		o.defaults()
+		er.compare(&o)
 		return er.SRM
 	}
 	// 0.3% over-estimate of the 10% group: about 3 sketch standard errors, 9 sampling ones.

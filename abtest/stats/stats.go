@@ -248,6 +248,7 @@ type Lift struct {
 	Rel, RelLo, RelHi float64 // (variant − control) / control, with its 95% CI
 	P                 float64 // two-sided p-value of "no difference"
 	DF                float64 // Welch–Satterthwaite degrees of freedom
+	Var, RelVar       float64 // variances of Abs and Rel (the sequential view's input)
 }
 
 // Compare is Welch's unequal-variance t-test on two estimates (Welch 1947;
@@ -256,7 +257,7 @@ type Lift struct {
 // estimates: Var(t/c) ≈ Var(t)/c² + t²·Var(c)/c⁴).
 func Compare(variant, control RatioEstimate) Lift {
 	nan := math.NaN()
-	l := Lift{Abs: variant.Value - control.Value, AbsLo: nan, AbsHi: nan, Rel: nan, RelLo: nan, RelHi: nan, P: nan, DF: nan}
+	l := Lift{Abs: variant.Value - control.Value, AbsLo: nan, AbsHi: nan, Rel: nan, RelLo: nan, RelHi: nan, P: nan, DF: nan, Var: nan, RelVar: nan}
 	if control.Value != 0 {
 		l.Rel = l.Abs / control.Value
 	}
@@ -266,6 +267,7 @@ func Compare(variant, control RatioEstimate) Lift {
 		return l
 	}
 	nt, nc := float64(variant.Clusters-1), float64(control.Clusters-1)
+	l.Var = se2
 	if se2 == 0 {
 		l.AbsLo, l.AbsHi = l.Abs, l.Abs
 		l.DF = nt + nc
@@ -283,6 +285,7 @@ func Compare(variant, control RatioEstimate) Lift {
 	}
 	if c := control.Value; c != 0 {
 		rv := vt/(c*c) + variant.Value*variant.Value*vc/(c*c*c*c)
+		l.RelVar = rv
 		q := StudentTQuantile(0.975, l.DF)
 		l.RelLo, l.RelHi = l.Rel-q*math.Sqrt(rv), l.Rel+q*math.Sqrt(rv)
 	}

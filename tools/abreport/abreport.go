@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/adedge/adedge/abtest"
@@ -73,6 +74,8 @@ var metricLabel = map[string]string{
 	"ecpm":                "eCPM",
 	"revenue_per_request": "revenue/request",
 	"revenue_per_user":    "revenue/user",
+	"error_rate":          "error rate",
+	"p99_latency_us":      "p99 latency",
 }
 
 func fmtMetric(m string, v float64) string {
@@ -80,8 +83,10 @@ func fmtMetric(m string, v float64) string {
 		return "-"
 	}
 	switch m {
-	case "fill_rate", "ctr":
+	case "fill_rate", "ctr", "error_rate":
 		return fmt.Sprintf("%.3f%%", 100*v)
+	case "p99_latency_us":
+		return fmt.Sprintf("%.0fus", v)
 	case "ecpm":
 		return fmt.Sprintf("%.4f", v)
 	default:
@@ -94,8 +99,10 @@ func fmtAbs(m string, v float64) string {
 		return "-"
 	}
 	switch m {
-	case "fill_rate", "ctr":
+	case "fill_rate", "ctr", "error_rate":
 		return fmt.Sprintf("%+.3fpp", 100*v)
+	case "p99_latency_us":
+		return fmt.Sprintf("%+.0fus", v)
 	case "ecpm":
 		return fmt.Sprintf("%+.4f", v)
 	default:
@@ -106,6 +113,9 @@ func fmtAbs(m string, v float64) string {
 func fmtRel(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
+	}
+	if math.Abs(v) < 5e-7 {
+		v = 0 // no "-0.00%"
 	}
 	return fmt.Sprintf("%+.2f%%", 100*v)
 }
@@ -162,18 +172,84 @@ func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 				fmtMetric("rpu", g.Metrics["revenue_per_user"].Value))
 		}
 		ctl := er.Control()
+		view := rep.Options.View
 		for _, c := range er.Comparisons {
-			fmt.Fprintf(w, "\n-- %s (%s) vs control: 95%% CIs and p-values from per-user-shard variance (Welch)\n", c.Test, c.Variant)
-			fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", "metric", "control", "variant", "abs lift [95% CI]", "rel lift [95% CI]", "p")
+			fmt.Fprintf(w, "\n-- %s (%s) vs control: %s\n", c.Test, c.Variant, viewLine(rep, er))
+			fmt.Fprintf(w, "%-16s %12s %12s %30s %30s %9s %9s %9s %9s %s\n", "metric", "control", "variant",
+				"abs lift ["+intervalName(view)+"]", "rel lift ["+intervalName(view)+"]", "p", "p fixed", "p Holm", "p BH", "CUPED")
 			vg := er.Group(c.Test, c.Variant)
 			for _, m := range report.MetricNames {
 				l := c.Lifts[m]
-				fmt.Fprintf(w, "%-16s %12s %12s %28s %28s %9s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),
-					fmtAbs(m, l.Abs)+" ["+fmtAbs(m, l.AbsLo)+", "+fmtAbs(m, l.AbsHi)+"]",
-					fmtRel(l.Rel)+" ["+fmtRel(l.RelLo)+", "+fmtRel(l.RelHi)+"]", fmtP(l.P))
+				alo, ahi := c.AbsCI(view, m)
+				rlo, rhi := c.RelCI(view, m)
+				fmt.Fprintf(w, "%-16s %12s %12s %30s %30s %9s %9s %9s %9s %s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),
+					fmtAbs(m, l.Abs)+" ["+fmtAbs(m, alo)+", "+fmtAbs(m, ahi)+"]",
+					fmtRel(l.Rel)+" ["+fmtRel(rlo)+", "+fmtRel(rhi)+"]", fmtP(c.P(view, m)), fmtP(l.P), fmtP(c.Holm[m]), fmtP(c.BH[m]), cupedCell(c, m))
+			}
+			fmt.Fprintf(w, "guardrails (harm = significantly worse, %s):\n", intervalName(view))
+			for _, gr := range c.Guardrails {
+				m := gr.Metric
+				l := c.Lifts[m]
+				rlo, rhi := c.RelCI(view, m)
+				mark := ""
+				if gr.Harm {
+					mark = "  !!! HARM"
+				}
+				fmt.Fprintf(w, "  %-16s %12s -> %-12s %10s [%s, %s] p=%s  %s%s\n", metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value),
+					fmtRel(l.Rel), fmtRel(rlo), fmtRel(rhi), fmtP(c.P(view, m)), gr.Verdict, mark)
+			}
+		}
+		if len(er.DaySRM) > 1 {
+			fmt.Fprintln(w, "\nsample ratio by day:")
+			for _, d := range er.DaySRM {
+				fmt.Fprintf(w, "  %s  p=%s%s\n", d.Day.Format("2006-01-02"), fmtP(d.P), map[bool]string{true: "  !!! MISMATCH", false: ""}[d.Failed])
+			}
+		}
+		for _, bd := range er.Breakdowns {
+			fmt.Fprintf(w, "\nby %s (fill rate; lifts fixed-horizon, uncorrected: explore, do not decide):\n", bd.Dim)
+			for _, v := range bd.Values {
+				fmt.Fprintf(w, "  %-12s", valueLabel(v.Value))
+				for _, g := range er.Groups {
+					gk := report.GroupKey(g.Test, g.Variant)
+					fmt.Fprintf(w, "  %s %s (%.0f req)", gk, fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]), v.Requests[gk])
+				}
+				fmt.Fprintln(w)
 			}
 		}
 	}
+}
+
+// viewLine says which statistics lead the tables.
+func viewLine(rep *report.Report, er *report.ExperimentReport) string {
+	o := rep.Options
+	n := len(er.Comparisons) * len(report.MetricNames)
+	if o.View == report.Fixed {
+		return fmt.Sprintf("FIXED-HORIZON view (Welch t; valid for one look at a planned size only), %g%% CIs; Holm/BH across %d comparisons; %s",
+			100*(1-o.Alpha), n, er.CUPEDNote)
+	}
+	return fmt.Sprintf("sequential view (always-valid p-values and %g%% confidence sequences, mSPRT, mixing sd %g%% of control; valid at every look); Holm/BH across %d comparisons; %s",
+		100*(1-o.Alpha), 100*o.TauRel, n, er.CUPEDNote)
+}
+
+func intervalName(v report.View) string {
+	if v == report.Fixed {
+		return "95% CI"
+	}
+	return "95% CS"
+}
+
+func cupedCell(c report.TestComparison, m string) string {
+	if r, ok := c.CUPED[m]; ok && !math.IsNaN(r) {
+		return fmt.Sprintf("var x%.2f", r)
+	}
+	return "-"
+}
+
+func valueLabel(v string) string {
+	if v == "" {
+		return "(unknown)"
+	}
+	return v
 }
 
 func writeSkipped(w io.Writer, skipped []Skipped) {
@@ -194,29 +270,56 @@ func tfmt(t time.Time) string {
 }
 
 // WriteCSV prints one line per (env, experiment, test, variant, metric):
-// a long format spreadsheets and dataframes pivot as they like.
+// a long format spreadsheets and dataframes pivot as they like. The
+// first columns are the fixed-horizon statistics (as before the
+// sequential view existed); the sequential, adjusted, CUPED and guardrail
+// columns follow.
 func WriteCSV(w io.Writer, rep *report.Report) error {
 	cw := newCSV(w)
 	cw.row("env", "experiment", "test", "variant", "share_bp", "users", "requests", "metric", "control_value", "variant_value",
-		"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed")
+		"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed",
+		"view", "seq_p_value", "seq_abs_low", "seq_abs_high", "seq_rel_low", "seq_rel_high", "p_holm", "p_bh", "cuped_variance_ratio", "guardrail_verdict")
+	metrics := slices.Clone(report.MetricNames)
+	for _, m := range report.GuardrailNames {
+		if !slices.Contains(metrics, m) {
+			metrics = append(metrics, m)
+		}
+	}
+	nan := math.NaN()
 	for _, er := range rep.Experiments {
 		ctl := er.Control()
 		for _, g := range er.Groups {
-			for _, m := range report.MetricNames {
-				var l stats.Lift
-				cv := math.NaN()
-				l = stats.Lift{Abs: math.NaN(), AbsLo: math.NaN(), AbsHi: math.NaN(), Rel: math.NaN(), RelLo: math.NaN(), RelHi: math.NaN(), P: math.NaN(), DF: math.NaN()}
+			var comp *report.TestComparison
+			for i := range er.Comparisons {
+				if er.Comparisons[i].Test == g.Test && er.Comparisons[i].Variant == g.Variant {
+					comp = &er.Comparisons[i]
+				}
+			}
+			for _, m := range metrics {
+				l := stats.Lift{Abs: nan, AbsLo: nan, AbsHi: nan, Rel: nan, RelLo: nan, RelHi: nan, P: nan, DF: nan}
+				sq := stats.SeqLift{P: nan, AbsLo: nan, AbsHi: nan, RelLo: nan, RelHi: nan}
+				cv, holm, bh, cuped, verdict := nan, nan, nan, nan, ""
 				if ctl != nil {
 					cv = ctl.Metrics[m].Value
 				}
-				for _, c := range er.Comparisons {
-					if c.Test == g.Test && c.Variant == g.Variant {
-						l = c.Lifts[m]
+				if comp != nil {
+					l, sq = comp.Lifts[m], comp.Seq[m]
+					if v, ok := comp.Holm[m]; ok {
+						holm, bh = v, comp.BH[m]
+					}
+					if v, ok := comp.CUPED[m]; ok {
+						cuped = v
+					}
+					for _, gr := range comp.Guardrails {
+						if gr.Metric == m {
+							verdict = gr.Verdict
+						}
 					}
 				}
 				cw.row(er.Env, er.Experiment, g.Test, g.Variant, fmt.Sprint(g.ShareBP), num(g.Users), fmt.Sprint(g.Requests), m,
 					num(cv), num(g.Metrics[m].Value), num(l.Abs), num(l.AbsLo), num(l.AbsHi), num(l.Rel), num(l.RelLo), num(l.RelHi),
-					num(l.P), num(l.DF), num(er.SRM.P), fmt.Sprint(er.SRM.Failed))
+					num(l.P), num(l.DF), num(er.SRM.P), fmt.Sprint(er.SRM.Failed),
+					string(rep.Options.View), num(sq.P), num(sq.AbsLo), num(sq.AbsHi), num(sq.RelLo), num(sq.RelHi), num(holm), num(bh), num(cuped), verdict)
 			}
 		}
 	}

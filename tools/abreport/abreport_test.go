@@ -138,7 +138,7 @@ func TestReportFindsTheLiftAndMergesEdges(t *testing.T) {
 	}
 	var text bytes.Buffer
 	WriteText(&text, rep, skipped)
-	for _, want := range []string{"t1/better", "sample ratio check: OK", "fill rate", "rel lift [95% CI]"} {
+	for _, want := range []string{"t1/better", "sample ratio check: OK", "fill rate", "rel lift [95% CS]", "p Holm", "guardrails"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
@@ -148,7 +148,7 @@ func TestReportFindsTheLiftAndMergesEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
-	if len(lines) != 1+4*len(report.MetricNames) || !strings.HasPrefix(lines[0], "env,experiment,test,variant") {
+	if len(lines) != 1+4*(len(report.MetricNames)+2) || !strings.HasPrefix(lines[0], "env,experiment,test,variant") {
 		t.Fatalf("csv: %d lines, header %q", len(lines), lines[0])
 	}
 }

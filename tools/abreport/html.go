@@ -27,6 +27,8 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{padding:4px 10p
 th{background:#f4f6f8}td.l,th.l{text-align:left}.sig{font-weight:bold}.pos{color:#17803d}.neg{color:#b3261e}
 .srmbad{background:#b3261e;color:#fff;padding:12px 16px;font-weight:bold;font-size:16px;border-radius:4px}
 .srmok{background:#e7f4ea;padding:8px 12px;border-radius:4px}.warn{background:#fff4d6;padding:8px 12px;border-radius:4px;margin:4px 0}
+.v-harm{background:#b3261e;color:#fff;padding:1px 6px;border-radius:3px;font-weight:bold}.v-ok{background:#17803d;color:#fff;padding:1px 6px;border-radius:3px}
+.v-inconclusive,.v-no-data{background:#ddd;padding:1px 6px;border-radius:3px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.note{color:#666;font-size:12px}
 svg text{font-family:inherit}
 </style></head><body>`)
@@ -61,25 +63,94 @@ svg text{font-family:inherit}
 		}
 		b.WriteString("</table>")
 		ctl := er.Control()
+		view := rep.Options.View
+		fmt.Fprintf(&b, `<p class=note>%s</p>`, esc(viewLine(rep, er)))
 		for _, c := range er.Comparisons {
 			fmt.Fprintf(&b, "<h3>%s (%s) vs control</h3>", esc(c.Test), esc(c.Variant))
-			b.WriteString(`<table><tr><th class=l>metric</th><th>control</th><th>variant</th><th>abs lift</th><th>95% CI</th><th>rel lift</th><th>95% CI</th><th>p</th></tr>`)
+			iv := intervalName(view)
+			fmt.Fprintf(&b, `<table><tr><th class=l>metric</th><th>control</th><th>variant</th><th>abs lift</th><th>%s</th><th>rel lift</th><th>%s</th><th>p</th><th>p fixed</th><th>p Holm</th><th>p BH</th><th>CUPED</th></tr>`, iv, iv)
 			vg := er.Group(c.Test, c.Variant)
 			for _, m := range report.MetricNames {
 				l := c.Lifts[m]
+				p := c.P(view, m)
 				cls := ""
-				if l.P < 0.05 {
+				if c.Holm[m] < rep.Options.Alpha {
 					cls = " sig neg"
 					if l.Abs > 0 {
 						cls = " sig pos"
 					}
 				}
-				fmt.Fprintf(&b, `<tr><td class=l>%s</td><td>%s</td><td>%s</td><td class="%s">%s</td><td>[%s, %s]</td><td class="%s">%s</td><td>[%s, %s]</td><td class="%s">%s</td></tr>`,
-					metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value), cls, fmtAbs(m, l.Abs), fmtAbs(m, l.AbsLo), fmtAbs(m, l.AbsHi),
-					cls, fmtRel(l.Rel), fmtRel(l.RelLo), fmtRel(l.RelHi), cls, fmtP(l.P))
+				alo, ahi := c.AbsCI(view, m)
+				rlo, rhi := c.RelCI(view, m)
+				fmt.Fprintf(&b, `<tr><td class=l>%s</td><td>%s</td><td>%s</td><td class="%s">%s</td><td>[%s, %s]</td><td class="%s">%s</td><td>[%s, %s]</td><td>%s</td><td>%s</td><td class="%s">%s</td><td>%s</td><td>%s</td></tr>`,
+					metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value), cls, fmtAbs(m, l.Abs), fmtAbs(m, alo), fmtAbs(m, ahi),
+					cls, fmtRel(l.Rel), fmtRel(rlo), fmtRel(rhi), fmtP(p), fmtP(l.P), cls, fmtP(c.Holm[m]), fmtP(c.BH[m]), cupedCell(c, m))
 			}
 			b.WriteString("</table>")
-			b.WriteString(forest(c))
+			b.WriteString(`<table><tr><th class=l>guardrail</th><th>control</th><th>variant</th><th>rel lift</th><th>` + iv + `</th><th>p</th><th class=l>verdict</th></tr>`)
+			for _, gr := range c.Guardrails {
+				m := gr.Metric
+				rlo, rhi := c.RelCI(view, m)
+				fmt.Fprintf(&b, `<tr><td class=l>%s</td><td>%s</td><td>%s</td><td>%s</td><td>[%s, %s]</td><td>%s</td><td class=l><span class="v-%s">%s</span></td></tr>`,
+					metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value), fmtRel(c.Lifts[m].Rel), fmtRel(rlo), fmtRel(rhi),
+					fmtP(c.P(view, m)), strings.ReplaceAll(gr.Verdict, " ", "-"), esc(strings.ToUpper(gr.Verdict)))
+			}
+			b.WriteString("</table>")
+			b.WriteString(forest(c, view))
+			b.WriteString(`<div class="charts">`)
+			for _, m := range []string{"fill_rate", "revenue_per_request", "ctr", "error_rate"} {
+				b.WriteString(liftChart(metricLabel[m]+": relative lift by day", c.History[m], view))
+			}
+			b.WriteString("</div>")
+		}
+		if len(er.DaySRM) > 0 {
+			b.WriteString(`<h3>Sample ratio by day</h3><table><tr><th class=l>day</th>`)
+			for _, g := range er.Groups {
+				if !g.Unassigned {
+					fmt.Fprintf(&b, "<th>%s users</th>", esc(report.GroupKey(g.Test, g.Variant)))
+				}
+			}
+			b.WriteString("<th>p</th><th class=l>check</th></tr>")
+			for _, d := range er.DaySRM {
+				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", d.Day.Format("2006-01-02"))
+				for _, g := range er.Groups {
+					if !g.Unassigned {
+						fmt.Fprintf(&b, "<td>%.0f</td>", d.Users[report.GroupKey(g.Test, g.Variant)])
+					}
+				}
+				verdict := `<span class="v-ok">OK</span>`
+				if d.Failed {
+					verdict = `<span class="v-harm">MISMATCH</span>`
+				} else if math.IsNaN(d.P) {
+					verdict = "-"
+				}
+				fmt.Fprintf(&b, "<td>%s</td><td class=l>%s</td></tr>", fmtP(d.P), verdict)
+			}
+			b.WriteString("</table>")
+		}
+		for _, bd := range er.Breakdowns {
+			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Impressions carry no %s (tracking tokens do not), so CTR and eCPM are not broken down.</p>`, esc(bd.Dim), esc(bd.Dim))
+			b.WriteString(`<table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
+			for _, g := range er.Groups {
+				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th>", esc(report.GroupKey(g.Test, g.Variant)))
+			}
+			for _, c := range er.Comparisons {
+				fmt.Fprintf(&b, "<th>%s fill lift [95%% CI]</th>", esc(c.Test))
+			}
+			b.WriteString("</tr>")
+			for _, v := range bd.Values {
+				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", esc(valueLabel(v.Value)))
+				for _, g := range er.Groups {
+					gk := report.GroupKey(g.Test, g.Variant)
+					fmt.Fprintf(&b, "<td>%.0f</td><td>%s</td>", v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]))
+				}
+				for _, c := range er.Comparisons {
+					l := v.Lifts[report.GroupKey(c.Test, c.Variant)]["fill_rate"]
+					fmt.Fprintf(&b, "<td>%s [%s, %s]</td>", fmtRel(l.Rel), fmtRel(l.RelLo), fmtRel(l.RelHi))
+				}
+				b.WriteString("</tr>")
+			}
+			b.WriteString("</table>")
 		}
 		b.WriteString(`<h3>Over time</h3><div class="charts">`)
 		names := groupNames(er)
@@ -89,7 +160,7 @@ svg text{font-family:inherit}
 		b.WriteString(lineChart("eCPM", er, names, func(p report.Point) float64 { return ratio(p.RevenueMicros, p.Impressions) / 1000 }, "%.3f"))
 		b.WriteString("</div>")
 	}
-	b.WriteString(`<p class=note>Lifts: variant minus control; 95% confidence intervals and two-sided p-values from Welch's t-test, with each metric's variance estimated from its 64 user shards (ratio-estimator variance, Cochran 1977 §6), i.e. at user level. Users are HyperLogLog estimates (axiomhq/hyperloglog, precision 14, summed over disjoint shards). The sample-ratio check is Pearson's chi-square of users against the configured shares, with the sketches' error added to each group's variance; it fails below p = 0.001. Generated by adtool abreport.</p></body></html>`)
+	b.WriteString(`<p class=note>Lifts: variant minus control. Sequential view (default): always-valid p-values and confidence sequences of the mixture SPRT (Johari, Pekelis, Walsh, "Always Valid Inference", Operations Research 2022), folded over daily looks: valid however often the report is read. Fixed-horizon view: Welch's t-test, valid for one look at a planned sample size. Either way each metric's variance comes from its 64 user shards (ratio-estimator variance, Cochran 1977 §6; p99 latency by the delete-one-shard jackknife), i.e. at user level. Holm and Benjamini–Hochberg adjust the leading p-values across every test and primary metric of the experiment set; bold marks Holm-adjusted significance. CUPED (Deng et al. 2013) uses each user shard's pre-period metric when a pre-period is given. Guardrails: HARM when significantly worse in the leading view. Users are HyperLogLog estimates (axiomhq/hyperloglog, precision 14, summed over disjoint shards). The sample-ratio check is Pearson's chi-square of users against the configured shares, with the sketches' error added to each group's variance; it fails below p = 0.001. Generated by adtool abreport.</p></body></html>`)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -115,13 +186,14 @@ func groupNames(er *report.ExperimentReport) []string {
 
 // forest draws each metric's relative lift with its 95% CI against a zero
 // line.
-func forest(c report.TestComparison) string {
+func forest(c report.TestComparison, view report.View) string {
 	const w, rowH, left, right = 620, 26, 140, 20
 	h := rowH*len(report.MetricNames) + 40
 	lo, hi := -0.05, 0.05
 	for _, m := range report.MetricNames {
 		l := c.Lifts[m]
-		for _, v := range []float64{l.RelLo, l.RelHi, l.Rel} {
+		rlo, rhi := c.RelCI(view, m)
+		for _, v := range []float64{rlo, rhi, l.Rel} {
 			if !math.IsNaN(v) && !math.IsInf(v, 0) {
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
@@ -131,7 +203,7 @@ func forest(c report.TestComparison) string {
 	lo, hi = lo-pad, hi+pad
 	x := func(v float64) float64 { return left + (v-lo)/(hi-lo)*(w-left-right) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img"><title>relative lift with 95%% CI</title>`, w, h, w, h)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img"><title>relative lift with its interval</title>`, w, h, w, h)
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="8" x2="%.1f" y2="%d" stroke="#999" stroke-dasharray="4 3"/>`, x(0), x(0), h-24)
 	for _, t := range ticks(lo, hi, 5) {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle" fill="#666">%s</text>`, x(t), h-8, fmtRel(t))
@@ -145,14 +217,15 @@ func forest(c report.TestComparison) string {
 			continue
 		}
 		col := "#555"
-		if l.P < 0.05 {
+		rlo, rhi := c.RelCI(view, m)
+		if c.P(view, m) < 0.05 {
 			col = "#b3261e"
 			if l.Abs > 0 {
 				col = "#17803d"
 			}
 		}
-		if !math.IsNaN(l.RelLo) {
-			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2"/>`, x(l.RelLo), y, x(l.RelHi), y, col)
+		if !math.IsNaN(rlo) {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2"/>`, x(rlo), y, x(rhi), y, col)
 		}
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%d" r="4" fill="%s"/>`, x(l.Rel), y, col)
 	}
@@ -262,4 +335,81 @@ func ticks(lo, hi float64, n int) []float64 {
 		out = append(out, v)
 	}
 	return slices.Compact(out)
+}
+
+// liftChart draws a comparison's relative lift by day: the cumulative
+// lift as a line inside its interval (the view's: confidence sequence or
+// CI) and each day's own lift as a dot.
+func liftChart(title string, hist []report.HistPoint, view report.View) string {
+	const w, h, left, right, top, bottom = 420, 220, 56, 16, 26, 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img"><title>%s</title>`, w, h, w, h, esc(title))
+	fmt.Fprintf(&b, `<text x="%d" y="16" font-size="13" font-weight="bold">%s</text>`, left, esc(title))
+	lo, hi := math.Inf(1), math.Inf(-1)
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	for _, p := range hist {
+		for _, v := range []float64{p.CumRel, p.CumLo, p.CumHi, p.DayRel} {
+			if finite(v) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+	}
+	if math.IsInf(lo, 1) || len(hist) == 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="#999">no data</text></svg>`, left, h/2)
+		return b.String()
+	}
+	lo, hi = math.Min(lo, 0), math.Max(hi, 0)
+	if hi-lo < 0.01 {
+		hi, lo = hi+0.005, lo-0.005
+	}
+	pad := (hi - lo) * 0.08
+	lo, hi = lo-pad, hi+pad
+	n := len(hist)
+	x := func(i int) float64 {
+		if n == 1 {
+			return float64(left) + float64(w-left-right)/2
+		}
+		return float64(left) + float64(i)/float64(n-1)*float64(w-left-right)
+	}
+	y := func(v float64) float64 { return float64(top) + (1-(v-lo)/(hi-lo))*float64(h-top-bottom) }
+	for _, t := range ticks(lo, hi, 4) {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" font-size="10" text-anchor="end" fill="#666">%s</text>`,
+			left, y(t), w-right, y(t), left-4, y(t)+3, fmtRel(t))
+	}
+	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#999" stroke-dasharray="4 3"/>`, left, y(0), w-right, y(0))
+	// The band: upper bounds left to right, lower bounds back.
+	var upper, lower []string
+	for i, p := range hist {
+		if finite(p.CumLo) && finite(p.CumHi) {
+			upper = append(upper, fmt.Sprintf("%.1f,%.1f", x(i), y(p.CumHi)))
+			lower = append([]string{fmt.Sprintf("%.1f,%.1f", x(i), y(p.CumLo))}, lower...)
+		}
+	}
+	if len(upper) > 0 {
+		fmt.Fprintf(&b, `<polygon fill="#4c6a92" fill-opacity="0.18" stroke="none" points="%s"/>`, strings.Join(append(upper, lower...), " "))
+	}
+	var line []string
+	for i, p := range hist {
+		if finite(p.CumRel) {
+			line = append(line, fmt.Sprintf("%.1f,%.1f", x(i), y(p.CumRel)))
+		}
+		if finite(p.DayRel) {
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#d9822b"/>`, x(i), y(p.DayRel))
+		}
+	}
+	if len(line) > 0 {
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="#4c6a92" stroke-width="2" points="%s"/>`, strings.Join(line, " "))
+	}
+	step := max(1, n/5)
+	for i := 0; i < n; i += step {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" text-anchor="middle" fill="#666">%s</text>`, x(i), h-bottom+14, hist[i].Day.Format("01-02"))
+	}
+	band := "95% confidence sequence"
+	if view == report.Fixed {
+		band = "95% CI (fixed horizon)"
+	}
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="3" fill="#4c6a92"/><text x="%d" y="%d" font-size="10">cumulative, band: %s</text>`, left, h-14, left+14, h-10, band)
+	fmt.Fprintf(&b, `<circle cx="%d" cy="%d" r="2.5" fill="#d9822b"/><text x="%d" y="%d" font-size="10">that day</text>`, w-90, h-12, w-84, h-9)
+	b.WriteString("</svg>")
+	return b.String()
 }

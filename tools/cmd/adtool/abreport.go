@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register("abreport", "merge edges' A/B rows: per test lift, 95% CI, p-value, sample-ratio check (text, CSV, HTML)", runABReport)
+	register("abreport", "A/B report from rows files or ClickHouse: sequential p-values, Holm/BH, CUPED, guardrails, SRM, breakdowns (text, CSV, HTML)", runABReport)
 	register("stagecheck", "Nagios-style check of staging vs production from rows files (exit 0/1/2/3)", runStagecheck)
 }
 
@@ -54,8 +54,27 @@ func runABReport(args []string) int {
 	env := fs.String("env", "production", "environment to report (empty = all)")
 	format := fs.String("format", "text", "text | csv | html")
 	out := fs.String("out", "", "write to this file instead of stdout")
+	view := fs.String("view", "sequential", "sequential (always-valid p-values, valid at every look) | fixed (fixed-horizon, one planned look)")
+	alpha := fs.Float64("alpha", 0.05, "level of intervals, corrections and guardrail verdicts")
+	tau := fs.Float64("msprt-tau", 0.1, "mSPRT mixing sd, relative to control's value (the effect size the sequential test is tuned for)")
+	preFrom := fs.String("pre-from", "", "CUPED pre-period start (rows of the same groups before the test window)")
+	preTo := fs.String("pre-to", "", "CUPED pre-period end (default: --from)")
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
+	}
+	opts := report.Options{View: report.View(*view), Alpha: *alpha, TauRel: *tau}
+	if err := opts.Validate(); err != nil || *alpha == 0 || *tau == 0 {
+		if err == nil {
+			err = fmt.Errorf("--alpha and --msprt-tau must be > 0")
+		}
+		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
+		return 2
+	}
+	switch *format {
+	case "text", "csv", "html":
+	default:
+		fmt.Fprintf(os.Stderr, "abreport: --format %q: want text, csv or html\n", *format)
+		return 2
 	}
 	dirs = append(dirs, fs.Args()...) // "--rows DIR DIR2 ..." as in the usage line
 	if len(dirs) == 0 {
@@ -81,7 +100,30 @@ func runABReport(args []string) int {
 	for _, s := range skipped {
 		fmt.Fprintf(os.Stderr, "abreport: skipped %s: %v\n", s.Path, s.Err)
 	}
-	rep, err := report.BuildReport(rows, files)
+	if *preFrom != "" {
+		var pf abreport.Filter
+		if pf.From, err = parseTime(*preFrom); err != nil {
+			fmt.Fprintf(os.Stderr, "abreport: --pre-from %v\n", err)
+			return 2
+		}
+		pf.To = f.From
+		if *preTo != "" {
+			if pf.To, err = parseTime(*preTo); err != nil {
+				fmt.Fprintf(os.Stderr, "abreport: --pre-to %v\n", err)
+				return 2
+			}
+		}
+		if pf.To.IsZero() || !pf.From.Before(pf.To) {
+			fmt.Fprintln(os.Stderr, "abreport: --pre-from needs --pre-to (or --from) after it")
+			return 2
+		}
+		pf.Env = f.Env
+		if opts.Pre, _, _, err = abreport.Load(dirs, pf); err != nil {
+			fmt.Fprintf(os.Stderr, "abreport: pre-period: %v\n", err)
+			return 1
+		}
+	}
+	rep, err := report.Build(rows, files, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
 		return 1
@@ -103,9 +145,6 @@ func runABReport(args []string) int {
 		err = abreport.WriteCSV(w, rep)
 	case "html":
 		err = abreport.WriteHTML(w, rep, skipped)
-	default:
-		fmt.Fprintf(os.Stderr, "abreport: --format %q: want text, csv or html\n", *format)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
