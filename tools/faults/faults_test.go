@@ -21,14 +21,17 @@ import (
 	"github.com/adedge/adedge/tools/profilesload"
 )
 
-// profileDeadline is the drills' --profile-timeout, and serverBound the
-// server-side p99 every drill must keep: five times the deadline (room for
-// a loaded CI machine), and a histogram bucket below what an edge that
-// waited on a store 10x slower than the deadline would show (20 ms lands
-// in the 50 ms bucket).
+// profileDeadline is the drills' --profile-timeout. serverBound is the
+// server-side p90 every drill must keep: five times the deadline, and a
+// histogram bucket below what an edge that waited on a store 10x slower
+// than the deadline would show (20 ms lands in the 50 ms bucket).
+// stallBound is the p99 bound: the histogram's last finite bucket, so
+// p99 fails only when over 1% of requests took 50 ms or more, a stall no
+// scheduling delay of a loaded 2-core machine has produced (see bounded).
 const (
 	profileDeadline = 2 * time.Millisecond
 	serverBound     = 10 * time.Millisecond
+	stallBound      = 50 * time.Millisecond
 )
 
 // rate is the drills' steady load: modest, so a shared 2-core machine
@@ -68,7 +71,7 @@ func TestSlowProfileStore(t *testing.T) {
 	r := drive(t, e, rate, phase())
 	m2 := e.metrics()
 	mustServe(t, "store 10x slower than its deadline", r)
-	bounded(t, "store 10x slower", m1, m2, serverBound)
+	bounded(t, "store 10x slower", m1, m2)
 	timeouts := delta(m1, m2, "adedge_profile_lookups_total", `result="timeout"`)
 	looked := timeouts + delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`) +
 		delta(m1, m2, "adedge_profile_lookups_total", `result="error"`)
@@ -82,7 +85,6 @@ func TestSlowProfileStore(t *testing.T) {
 	checkDegraded(t, e, "slow store", "profile_failures")
 
 	as.SetDelay(0)
-	time.Sleep(100 * time.Millisecond) // background reads finish
 	m3 := e.metrics()
 	mustServe(t, "store recovered", drive(t, e, rate, phase()/2))
 	m4 := e.metrics()
@@ -98,9 +100,9 @@ func TestProfileStoreDown(t *testing.T) {
 	m0 := e.metrics()
 	var r1 = make(chan struct{})
 	go func() {
-		time.Sleep(phase() / 3)
+		defer close(r1)
+		underLoad(t, e, m0, rate*phase().Seconds()/3)
 		as.Close()
-		close(r1)
 	}()
 	r := drive(t, e, rate, phase())
 	<-r1
@@ -109,7 +111,7 @@ func TestProfileStoreDown(t *testing.T) {
 	r = drive(t, e, rate, phase())
 	m2 := e.metrics()
 	mustServe(t, "store down", r)
-	bounded(t, "store down", m1, m2, serverBound)
+	bounded(t, "store down", m1, m2)
 	failed := delta(m0, m2, "adedge_profile_lookups_total", `result="timeout"`) + delta(m0, m2, "adedge_profile_lookups_total", `result="error"`)
 	if failed == 0 {
 		t.Errorf("store down: no profile timeouts or errors counted")
@@ -133,7 +135,7 @@ func checkDegraded(t *testing.T, e *edge, what, reason string) {
 	t.Helper()
 	var code int
 	var h map[string]any
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // only a failure waits this long
 	for {
 		code, h = e.health()
 		if code == 200 && h["status"] == "degraded" && hasReason(h, reason) || time.Now().After(deadline) {
@@ -171,7 +173,7 @@ func TestStagingPoolDown(t *testing.T) {
 	r := drive(t, e, rate, phase())
 	m1 := e.metrics()
 	mustServe(t, "staging pool down", r)
-	bounded(t, "staging pool down", m0, m1, serverBound)
+	bounded(t, "staging pool down", m0, m1)
 	fb := delta(m0, m1, "adedge_staging_fallbacks_total")
 	t.Logf("staging down: %.0f fallbacks, %.0f forwarded", fb, delta(m0, m1, "adedge_staging_forwarded_total"))
 	if fb < 0.2*float64(r.Sent) {
@@ -232,15 +234,20 @@ func TestBuilderDown(t *testing.T) {
 
 	m0 := e.metrics()
 	go func() {
-		time.Sleep(phase() / 3)
+		underLoad(t, e, m0, rate*phase().Seconds()/3)
 		_ = b.Process.Kill()
 	}()
 	r := drive(t, e, rate, phase())
 	<-bdone
-	time.Sleep(time.Second) // a few failed polls
-	m1 := e.metrics()
+	// The edge's next manifest polls fail.
+	m1 := waitMetric(t, e, 20*time.Second, "distribution state failed", func(m metrics) bool {
+		return m.Sum("adedge_distribution_state", `state="failed"`) == 1
+	})
+	if m1 == nil {
+		t.FailNow()
+	}
 	mustServe(t, "builder killed", r)
-	bounded(t, "builder killed", m0, m1, serverBound)
+	bounded(t, "builder killed", m0, m1)
 	code, h := e.health()
 	dist, _ := h["distribution"].(map[string]any)
 	t.Logf("builder down: /health %d, distribution %v", code, dist)
@@ -294,22 +301,29 @@ func TestCorruptSnapshot(t *testing.T) {
 	m0 := e.metrics()
 	done := make(chan struct{})
 	go func() {
+		// Under load, one file at a time, each once the edge has refused
+		// the one before.
 		defer close(done)
-		step := phase() / 4
-		for _, f := range []struct {
+		if !underLoad(t, e, m0, rate*phase().Seconds()/4) {
+			return
+		}
+		for i, f := range []struct {
 			name string
 			data []byte
 		}{{name, flipped}, {"20991231T000000Z-00000000.snap", good[:len(good)/2]}, {"garbage.snap", []byte("not a snapshot at all\n")}} {
-			time.Sleep(step)
 			writeAtomic(t, filepath.Join(dir, f.name), f.data)
+			if waitMetric(t, e, 20*time.Second, fmt.Sprintf("%s refused", f.name), func(m metrics) bool {
+				return delta(m0, m, "adedge_snapshot_rejected_total") >= float64(i+1)
+			}) == nil {
+				return
+			}
 		}
 	}()
 	r := drive(t, e, rate, phase())
 	<-done
-	time.Sleep(time.Second) // the last file is seen by the next poll
 	m1 := e.metrics()
 	mustServe(t, "corrupt snapshots dropped in", r)
-	bounded(t, "corrupt snapshots", m0, m1, serverBound)
+	bounded(t, "corrupt snapshots", m0, m1)
 	if n := delta(m0, m1, "adedge_snapshot_rejected_total"); n < 3 {
 		t.Errorf("snapshot rejections counted %.0f, want 3", n)
 	}
@@ -366,8 +380,9 @@ func TestConnectionStorm(t *testing.T) {
 	go func() {
 		// The regular clients connect first (a storm delays new
 		// connections in the kernel's backlog; that is what
-		// --listen-backlog and the sysctl notes are for).
-		time.Sleep(300 * time.Millisecond)
+		// --listen-backlog and the sysctl notes are for): they have, once
+		// the edge has answered a first round of their requests.
+		underLoad(t, e, m0, 50)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestStormHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "FAULTS_STORM_TARGET="+e.addr, fmt.Sprintf("FAULTS_STORM_N=%d", n))
 		stdout, _ := cmd.StdoutPipe()
@@ -413,7 +428,7 @@ func TestConnectionStorm(t *testing.T) {
 	m1 := e.metrics()
 	t.Logf("%s; adedge_open_connections peaked at %d while they were held", line, gauge.Load())
 	mustServe(t, "during the storm", r)
-	bounded(t, "storm", m0, m1, serverBound)
+	bounded(t, "storm", m0, m1)
 	// Client-side the storm costs CPU on both cores (18,000 accepts in
 	// about 2.5 s here); the bound is loose and catches a hang, not a cost.
 	if r.LatencyUS.P99 > 2e6 {

@@ -57,6 +57,12 @@ func (o *Options) defaults() {
 // how many writes failed; err is non-nil if the file was refused, the
 // store could not be opened, the context ended, or any write failed.
 func Load(ctx context.Context, from, to string, progress io.Writer) (written, failed int, err error) {
+	return load(ctx, from, to, progress, Options{})
+}
+
+// load is Load with options (the tests give a loaded machine's real
+// server a longer write timeout).
+func load(ctx context.Context, from, to string, progress io.Writer, opts Options) (written, failed int, err error) {
 	st, err := profiles.Open(to)
 	if err != nil {
 		return 0, 0, err
@@ -66,7 +72,7 @@ func Load(ctx context.Context, from, to string, progress io.Writer) (written, fa
 	if !ok {
 		return 0, 0, fmt.Errorf("profilesload: store %s does not accept writes (want an aerospike:// spec)", st.Name())
 	}
-	return LoadInto(ctx, from, p, progress, Options{})
+	return LoadInto(ctx, from, p, progress, opts)
 }
 
 type job struct {
