@@ -98,14 +98,16 @@ const (
 	DefaultCapacity = 1024
 )
 
-// State is the shared health state. Writers are the lifecycle code (start,
-// drain, maintenance) and Run's sampler; the probe only reads atomics.
-//
-// Set the exported fields before the probe or Run start; they are not
-// synchronised.
-type State struct {
-	// SnapshotFn reports the snapshot in service (ok=false when none). It
-	// must be cheap: the edge's is two atomic adds.
+// Config is what a State reports and the rules it judges by. It is
+// assembled in one place (the edge's start-up) and passed to New; a State
+// never changes it, so the probe reads it without synchronisation. The
+// funcs are called on every probe unless said otherwise: they must be
+// cheap (atomics) and must not block.
+type Config struct {
+	// Build is the build version in the report.
+	Build string
+	// SnapshotFn reports the snapshot in service (ok=false when none). The
+	// edge's is two atomic adds.
 	SnapshotFn func() (Snapshot, bool)
 	// InFlightFn reports requests being served.
 	InFlightFn func() int64
@@ -117,34 +119,40 @@ type State struct {
 	// MaxSnapshotAge marks the edge degraded when the snapshot's data time
 	// is older (0 = no limit).
 	MaxSnapshotAge time.Duration
-	// DegradeRate and MinReads tune the profile-store rule (defaults above).
+	// DegradeRate and MinReads tune the profile-store rule (defaults
+	// DefaultDegradeRate, DefaultMinReads).
 	DegradeRate float64
 	MinReads    uint64
 	// Capacity is the in-flight count treated as 100% load for the agent's
 	// weight (default DefaultCapacity).
 	Capacity int64
+	// Staging, if set, is the staging forwarder's report ("off" when nil).
+	Staging func() Staging
 	// EventsFn, if set, reports the billing event log's troubles: pixels
 	// not recorded recently (answered 503), and a shipping backlog older
-	// than its limit. Either marks the edge degraded. Called on every
-	// probe: it must be cheap.
+	// than its limit. Either marks the edge degraded.
 	EventsFn func(now time.Time) (notRecorded, backlog bool)
 	// PacingProblem, if set, says why budget pacing is degraded ("" = it
 	// is not): the spend store is unreachable or its records unreadable,
-	// so budgeted campaigns are paced on this edge's own spend. Called on
-	// every probe: it must be cheap (the pacing service's is one atomic
-	// load).
+	// so budgeted campaigns are paced on this edge's own spend (the pacing
+	// service's is one atomic load).
 	PacingProblem func() string
-	// AppendExtra, if set, appends more members (each starting with a
-	// comma) to the body, e.g. snapshot distribution progress. It must not
-	// block.
-	AppendExtra func(dst []byte) []byte
+	// Extras append more members (each starting with a comma) to the
+	// body, in order, e.g. snapshot distribution progress, the event log.
+	Extras []func(dst []byte) []byte
+}
+
+// State is the shared health state. Writers are the lifecycle code (start,
+// drain, maintenance) and Run's sampler; the probe only reads atomics and
+// the Config given to New.
+type State struct {
+	cfg Config
 
 	started  time.Time
 	build    string
 	draining atomic.Bool
 	maint    atomic.Bool
 	drainAt  atomic.Int64 // unix nanoseconds of Drain, 0 before
-	staging  atomic.Pointer[func() Staging]
 
 	// Published by the sampler (Run).
 	sampled     atomic.Bool
@@ -157,9 +165,23 @@ type State struct {
 	cpu         atomic.Uint64 // float64 bits: process CPU / available CPU, 0-1
 }
 
-// New returns a State for a process started now, running build version build.
-func New(build string) *State {
-	return &State{started: time.Now(), build: sanitize(build)}
+// New returns a State for a process started now, reporting and judging
+// by cfg (zero rule fields take the defaults).
+func New(cfg Config) *State {
+	if cfg.DegradeRate <= 0 {
+		cfg.DegradeRate = DefaultDegradeRate
+	}
+	if cfg.MinReads == 0 {
+		cfg.MinReads = DefaultMinReads
+	}
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	if cfg.ProfileStore == "" {
+		cfg.ProfileStore = "none"
+	}
+	cfg.Extras = append([]func([]byte) []byte(nil), cfg.Extras...)
+	return &State{cfg: cfg, started: time.Now(), build: sanitize(cfg.Build)}
 }
 
 // sanitize keeps a build string JSON-safe without escaping at probe time.
@@ -194,19 +216,9 @@ func (s *State) SetMaint(on bool) { s.maint.Store(on) }
 // Maint reports whether maintenance is on.
 func (s *State) Maint() bool { return s.maint.Load() }
 
-// SetStaging installs the staging forwarder's report func (nil = "off").
-// Safe to call at any time, concurrently with probes.
-func (s *State) SetStaging(fn func() Staging) {
-	if fn == nil {
-		s.staging.Store(nil)
-		return
-	}
-	s.staging.Store(&fn)
-}
-
 func (s *State) stagingNow() Staging {
-	if p := s.staging.Load(); p != nil {
-		st := (*p)()
+	if s.cfg.Staging != nil {
+		st := s.cfg.Staging()
 		if st.State == "" {
 			st.State = StagingOff
 		}
@@ -250,11 +262,11 @@ type view struct {
 
 func (s *State) read(now time.Time) view {
 	var v view
-	if s.SnapshotFn != nil {
-		v.snap, v.hasSnap = s.SnapshotFn()
+	if s.cfg.SnapshotFn != nil {
+		v.snap, v.hasSnap = s.cfg.SnapshotFn()
 	}
-	if s.InFlightFn != nil {
-		v.inFlight = s.InFlightFn()
+	if s.cfg.InFlightFn != nil {
+		v.inFlight = s.cfg.InFlightFn()
 	}
 	v.staging = s.stagingNow()
 	v.reach = -1
@@ -263,23 +275,16 @@ func (s *State) read(now time.Time) view {
 		v.tRate = math.Float64frombits(s.timeoutRate.Load())
 		v.eRate = math.Float64frombits(s.errorRate.Load())
 		v.cpu = math.Float64frombits(s.cpu.Load())
-		minReads := s.MinReads
-		if minReads == 0 {
-			minReads = DefaultMinReads
-		}
+		minReads := s.cfg.MinReads
 		switch {
-		case s.ProfileStore == "" || s.ProfileStore == "none":
+		case s.cfg.ProfileStore == "none":
 			v.reach = 1
 		case s.breakerOpen.Load(), v.reads >= minReads && s.winOK.Load() == 0:
 			v.reach = 0
 		case v.reads > 0:
 			v.reach = 1
 		}
-		rate := s.DegradeRate
-		if rate <= 0 {
-			rate = DefaultDegradeRate
-		}
-		if v.reads >= minReads && v.tRate+v.eRate >= rate {
+		if v.reads >= minReads && v.tRate+v.eRate >= s.cfg.DegradeRate {
 			v.reasons |= reasonProfiles
 		}
 		if v.reach == 0 {
@@ -289,8 +294,8 @@ func (s *State) read(now time.Time) view {
 	if v.staging.State == StagingFailing {
 		v.reasons |= reasonStaging
 	}
-	if s.EventsFn != nil {
-		nr, bl := s.EventsFn(now)
+	if s.cfg.EventsFn != nil {
+		nr, bl := s.cfg.EventsFn(now)
 		if nr {
 			v.reasons |= reasonEventsNotRecorded
 		}
@@ -298,12 +303,12 @@ func (s *State) read(now time.Time) view {
 			v.reasons |= reasonEventsBacklog
 		}
 	}
-	if s.PacingProblem != nil {
-		if v.pacing = s.PacingProblem(); v.pacing != "" {
+	if s.cfg.PacingProblem != nil {
+		if v.pacing = s.cfg.PacingProblem(); v.pacing != "" {
 			v.reasons |= reasonPacing
 		}
 	}
-	if v.hasSnap && s.MaxSnapshotAge > 0 && now.Sub(v.snap.Created) > s.MaxSnapshotAge {
+	if v.hasSnap && s.cfg.MaxSnapshotAge > 0 && now.Sub(v.snap.Created) > s.cfg.MaxSnapshotAge {
 		v.reasons |= reasonSnapshotAge
 	}
 	degraded := v.reasons != 0
@@ -342,11 +347,7 @@ func (s *State) Weight() int {
 }
 
 func (s *State) weight(v *view) int {
-	capacity := s.Capacity
-	if capacity <= 0 {
-		capacity = DefaultCapacity
-	}
-	load := max(float64(v.inFlight)/float64(capacity), v.cpu)
+	load := max(float64(v.inFlight)/float64(s.cfg.Capacity), v.cpu)
 	if load <= 0.5 {
 		return 100
 	}
@@ -391,11 +392,7 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"profiles":{"store":"`...)
-	store := s.ProfileStore
-	if store == "" {
-		store = "none"
-	}
-	dst = appendSafe(dst, store)
+	dst = appendSafe(dst, s.cfg.ProfileStore)
 	dst = append(dst, `","reachable":`...)
 	switch v.reach {
 	case 1:
@@ -429,7 +426,7 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 		dst = append(dst, `,"draining_seconds":`...)
 		dst = strconv.AppendFloat(dst, float64(now.UnixNano()-at)/1e9, 'f', 1, 64)
 	}
-	if s.PacingProblem != nil {
+	if s.cfg.PacingProblem != nil {
 		dst = append(dst, `,"pacing":{"state":"`...)
 		if v.pacing == "" {
 			dst = append(dst, `ok"}`...)
@@ -439,8 +436,8 @@ func (s *State) AppendJSON(dst []byte, now time.Time) ([]byte, int) {
 			dst = append(dst, `"}`...)
 		}
 	}
-	if s.AppendExtra != nil {
-		dst = s.AppendExtra(dst)
+	for _, extra := range s.cfg.Extras {
+		dst = extra(dst)
 	}
 	dst = append(dst, `,"uptime_seconds":`...)
 	dst = strconv.AppendInt(dst, int64(now.Sub(s.started)/time.Second), 10)

@@ -51,16 +51,15 @@ func decode(t *testing.T, s *State, now time.Time) (report, int) {
 }
 
 func TestStatusLifecycle(t *testing.T) {
-	s := New("test")
 	now := time.Now()
-	if r, code := decode(t, s, now); code != 503 || r.Status != "starting" {
+	if r, code := decode(t, New(Config{Build: "test"}), now); code != 503 || r.Status != "starting" {
 		t.Fatalf("no snapshot fn: %d %+v", code, r)
 	}
 	loaded := false
-	s.SnapshotFn = func() (Snapshot, bool) {
-		return Snapshot{Version: "v1", Created: now.Add(-time.Hour)}, loaded
-	}
-	s.InFlightFn = func() int64 { return 3 }
+	cfg := Config{Build: "test",
+		SnapshotFn: func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: now.Add(-time.Hour)}, loaded },
+		InFlightFn: func() int64 { return 3 }}
+	s := New(cfg)
 	if r, code := decode(t, s, now); code != 503 || r.Status != "starting" || len(r.Reasons) != 1 || r.Reasons[0] != "no_snapshot" {
 		t.Fatalf("starting: %d %+v", code, r)
 	}
@@ -70,11 +69,11 @@ func TestStatusLifecycle(t *testing.T) {
 		r.InFlight == nil || *r.InFlight != 3 || r.Build != "test" || r.Staging.State != "off" || r.Reasons != nil {
 		t.Fatalf("ok: %d %+v", code, r)
 	}
-	s.MaxSnapshotAge = 30 * time.Minute
-	if r, code := decode(t, s, now); code != 200 || r.Status != "degraded" || r.Reasons[0] != "snapshot_too_old" {
+	old := cfg
+	old.MaxSnapshotAge = 30 * time.Minute
+	if r, code := decode(t, New(old), now); code != 200 || r.Status != "degraded" || r.Reasons[0] != "snapshot_too_old" {
 		t.Fatalf("old snapshot: %d %+v", code, r)
 	}
-	s.MaxSnapshotAge = 0
 	s.SetMaint(true)
 	if r, code := decode(t, s, now); code != 503 || r.Status != "draining" || !r.Maint {
 		t.Fatalf("maint: %d %+v", code, r)
@@ -96,11 +95,8 @@ func TestStatusLifecycle(t *testing.T) {
 // TestProfileWindow: the sampler's window decides reachable and degraded;
 // old failures leave the window.
 func TestProfileWindow(t *testing.T) {
-	s := New("test")
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
-	s.ProfileStore = "aerospike"
 	var c ProfileCounters
-	s.ProfilesFn = func() ProfileCounters { return c }
+	s := New(Config{Build: "test", SnapshotFn: serving, ProfileStore: "aerospike", ProfilesFn: func() ProfileCounters { return c }})
 	now := time.Now()
 	var ring []sample
 	step := func(gets, hits, timeouts, errs uint64) {
@@ -148,27 +144,26 @@ func TestProfileWindow(t *testing.T) {
 }
 
 func TestStagingHook(t *testing.T) {
-	s := New("test")
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
-	s.SetStaging(func() Staging { return Staging{State: StagingOn, Percent: 5} })
+	st := Staging{State: StagingOn, Percent: 5}
+	s := New(Config{Build: "test", SnapshotFn: serving, Staging: func() Staging { return st }})
 	if r, code := decode(t, s, time.Now()); code != 200 || r.Staging.State != "on" || r.Staging.Percent != 5 || r.Status != "ok" {
 		t.Fatalf("staging on: %d %+v", code, r)
 	}
-	s.SetStaging(func() Staging { return Staging{State: StagingFailing, Percent: 5, ErrorRate: 0.5} })
+	st = Staging{State: StagingFailing, Percent: 5, ErrorRate: 0.5}
 	if r, code := decode(t, s, time.Now()); code != 200 || r.Status != "degraded" || r.Reasons[0] != "staging_failing" {
 		t.Fatalf("staging failing: %d %+v", code, r)
 	}
-	s.SetStaging(nil)
-	if r, _ := decode(t, s, time.Now()); r.Staging.State != "off" {
-		t.Fatalf("staging unset: %+v", r)
+	if r, _ := decode(t, New(Config{Build: "test", SnapshotFn: serving}), time.Now()); r.Staging.State != "off" {
+		t.Fatalf("no staging: %+v", r)
 	}
 }
 
+// serving reports a fresh snapshot v1.
+func serving() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
+
 func TestWeight(t *testing.T) {
-	s := New("test")
 	var inFlight int64
-	s.InFlightFn = func() int64 { return inFlight }
-	s.Capacity = 100
+	s := New(Config{Build: "test", InFlightFn: func() int64 { return inFlight }, Capacity: 100})
 	for _, c := range []struct {
 		inFlight int64
 		want     int
@@ -197,12 +192,10 @@ func agentReply(t *testing.T, addr string) string {
 }
 
 func TestAgent(t *testing.T) {
-	s := New("test")
 	var loaded atomic.Bool
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, loaded.Load() }
 	var inFlight atomic.Int64
-	s.InFlightFn = inFlight.Load
-	s.Capacity = 10
+	s := New(Config{Build: "test", SnapshotFn: func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, loaded.Load() },
+		InFlightFn: inFlight.Load, Capacity: 10})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +238,7 @@ func TestAgent(t *testing.T) {
 }
 
 func TestAdminHandler(t *testing.T) {
-	s := New("test")
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
+	s := New(Config{Build: "test", SnapshotFn: serving})
 	var drains atomic.Int32
 	srv := httptest.NewServer(s.AdminHandler(func() { drains.Add(1) }))
 	defer srv.Close()
@@ -282,10 +274,9 @@ func TestAdminHandler(t *testing.T) {
 
 // TestRunSamples: Run publishes a window from real ticks and stops with ctx.
 func TestRunSamples(t *testing.T) {
-	s := New("test")
 	var gets atomic.Uint64
-	s.ProfileStore = "file"
-	s.ProfilesFn = func() ProfileCounters { g := gets.Add(10); return ProfileCounters{Gets: g, Hits: g} }
+	s := New(Config{Build: "test", ProfileStore: "file",
+		ProfilesFn: func() ProfileCounters { g := gets.Add(10); return ProfileCounters{Gets: g, Hits: g} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, 10*time.Millisecond, 50*time.Millisecond); close(done) }()
@@ -318,16 +309,16 @@ func TestProbeAllocs(t *testing.T) {
 }
 
 func benchState() *State {
-	s := New("v1.2.3")
 	created := time.Now().Add(-time.Minute)
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "20261201T000000Z-0123abcd", Created: created}, true }
 	var n atomic.Int64
-	s.InFlightFn = n.Load
-	s.ProfileStore = "aerospike"
-	s.ProfilesFn = func() ProfileCounters { return ProfileCounters{Gets: 1000, Hits: 990, Timeouts: 10} }
-	s.sampleOnce(nil, 2, time.Now())
 	st := Staging{State: StagingOn, Percent: 5}
-	s.SetStaging(func() Staging { return st })
+	s := New(Config{Build: "v1.2.3",
+		SnapshotFn:   func() (Snapshot, bool) { return Snapshot{Version: "20261201T000000Z-0123abcd", Created: created}, true },
+		InFlightFn:   n.Load,
+		ProfileStore: "aerospike",
+		ProfilesFn:   func() ProfileCounters { return ProfileCounters{Gets: 1000, Hits: 990, Timeouts: 10} },
+		Staging:      func() Staging { return st }})
+	s.sampleOnce(nil, 2, time.Now())
 	return s
 }
 
@@ -353,15 +344,17 @@ func BenchmarkAppendJSONParallel(b *testing.B) {
 	})
 }
 
-func TestAppendExtra(t *testing.T) {
-	s := New("test")
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
-	s.AppendExtra = func(dst []byte) []byte { return append(dst, `,"distribution":{"state":"idle"}`...) }
+func TestExtras(t *testing.T) {
+	s := New(Config{Build: "test", SnapshotFn: serving, Extras: []func([]byte) []byte{
+		func(dst []byte) []byte { return append(dst, `,"distribution":{"state":"idle"}`...) },
+		func(dst []byte) []byte { return append(dst, `,"events":{"backlog":0}`...) },
+	}})
 	body, code := s.AppendJSON(nil, time.Now())
 	var got struct {
 		Distribution struct{ State string }
+		Events       struct{ Backlog *int }
 	}
-	if err := json.Unmarshal(body, &got); err != nil || code != 200 || got.Distribution.State != "idle" {
+	if err := json.Unmarshal(body, &got); err != nil || code != 200 || got.Distribution.State != "idle" || got.Events.Backlog == nil {
 		t.Fatalf("%d %s %v", code, body, err)
 	}
 }
@@ -369,10 +362,8 @@ func TestAppendExtra(t *testing.T) {
 // A pacing problem (spend store down) degrades the edge with its reason;
 // it still serves (200).
 func TestPacingProblemDegrades(t *testing.T) {
-	s := New("test")
-	s.SnapshotFn = func() (Snapshot, bool) { return Snapshot{Version: "v1", Created: time.Now()}, true }
 	problem := ""
-	s.PacingProblem = func() string { return problem }
+	s := New(Config{Build: "test", SnapshotFn: serving, PacingProblem: func() string { return problem }})
 	body, code := s.AppendJSON(nil, time.Now())
 	if code != 200 || !strings.Contains(string(body), `"pacing":{"state":"ok"}`) || strings.Contains(string(body), "degraded") {
 		t.Fatalf("%d %s", code, body)

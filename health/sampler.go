@@ -42,8 +42,8 @@ func (s *State) Run(ctx context.Context, tick, window time.Duration) {
 // the rates between the oldest and the newest.
 func (s *State) sampleOnce(ring []sample, n int, now time.Time) []sample {
 	cur := sample{at: now, cpu: processCPU()}
-	if s.ProfilesFn != nil {
-		cur.prof = s.ProfilesFn()
+	if s.cfg.ProfilesFn != nil {
+		cur.prof = s.cfg.ProfilesFn()
 	}
 	if len(ring) == n {
 		copy(ring, ring[1:])

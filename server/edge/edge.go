@@ -144,10 +144,13 @@ type reqState struct {
 	auc     auctionState // POST /openrtb2/auction (auction.go)
 }
 
-// New wires a Server. log may be nil (no access log).
-func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, h *health.State) *Server {
+// New wires a Server. log may be nil (no access log). hc is the edge's
+// health configuration as the caller assembled it; the server adds what
+// only it knows (requests in flight, the snapshot in service) and builds
+// the health state from it once (Health).
+func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, hc health.Config) *Server {
 	cfg.defaults()
-	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, health: h,
+	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log,
 		sel: selection.Selector{MaxScan: cfg.MaxScan, Pacing: cfg.Pacing}, capQ: make(chan capUpdate, cfg.CapQueue)}
 	_, s.memStore = store.(profiles.InMemory)
 	if cfg.Env == "staging" {
@@ -157,19 +160,22 @@ func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token
 	_, _ = rand.Read(b[:])
 	s.reqSalt = binary.LittleEndian.Uint64(b[:])
 	s.pool.New = func() any { return &reqState{buf: make([]byte, 0, 2048)} }
-	if h != nil {
-		h.InFlightFn = s.inFlight.Load
-		h.SnapshotFn = func() (health.Snapshot, bool) {
-			snap := src.Acquire()
-			if snap == nil {
-				return health.Snapshot{}, false
-			}
-			defer snap.Release()
-			return health.Snapshot{Version: snap.Version, Created: snap.Created}, true
+	hc.InFlightFn = s.inFlight.Load
+	hc.SnapshotFn = func() (health.Snapshot, bool) {
+		snap := src.Acquire()
+		if snap == nil {
+			return health.Snapshot{}, false
 		}
+		defer snap.Release()
+		return health.Snapshot{Version: snap.Version, Created: snap.Created}, true
 	}
+	s.health = health.New(hc)
 	return s
 }
+
+// Health is the server's health state: /health, the agent, drain and
+// maintenance.
+func (s *Server) Health() *health.State { return s.health }
 
 // InFlight is the number of requests being served.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
@@ -178,7 +184,7 @@ func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
-	if s.health != nil && s.health.Draining() {
+	if s.health.Draining() {
 		// Keep-alive clients reconnect, and the balancer (IPVS keeps
 		// established connections on a drained edge) sends them elsewhere.
 		ctx.SetConnectionClose()
@@ -236,10 +242,6 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
-	if s.health == nil {
-		ctx.SetStatusCode(fasthttp.StatusOK)
-		return
-	}
 	var code int
 	st.buf, code = s.health.AppendJSON(st.buf[:0], s.cfg.Now())
 	ctx.SetStatusCode(code)

@@ -133,8 +133,8 @@ func TestPixelsExactlyOnce(t *testing.T) {
 // keep serving.
 func TestPixelNotRecordedIs503(t *testing.T) {
 	cfg, rec := withEvents(t, events.Options{Log: wal.Options{MaxBytes: 64}, SampleAds: -1})
-	e := newEnv(t, envOpts{httpServer: true, config: cfg})
-	e.health.EventsFn = func(now time.Time) (bool, bool) { return EventsFailing(rec, now, time.Minute), false }
+	e := newEnv(t, envOpts{httpServer: true, config: cfg,
+		healthEvents: func(now time.Time) (bool, bool) { return EventsFailing(rec, now, time.Minute), false }})
 	q := e.search(1, anyCampaign)[0]
 	ad := checkFill(t, e, e.get(q.uri()), q, "production")
 	r := e.get(trackPath(t, ad.ImpressionURL))

@@ -158,6 +158,8 @@ type envOpts struct {
 	httpServer bool          // serve over an in-memory listener
 	accessLog  bool          // an eventlog ring drained into env.logBuf
 	config     func(*Config) // adjusts the server's Config (A/B counters, staging)
+	// healthEvents is the health state's EventsFn.
+	healthEvents func(now time.Time) (notRecorded, backlog bool)
 }
 
 // syncBuf is a goroutine-safe bytes.Buffer for the log ring's output.
@@ -234,7 +236,7 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	}
 	e.metrics = NewMetrics()
 	e.metrics.RegisterSourceMetrics(e.src)
-	e.health = health.New("test")
+
 	if o.accessLog {
 		e.ring = eventlog.New(1024)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -250,7 +252,8 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	e.srv = New(cfg, e.src, e.store, e.signer, e.metrics, e.ring, e.health)
+	e.srv = New(cfg, e.src, e.store, e.signer, e.metrics, e.ring, health.Config{Build: "test", EventsFn: o.healthEvents})
+	e.health = e.srv.Health()
 	e.metrics.RegisterServerMetrics(e.srv, nil)
 	if !o.noWorkers {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -59,7 +59,7 @@ func (a *abFlags) check(listen string) error {
 
 // start wires the counters and the forwarder into cfg and starts their
 // goroutines; the returned func stops them, writing the last rows.
-func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer, hs *health.State) (func(), error) {
+func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer, hc *health.Config) (func(), error) {
 	ctr := abtest.NewCounters()
 	reg.MustRegister(ctr)
 	cfg.Counters = ctr
@@ -89,7 +89,9 @@ func (a *abFlags) start(cfg *edge.Config, reg prometheus.Registerer, hs *health.
 		cfg.Staging, cfg.Forwarder = st, fwd
 		n += 2
 		go func() { fwd.Run(ctx); done <- struct{}{} }()
-		go func() { reportStaging(ctx, fwd, hs, a.stagingPercent); done <- struct{}{} }()
+		report, run := stagingReport(fwd, a.stagingPercent)
+		hc.Staging = report
+		go func() { run(ctx); done <- struct{}{} }()
 		mode := "forwarding"
 		if a.stagingMirror {
 			mode = "mirroring"
@@ -114,18 +116,23 @@ const (
 	stagingFailRate    = 0.5
 )
 
-// reportStaging samples the forwarder once a second and publishes its
-// recent fallback rate to /health through atomics (the probe reads them).
-func reportStaging(ctx context.Context, fwd *staging.Forwarder, hs *health.State, percent float64) {
+// stagingReport is the staging forwarder's /health report and the loop
+// that feeds it: run samples the forwarder once a second and publishes its
+// recent fallback rate through atomics, which report (the probe's) reads.
+func stagingReport(fwd *staging.Forwarder, percent float64) (report func() health.Staging, run func(ctx context.Context)) {
 	var rate atomic.Uint64 // float64 bits
 	var failing atomic.Bool
-	hs.SetStaging(func() health.Staging {
+	report = func() health.Staging {
 		st := health.Staging{State: health.StagingOn, Percent: percent, ErrorRate: math.Float64frombits(rate.Load())}
 		if failing.Load() {
 			st.State = health.StagingFailing
 		}
 		return st
-	})
+	}
+	return report, func(ctx context.Context) { sampleStaging(ctx, fwd, &rate, &failing) }
+}
+
+func sampleStaging(ctx context.Context, fwd *staging.Forwarder, rate *atomic.Uint64, failing *atomic.Bool) {
 	type sample struct{ sent, failed uint64 }
 	ring := make([]sample, 0, stagingWindow+1)
 	t := time.NewTicker(time.Second)

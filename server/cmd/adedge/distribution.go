@@ -44,7 +44,7 @@ func addDistFlags(s *cliflag.Set, d *distConfig) {
 
 // startDistribution starts the fetcher when --manifest is set; stop closes
 // it (partial downloads stay for a resume).
-func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source, m *edge.Metrics, hs *health.State) (stop func(), err error) {
+func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source, m *edge.Metrics, hc *health.Config) (stop func(), err error) {
 	d := &cfg.dist
 	if d.manifest == "" {
 		return func() {}, nil
@@ -67,11 +67,7 @@ func startDistribution(ctx context.Context, cfg *config, src *snapsource.Source,
 		return nil, err
 	}
 	m.Registry.MustRegister(f.Collector())
-	if prev := hs.AppendExtra; prev != nil {
-		hs.AppendExtra = func(dst []byte) []byte { return f.AppendHealthJSON(prev(dst)) }
-	} else {
-		hs.AppendExtra = f.AppendHealthJSON
-	}
+	hc.Extras = append(hc.Extras, f.AppendHealthJSON)
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { f.Run(fctx); close(done) }()

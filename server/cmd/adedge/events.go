@@ -70,7 +70,7 @@ func (e *eventFlags) check() error {
 // start opens the event log (recovering it) and wires the recorder into
 // cfg (its metrics come with the server's) and /health. The returned func closes it: call it after the
 // serving port has stopped, so every answered pixel's event is in the log.
-func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Duration, hs *health.State, reg prometheus.Registerer) (func(), error) {
+func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Duration, hc *health.Config, reg prometheus.Registerer) (func(), error) {
 	if e.dir == "" {
 		return func() {}, nil
 	}
@@ -114,21 +114,17 @@ func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Dura
 		stopShip = background(shipper.Run)
 		log.Printf("events: shipping to %s from %+v", ship.Redact(e.clickhouse), shipper.Pos())
 	}
-	hs.EventsFn = func(now time.Time) (bool, bool) {
+	hc.EventsFn = func(now time.Time) (bool, bool) {
 		return edge.EventsFailing(rec, now, e.failWindow), shipper != nil && shipper.BacklogAge(now) > e.backlogAge
 	}
-	prev := hs.AppendExtra
-	hs.AppendExtra = func(dst []byte) []byte {
-		if prev != nil {
-			dst = prev(dst)
-		}
+	hc.Extras = append(hc.Extras, func(dst []byte) []byte {
 		now := time.Now()
 		dst = edge.AppendEventsHealth(dst, rec, now)
 		if shipper != nil {
 			dst = shipper.AppendHealthJSON(dst, now)
 		}
 		return dst
-	}
+	})
 	return func() {
 		stopShip()
 		if err := rec.Close(); err != nil {

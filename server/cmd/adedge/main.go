@@ -153,23 +153,29 @@ func (e *edgeApp) build() error {
 	go src.Run(ctx)
 	metrics.RegisterSourceMetrics(src)
 
-	hs := health.New(buildVersion)
-	e.hs = hs
+	// The health configuration, gathered here from every part that
+	// reports to /health; the edge builds the state from it.
+	hcfg := health.Config{Build: buildVersion, ProfileStore: store.Name(), Capacity: int64(cfg.capacity), MaxSnapshotAge: cfg.maxSnapshotAge,
+		ProfilesFn: func() health.ProfileCounters {
+			st := store.Stats()
+			return health.ProfileCounters{Gets: st.Gets, Hits: st.Hits, Misses: st.Misses, Timeouts: st.Timeouts, Errors: st.Errors,
+				Unreachable: st.Unreachable}
+		}}
 	ecfg := edge.Config{
 		PublicURL: cfg.publicURL, ProfileTimeout: cfg.profileTimeout, Env: cfg.env, MaxScan: cfg.maxScan,
 		CapQueue: cfg.capQueue, CapWorkers: cfg.capWorkers,
 	}
-	abDone, err := cfg.ab.start(&ecfg, metrics.Registry, hs)
+	abDone, err := cfg.ab.start(&ecfg, metrics.Registry, &hcfg)
 	if err != nil {
 		return err
 	}
 	e.onClose(abDone)
-	stopEvents, err := cfg.ev.start(&ecfg, cfg.ab.edgeName, cfg.tokenTTL, hs, metrics.Registry)
+	stopEvents, err := cfg.ev.start(&ecfg, cfg.ab.edgeName, cfg.tokenTTL, &hcfg, metrics.Registry)
 	if err != nil {
 		return err
 	}
 	e.onClose(stopEvents) // after the serving port stopped: every answered pixel is in the log
-	runPacing, err := cfg.pace.start(&ecfg, metrics, hs)
+	runPacing, err := cfg.pace.start(&ecfg, metrics, &hcfg)
 	if err != nil {
 		return err
 	}
@@ -178,8 +184,15 @@ func (e *edgeApp) build() error {
 		return err
 	}
 	e.onClose(stopSDK)
-	srv := edge.New(ecfg, src, store, signer, metrics, ring, hs)
+	stopDist, err := startDistribution(ctx, cfg, src, metrics, &hcfg)
+	if err != nil {
+		return err
+	}
+	e.onClose(stopDist)
+	srv := edge.New(ecfg, src, store, signer, metrics, ring, hcfg)
 	e.srv = srv
+	hs := srv.Health()
+	e.hs = hs
 	// Pacing stops after the last request (its spend is flushed once more).
 	stopPacing := runPacing(srv)
 	e.stopWorkers = append([]func(){stopPacing}, e.stopWorkers...)
@@ -189,12 +202,6 @@ func (e *edgeApp) build() error {
 		dropped = ring.Dropped
 	}
 	metrics.RegisterServerMetrics(srv, dropped)
-	hs.ProfileStore, hs.Capacity, hs.MaxSnapshotAge = store.Name(), int64(cfg.capacity), cfg.maxSnapshotAge
-	hs.ProfilesFn = func() health.ProfileCounters {
-		st := store.Stats()
-		return health.ProfileCounters{Gets: st.Gets, Hits: st.Hits, Misses: st.Misses, Timeouts: st.Timeouts, Errors: st.Errors,
-			Unreachable: st.Unreachable}
-	}
 	hs.Register(metrics.Registry)
 	go hs.Run(ctx, time.Second, health.DefaultWindow)
 	if cfg.agentListen != "" {
@@ -204,11 +211,6 @@ func (e *edgeApp) build() error {
 		e.onClose(func() { _ = e.agentLn.Close() })
 		go func() { _ = hs.ServeAgent(e.agentLn) }()
 	}
-	stopDist, err := startDistribution(ctx, cfg, src, metrics, hs)
-	if err != nil {
-		return err
-	}
-	e.onClose(stopDist)
 	// The cap workers stop after the last request (drain), before the
 	// access log's writer (registered first, so it stops last).
 	stopCaps := background(srv.RunCapWorkers)

@@ -50,7 +50,7 @@ func spendStore(v string) string {
 // start opens the spend store and sets ecfg.Pacing; the returned func
 // starts the pacing loop for the edge and returns its stop (which flushes
 // once more and closes the store). --spend none: no pacing.
-func (p *paceFlags) start(ecfg *edge.Config, m *edge.Metrics, hs *health.State) (run func(srv *edge.Server) (stop func()), err error) {
+func (p *paceFlags) start(ecfg *edge.Config, m *edge.Metrics, hc *health.Config) (run func(srv *edge.Server) (stop func()), err error) {
 	store, err := pacing.Open(p.spend)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (p *paceFlags) start(ecfg *edge.Config, m *edge.Metrics, hs *health.State) 
 		Params: pacing.Params{ExpectedEdges: p.edges, StaleAfter: p.staleAfter, ImpLag: p.impLag}})
 	ecfg.Pacing = svc
 	m.RegisterPacingMetrics(svc)
-	hs.PacingProblem = svc.Problem
+	hc.PacingProblem = svc.Problem
 	return func(srv *edge.Server) func() {
 		stop := background(srv.RunPacing)
 		return func() { stop(); _ = store.Close() }
