@@ -183,6 +183,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	running bool
+	guard   *watchdog // while running (orphans.go)
+	noGuard bool      // tests of the reaper only
 }
 
 // Start starts a kit server for t on a free port range with a temporary
@@ -214,6 +216,8 @@ type Options struct {
 	// CPUs, when set, pins the server to these CPUs (taskset -c CPUS), as
 	// the benchmark suite does to keep it off the edge's core.
 	CPUs string
+
+	noGuard bool // no watchdog: the reaper's test makes an orphan
 }
 
 // StartServer starts a kit server outside a test (benchmarks, TestMain,
@@ -230,9 +234,14 @@ func startWith(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	reapOrphans(os.TempDir())
 	dir, err := os.MkdirTemp("", "aerokit-")
 	if err != nil {
 		return nil, fmt.Errorf("aerokit: %w", err)
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("aerokit: owner file: %w", err)
 	}
 	var last error
 	for i := 0; i < attempts; i++ {
@@ -241,7 +250,7 @@ func startWith(o Options) (*Server, error) {
 			last = err
 			continue
 		}
-		s := &Server{kit: kit, dir: dir, port: port, cpus: o.CPUs}
+		s := &Server{kit: kit, dir: dir, port: port, cpus: o.CPUs, noGuard: o.noGuard}
 		if last = s.Restart(); last == nil {
 			return s, nil
 		}
@@ -318,8 +327,15 @@ func (s *Server) Restart() error {
 	}
 	// start.sh checks the port, and another process's server on it would
 	// pass that check: the ready server must be ours.
-	if pid, err := s.pid(); err != nil || !alive(pid) {
+	pid, err := s.pid()
+	if err != nil || !alive(pid) {
 		return fmt.Errorf("aerokit: asd exited during start-up on port %d (another server on the range?): %s", s.port, s.logTail(10))
+	}
+	if !s.noGuard {
+		if err := s.watch(pid); err != nil {
+			_, _ = exec.Command(filepath.Join(s.kit, "stop.sh"), s.dir).CombinedOutput()
+			return err
+		}
 	}
 	s.running = true
 	return nil
@@ -342,8 +358,11 @@ func (s *Server) Stop() error {
 	}
 	s.running = false
 	if pid > 0 {
-		return waitGone(pid, s.port)
+		if err := waitGone(pid, s.port); err != nil {
+			return err
+		}
 	}
+	s.unwatch()
 	return nil
 }
 
@@ -364,7 +383,11 @@ func (s *Server) Kill() error {
 	}
 	s.running = false
 	os.Remove(filepath.Join(s.dir, "asd.pid"))
-	return waitGone(pid, s.port)
+	if err := waitGone(pid, s.port); err != nil {
+		return err
+	}
+	s.unwatch()
+	return nil
 }
 
 // Pause stops the server's process (SIGSTOP): connections stay open and

@@ -1,14 +1,17 @@
 package aerokit
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,5 +281,117 @@ func TestAddrHonoursHost(t *testing.T) {
 	t.Setenv(EnvHost, "")
 	if ns := Namespace(); ns != NamespaceTest {
 		t.Fatalf("Namespace without a host = %q", ns)
+	}
+}
+
+// TestHelperOwner is not a test: TestOrphanedServerStops runs the test
+// binary with it as a process that starts a kit server, prints its pid and
+// directory, and blocks until it is killed without any cleanup.
+func TestHelperOwner(t *testing.T) {
+	if os.Getenv("AEROKIT_HELPER_OWNER") != "1" {
+		t.Skip("helper process for TestOrphanedServerStops")
+	}
+	s, err := StartServer(Options{})
+	if err != nil {
+		fmt.Printf("ERR %v\n", err)
+		os.Exit(3)
+	}
+	pid, _ := s.Pid()
+	fmt.Printf("READY %d %s\n", pid, s.Dir())
+	select {} // until SIGKILL, like a test binary killed by go test -timeout
+}
+
+// TestOrphanedServerStops: a process that started a kit server and is
+// killed (no cleanup runs) does not leave asd running: its watchdog stops
+// the server and removes its directory.
+func TestOrphanedServerStops(t *testing.T) {
+	if _, err := Kit(); err != nil {
+		unavailable(t, "%v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperOwner$", "-test.v")
+	cmd.Env = append(os.Environ(), "AEROKIT_HELPER_OWNER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	var dir string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "READY %d %s", &pid, &dir); err == nil {
+			break
+		}
+		if strings.HasPrefix(sc.Text(), "ERR ") {
+			cmd.Process.Kill()
+			cmd.Wait()
+			unavailable(t, "%s", sc.Text())
+		}
+	}
+	if pid == 0 || !serves(pid, dir) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper printed no running server (pid %d dir %q)", pid, dir)
+	}
+	go io.Copy(io.Discard, out)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := waitExit(pid, 60*time.Second); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("asd of a killed owner: %v", err)
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) { // polling the watchdog's rm
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s still there after its server was stopped", dir)
+		}
+	}
+}
+
+// TestReapOrphans: a server whose owner is gone and that has no watchdog
+// (killed with it) is stopped by the next start's reaper; servers whose
+// owner runs are left alone.
+func TestReapOrphans(t *testing.T) {
+	kit, err := Kit()
+	if err != nil {
+		unavailable(t, "%v", err)
+	}
+	orphan, err := StartServer(Options{Kit: kit, noGuard: true})
+	if err != nil {
+		unavailable(t, "%v", err)
+	}
+	t.Cleanup(func() { orphan.Stop(); os.RemoveAll(orphan.Dir()) })
+	Shared(t) // owned by this process: must survive
+	shared.Lock()
+	live := shared.srv
+	shared.Unlock()
+	pid, _ := orphan.Pid()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	// The owner file now names a process that has exited.
+	if err := os.WriteFile(filepath.Join(orphan.Dir(), ownerFile), []byte(fmt.Sprintf("%d 1\n", dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reaped := reapOrphans(filepath.Dir(orphan.Dir()))
+	if len(reaped) != 1 || reaped[0] != orphan.Dir() {
+		t.Fatalf("reaped %v, want [%s]", reaped, orphan.Dir())
+	}
+	if alive(pid) {
+		t.Fatalf("orphan asd %d still running", pid)
+	}
+	if _, err := os.Stat(orphan.Dir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("orphan dir: %v", err)
+	}
+	lp, _ := live.Pid()
+	if !serves(lp, live.Dir()) {
+		t.Fatal("the reaper stopped a server whose owner runs")
 	}
 }
