@@ -81,21 +81,21 @@ func TestUnassigned(t *testing.T) {
 	if tt, v := b.Labels(a); tt != ControlTest || v != UnassignedVariant {
 		t.Fatalf("labels %s/%s", tt, v)
 	}
-	if tt, v := b.Labels(Assignment{Test: 2}); tt != "t2" || v != "cpc_heavy" {
+	if tt, v := b.Labels(Assignment{Test: 2, Groups: [MaxLayers]uint8{2}}); tt != "t2" || v != "cpc_heavy" {
 		t.Fatalf("labels %s/%s", tt, v)
 	}
 }
 
 func TestParamsPerTest(t *testing.T) {
 	b, _ := NewBucketer(defaultSet(), Defaults)
-	if *b.Params(0) != Defaults {
-		t.Fatalf("control params %+v", *b.Params(0))
+	if *b.TestParams(0) != Defaults {
+		t.Fatalf("control params %+v", *b.TestParams(0))
 	}
-	if b.Params(1).FloorMultiplier != 1.1 || b.Params(1).WeightCPC != 1 {
-		t.Fatalf("t1 params %+v", *b.Params(1))
+	if b.TestParams(1).FloorMultiplier != 1.1 || b.TestParams(1).WeightCPC != 1 {
+		t.Fatalf("t1 params %+v", *b.TestParams(1))
 	}
-	if b.Params(2).WeightCPC != 1.5 || b.Params(3).FloorMultiplier != 1 {
-		t.Fatalf("t2/t3 params %+v %+v", *b.Params(2), *b.Params(3))
+	if b.TestParams(2).WeightCPC != 1.5 || b.TestParams(3).FloorMultiplier != 1 {
+		t.Fatalf("t2/t3 params %+v %+v", *b.TestParams(2), *b.TestParams(3))
 	}
 }
 
@@ -278,7 +278,7 @@ func TestLongDeviceSameSlot(t *testing.T) {
 // gives a bucketer, everyone control under the set's id, and the reason.
 func TestSnapshotBucketer(t *testing.T) {
 	b, err := SnapshotBucketer([]byte(`{"id":"exp-1","salt":"s1","tests":[{"id":"t1","variant":"v","share_bp":5000,"params":{"min_ctr":0.01}}]}`), Defaults)
-	if err != nil || b.NumTests() != 1 || b.Params(1).MinCTR != 0.01 {
+	if err != nil || b.NumTests() != 1 || b.TestParams(1).MinCTR != 0.01 {
 		t.Fatalf("good set: %v, %d tests", err, b.NumTests())
 	}
 	if i, ok := b.TestIndex("t1"); !ok || i != 1 {
@@ -292,7 +292,7 @@ func TestSnapshotBucketer(t *testing.T) {
 	}
 	for _, bad := range []string{`{"id":"exp-2","salt":"","tests":[]}`, `{"id":"exp-2","salt":"s","tests":[{"id":"control","share_bp":1}]}`, `not json`} {
 		b, err := SnapshotBucketer([]byte(bad), Defaults)
-		if err == nil || b == nil || b.NumTests() != 0 || *b.Params(0) != Defaults {
+		if err == nil || b == nil || b.NumTests() != 0 || *b.TestParams(0) != Defaults {
 			t.Fatalf("%s: err %v, bucketer %+v", bad, err, b)
 		}
 		if bad[0] == '{' && b.Set().ID != "exp-2" {

@@ -17,10 +17,12 @@ var LatencyBoundsUS = [...]uint32{10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 7
 // NumLatencyBuckets is len(LatencyBoundsUS)+1 (the open last bucket).
 const NumLatencyBuckets = len(LatencyBoundsUS) + 1
 
-// Groups per generation: control, tests 1..3, unassigned.
+// Groups per layer of a generation: control, tests 1..3, unassigned,
+// holdout.
 const (
-	numGroups       = MaxTests + 2
+	numGroups       = MaxTests + 3
 	unassignedGroup = MaxTests + 1
+	holdoutGroup    = MaxTests + 2
 )
 
 // HLLPrecision is the precision of the per-row device sketches: 2^14
@@ -64,15 +66,24 @@ func (c *cell) load() counts {
 
 // Generation holds the cells of one (env, snapshot, experiment set): the
 // edge makes one per snapshot it serves, so rows carry the snapshot
-// version and experiment set of the requests they count.
+// version and experiment set of the requests they count. Every request is
+// counted once in each layer: one layer's cells alone partition the
+// traffic.
 type Generation struct {
 	Env, Snapshot, Experiment string
-	labels                    [numGroups][2]string // test id, variant
-	shares                    [numGroups]uint32    // configured share_bp (control: the rest; unassigned: 0)
-	cells                     [numGroups][Shards]cell
+	layers                    []genLayer
+	bucketer                  *Bucketer // re-buckets tracking events; nil: labels only
 	parent                    *Counters
 	lastActive                atomic.Int64 // unix seconds of the last event
 	current                   atomic.Bool  // an edge serves this generation now
+}
+
+// genLayer is one layer's groups in a generation.
+type genLayer struct {
+	id     string
+	labels [numGroups][2]string // test id, variant
+	shares [numGroups]uint32    // configured share_bp (control: the rest; unassigned: 0; holdout: the holdout's)
+	cells  [numGroups][Shards]cell
 }
 
 // Counters are an edge's per-bucket counters and their flusher.
@@ -125,16 +136,34 @@ func (c *Counters) Generation(env, snapshot string, b *Bucketer) *Generation {
 		return g
 	}
 	g := &Generation{Env: env, Snapshot: snapshot, Experiment: exp, parent: c}
-	g.labels[0] = [2]string{ControlTest, ControlVariant}
-	g.labels[unassignedGroup] = [2]string{ControlTest, UnassignedVariant}
-	g.shares[0] = Slots
-	for i := 1; i <= MaxTests; i++ {
-		g.labels[i] = [2]string{"test-" + string(rune('0'+i)), "unknown"}
-		if b != nil && i <= b.n {
-			t := &b.set.Tests[i-1]
-			g.labels[i] = [2]string{t.ID, t.Variant}
-			g.shares[i] = t.ShareBP
-			g.shares[0] -= t.ShareBP
+	nl := 1
+	if b != nil {
+		nl = b.NumLayers()
+		if b.real {
+			g.bucketer = b
+		}
+	}
+	g.layers = make([]genLayer, nl)
+	for l := range g.layers {
+		gl := &g.layers[l]
+		gl.labels[0] = [2]string{ControlTest, ControlVariant}
+		gl.labels[unassignedGroup] = [2]string{ControlTest, UnassignedVariant}
+		gl.labels[holdoutGroup] = [2]string{HoldoutTest, HoldoutTest}
+		gl.shares[0] = Slots
+		for i := 1; i <= MaxTests; i++ {
+			gl.labels[i] = [2]string{"test-" + string(rune('0'+i)), "unknown"}
+			if b == nil {
+				continue
+			}
+			if t := b.GroupTest(l, uint8(i)); t != nil {
+				gl.labels[i] = [2]string{t.ID, t.Variant}
+				gl.shares[i] = b.GroupShareBP(l, uint8(i))
+				gl.shares[0] -= gl.shares[i]
+			}
+		}
+		if b != nil {
+			gl.id = b.layers[l].id
+			gl.shares[holdoutGroup] = b.HoldoutBP()
 		}
 	}
 	g.lastActive.Store(time.Now().Unix())
@@ -169,15 +198,18 @@ func (c *Counters) Lookup(env, snapshot, experiment []byte) *Generation {
 	return (*c.gens.Load())[genKey{string(env), string(snapshot), string(experiment)}]
 }
 
-func group(a Assignment) int {
-	if a.Unassigned {
+func group(a Assignment, l int) int {
+	switch {
+	case a.Unassigned:
 		return unassignedGroup
+	case a.Held:
+		return holdoutGroup
 	}
-	return int(a.Test)
+	return int(a.Groups[l] & 3)
 }
 
-func (g *Generation) cell(a Assignment) *cell {
-	return &g.cells[group(a)][a.Shard%Shards]
+func (g *Generation) cell(a Assignment, l int) *cell {
+	return &g.layers[l].cells[group(a, l)][a.Shard%Shards]
 }
 
 // Outcome is what happened to one ad request, for the counters.
@@ -190,50 +222,82 @@ const (
 	Error
 )
 
-// Request counts one ad request: its outcome, server latency and device.
-// It does not allocate and takes no lock.
+// Request counts one ad request in every layer: its outcome, server
+// latency and device. It does not allocate and takes no lock.
 func (g *Generation) Request(a Assignment, device []byte, o Outcome, latency time.Duration) {
-	c := g.cell(a)
-	c.requests.Add(1)
-	switch o {
-	case Fill:
-		c.fills.Add(1)
-	case Error:
-		c.errors.Add(1)
-	}
-	c.latency[latencyBucket(latency)].Add(1)
+	lb := latencyBucket(latency)
+	var h uint64
 	if len(device) > 0 {
-		g.parent.pushDevice(c, a.Shard, device)
+		h = deviceHash(device)
+	}
+	for l := range g.layers {
+		c := g.cell(a, l)
+		c.requests.Add(1)
+		switch o {
+		case Fill:
+			c.fills.Add(1)
+		case Error:
+			c.errors.Add(1)
+		}
+		c.latency[lb].Add(1)
+		if len(device) > 0 {
+			g.parent.pushDevice(c, a.Shard, h)
+		}
 	}
 }
 
 // ForwardError counts a request this edge tried to hand to staging and
 // served itself instead (in the staging generation's cells: it is
 // staging's failure).
-func (g *Generation) ForwardError(a Assignment) { g.cell(a).forwardErrors.Add(1) }
+func (g *Generation) ForwardError(a Assignment) {
+	for l := range g.layers {
+		g.cell(a, l).forwardErrors.Add(1)
+	}
+}
 
 // Impression counts a verified impression and its revenue.
 func (g *Generation) Impression(a Assignment, priceMicros int64) {
-	c := g.cell(a)
-	c.impressions.Add(1)
-	if priceMicros > 0 {
-		c.revenue.Add(uint64(priceMicros))
+	for l := range g.layers {
+		c := g.cell(a, l)
+		c.impressions.Add(1)
+		if priceMicros > 0 {
+			c.revenue.Add(uint64(priceMicros))
+		}
 	}
 }
 
 // Click counts a verified click.
-func (g *Generation) Click(a Assignment) { g.cell(a).clicks.Add(1) }
+func (g *Generation) Click(a Assignment) {
+	for l := range g.layers {
+		g.cell(a, l).clicks.Add(1)
+	}
+}
+
+// Tracked is the assignment a verified tracking token's event counts in:
+// the generation's own bucketer re-buckets the token's device (the same
+// answer the request got, in every layer); a generation known only by
+// its labels (another edge's snapshot) falls back to the token's first
+// layer test (GroupOf).
+func (g *Generation) Tracked(test uint8, variant, device []byte) Assignment {
+	if g.bucketer != nil && len(device) > 0 {
+		return g.bucketer.Assign(device)
+	}
+	return GroupOf(test, variant, device)
+}
 
 // GroupOf maps a tracking token's labels (test index, variant) back to an
-// assignment group, with the device's shard.
+// assignment group in the first layer, with the device's shard.
 func GroupOf(test uint8, variant, device []byte) Assignment {
 	if len(device) == 0 || (test == 0 && string(variant) == UnassignedVariant) {
 		return Assignment{Unassigned: true}
 	}
+	if test == 0 && string(variant) == HoldoutTest {
+		return Assignment{Held: true, Shard: Shard(device)}
+	}
 	if test > MaxTests {
 		test = 0
 	}
-	return Assignment{Test: test, Shard: Shard(device)}
+	return Assignment{Test: test, Groups: [MaxLayers]uint8{test}, Shard: Shard(device)}
 }
 
 func latencyBucket(d time.Duration) int {
@@ -262,8 +326,8 @@ func deviceHash(device []byte) uint64 {
 	return h
 }
 
-func (c *Counters) pushDevice(cl *cell, shard uint8, device []byte) {
-	if !c.rings[shard%numRings].push(cl, deviceHash(device)) {
+func (c *Counters) pushDevice(cl *cell, shard uint8, h uint64) {
+	if !c.rings[shard%numRings].push(cl, h) {
 		c.dropped.Add(1)
 	}
 }

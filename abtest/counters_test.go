@@ -80,7 +80,7 @@ func TestPrometheusExport(t *testing.T) {
 	want := `
 # HELP adedge_ab_revenue_micros_total Revenue of verified impressions by A/B bucket, micros.
 # TYPE adedge_ab_revenue_micros_total counter
-adedge_ab_revenue_micros_total{env="production",experiment="exp-1",test="` + tt + `",variant="` + v + `"} 2000
+adedge_ab_revenue_micros_total{env="production",experiment="exp-1",layer="",test="` + tt + `",variant="` + v + `"} 2000
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "adedge_ab_revenue_micros_total"); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ type Row struct {
 	Env           string    `json:"env"`
 	Snapshot      string    `json:"snapshot"`
 	Experiment    string    `json:"experiment"`
+	Layer         string    `json:"layer,omitempty"`
 	Test          string    `json:"test"`
 	TestIndex     uint8     `json:"test_index"`
 	Variant       string    `json:"variant"`
@@ -67,31 +68,34 @@ func (c *Counters) Flush(edge string, start, end time.Time) []Row {
 	now := end.Unix()
 	for _, g := range *c.gens.Load() {
 		active := false
-		for gi := range g.cells {
-			for sh := range g.cells[gi] {
-				cl := &g.cells[gi][sh]
-				cur := cl.load()
-				d := cur.sub(&cl.flushed)
-				if d.zero() && cl.hll == nil {
-					continue
+		for li := range g.layers {
+			gl := &g.layers[li]
+			for gi := range gl.cells {
+				for sh := range gl.cells[gi] {
+					cl := &gl.cells[gi][sh]
+					cur := cl.load()
+					d := cur.sub(&cl.flushed)
+					if d.zero() && cl.hll == nil {
+						continue
+					}
+					active = true
+					cl.flushed = cur
+					r := Row{Start: start.UTC(), End: end.UTC(), Edge: edge, Env: g.Env, Snapshot: g.Snapshot,
+						Experiment: g.Experiment, Layer: gl.id, Test: gl.labels[gi][0], Variant: gl.labels[gi][1], ShareBP: gl.shares[gi], Shard: uint8(sh),
+						Requests: d.requests, Fills: d.fills, Errors: d.errors, ForwardErrors: d.forwardErrors,
+						Impressions: d.impressions, Clicks: d.clicks, RevenueMicros: d.revenue, LatencyUS: d.latency[:]}
+					if gi <= MaxTests {
+						r.TestIndex = uint8(gi)
+					}
+					if cl.hll != nil {
+						r.Devices = cl.hll.Estimate()
+						b, _ := cl.hll.MarshalBinary()
+						r.HLL = base64.StdEncoding.EncodeToString(b)
+						cl.hll = nil
+					}
+					r.LatencyUS = append([]uint64(nil), d.latency[:]...)
+					rows = append(rows, r)
 				}
-				active = true
-				cl.flushed = cur
-				r := Row{Start: start.UTC(), End: end.UTC(), Edge: edge, Env: g.Env, Snapshot: g.Snapshot,
-					Experiment: g.Experiment, Test: g.labels[gi][0], Variant: g.labels[gi][1], ShareBP: g.shares[gi], Shard: uint8(sh),
-					Requests: d.requests, Fills: d.fills, Errors: d.errors, ForwardErrors: d.forwardErrors,
-					Impressions: d.impressions, Clicks: d.clicks, RevenueMicros: d.revenue, LatencyUS: d.latency[:]}
-				if gi != unassignedGroup {
-					r.TestIndex = uint8(gi)
-				}
-				if cl.hll != nil {
-					r.Devices = cl.hll.Estimate()
-					b, _ := cl.hll.MarshalBinary()
-					r.HLL = base64.StdEncoding.EncodeToString(b)
-					cl.hll = nil
-				}
-				r.LatencyUS = append([]uint64(nil), d.latency[:]...)
-				rows = append(rows, r)
 			}
 		}
 		if active {

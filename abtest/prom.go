@@ -6,9 +6,11 @@ import (
 
 // promKey is the label set of the exported series: per-bucket totals
 // without snapshot and shard, which would only multiply series.
-type promKey struct{ env, experiment, test, variant string }
+type promKey struct{ env, experiment, layer, test, variant string }
 
-var promLabels = []string{"env", "experiment", "test", "variant"}
+// The layer label is empty for a set without layers; every layer counts
+// every request, so sum series within one layer only.
+var promLabels = []string{"env", "experiment", "layer", "test", "variant"}
 
 var (
 	descRequests    = prometheus.NewDesc("adedge_ab_requests_total", "Ad requests by A/B bucket.", promLabels, nil)
@@ -44,16 +46,24 @@ func (k *counts) add(o *counts) {
 
 // foldRetired adds a retired generation's totals to c.retired (under mu).
 func (c *Counters) foldRetired(g *Generation) {
-	for gi := range g.cells {
-		k := promKey{g.Env, g.Experiment, g.labels[gi][0], g.labels[gi][1]}
-		t := c.retired[k]
-		if t == nil {
-			t = &counts{}
-			c.retired[k] = t
-		}
-		for sh := range g.cells[gi] {
-			cur := g.cells[gi][sh].load()
-			t.add(&cur)
+	g.sum(c.retired)
+}
+
+// sum adds the generation's cells into tot by label set.
+func (g *Generation) sum(tot map[promKey]*counts) {
+	for li := range g.layers {
+		gl := &g.layers[li]
+		for gi := range gl.cells {
+			k := promKey{g.Env, g.Experiment, gl.id, gl.labels[gi][0], gl.labels[gi][1]}
+			t := tot[k]
+			if t == nil {
+				t = &counts{}
+				tot[k] = t
+			}
+			for sh := range gl.cells[gi] {
+				cur := gl.cells[gi][sh].load()
+				t.add(&cur)
+			}
 		}
 	}
 }
@@ -72,24 +82,13 @@ func (c *Counters) Collect(ch chan<- prometheus.Metric) {
 	gens := *c.gens.Load()
 	c.mu.Unlock()
 	for _, g := range gens {
-		for gi := range g.cells {
-			k := promKey{g.Env, g.Experiment, g.labels[gi][0], g.labels[gi][1]}
-			t := tot[k]
-			if t == nil {
-				t = &counts{}
-				tot[k] = t
-			}
-			for sh := range g.cells[gi] {
-				cur := g.cells[gi][sh].load()
-				t.add(&cur)
-			}
-		}
+		g.sum(tot)
 	}
 	for k, t := range tot {
 		if t.requests == 0 && t.impressions == 0 && t.clicks == 0 && t.forwardErrors == 0 {
 			continue
 		}
-		lv := []string{k.env, k.experiment, k.test, k.variant}
+		lv := []string{k.env, k.experiment, k.layer, k.test, k.variant}
 		for _, m := range []struct {
 			d *prometheus.Desc
 			v uint64

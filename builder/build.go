@@ -30,6 +30,11 @@ type Options struct {
 	Created time.Time
 	// Progress receives phase reports; nil discards them.
 	Progress *Progress
+	// State is the experiment-set state file (ExperimentsState): read
+	// before the build, so that experiments.json cannot move a running
+	// test's users, and rewritten after it. "" means Out/StateFile;
+	// NoState skips both.
+	State string
 }
 
 // Result describes a finished build.
@@ -44,8 +49,16 @@ type Result struct {
 // validation failure it returns *inventory.ValidationError and writes nothing.
 func Build(opts Options) (*Result, error) {
 	p := opts.Progress
+	statePath := opts.statePath()
+	var state *ExperimentsState
+	if statePath != "" {
+		var err error
+		if state, err = ReadState(statePath); err != nil {
+			return nil, err
+		}
+	}
 	p.Phase("load inventory")
-	inv, err := inventory.Load(opts.Input, inventory.Options{Progress: p.RecordsIn})
+	inv, err := inventory.Load(opts.Input, inventory.Options{Progress: p.RecordsIn, Previous: state.previous(statePath)})
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +148,11 @@ func Build(opts Options) (*Result, error) {
 	for _, name := range []string{version + ".manifest.json", "manifest.json"} {
 		if err := atomicfile.WriteBytes(filepath.Join(opts.Out, name), mb); err != nil {
 			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	if statePath != "" {
+		if err := writeState(statePath, state.next(version, inv.Experiments)); err != nil {
+			return nil, fmt.Errorf("write %s: %w", statePath, err)
 		}
 	}
 	return &Result{Path: path, ManifestPath: filepath.Join(opts.Out, "manifest.json"), Manifest: m, Expired: enc.expired}, nil

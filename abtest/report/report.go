@@ -290,9 +290,11 @@ type BreakdownValue struct {
 // BreakdownMetrics are the metrics breakdowns show.
 var BreakdownMetrics = []string{"fill_rate", "error_rate", "revenue_per_request"}
 
-// ExperimentReport is one (env, experiment set).
+// ExperimentReport is one (env, experiment set, layer): each layer's rows
+// count every request once, so layers are reported apart, never added.
 type ExperimentReport struct {
 	Env, Experiment string
+	Layer           string // "" for a set without layers
 	Snapshots       []string
 	Edges           []string
 	Groups          []*GroupTotals // control, tests by index, unassigned last
@@ -322,7 +324,7 @@ func BuildReport(rows []abtest.Row, files int) (*Report, error) {
 	return Build(rows, files, Options{})
 }
 
-type ekey struct{ env, exp string }
+type ekey struct{ env, exp, layer string }
 
 func dayOf(t time.Time) time.Time {
 	return t.UTC().Truncate(24 * time.Hour)
@@ -348,10 +350,10 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 		if r.End.After(rep.To) {
 			rep.To = r.End
 		}
-		k := ekey{r.Env, r.Experiment}
+		k := ekey{r.Env, r.Experiment, r.Layer}
 		er := exps[k]
 		if er == nil {
-			er = &ExperimentReport{Env: r.Env, Experiment: r.Experiment, Series: map[string][]Point{}}
+			er = &ExperimentReport{Env: r.Env, Experiment: r.Experiment, Layer: r.Layer, Series: map[string][]Point{}}
 			exps[k] = er
 			groups[k] = map[string]*GroupTotals{}
 			snaps[k] = map[string]bool{}
@@ -397,7 +399,7 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 	}
 	for i := range opts.Pre {
 		r := &opts.Pre[i]
-		g := groups[ekey{r.Env, r.Experiment}][GroupKey(r.Test, r.Variant)]
+		g := groups[ekey{r.Env, r.Experiment, r.Layer}][GroupKey(r.Test, r.Variant)]
 		if g == nil {
 			continue // a group that is not in the window
 		}
@@ -448,14 +450,19 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 			}
 			return strings.Compare(a.Env, b.Env)
 		}
-		return strings.Compare(a.Experiment, b.Experiment)
+		if a.Experiment != b.Experiment {
+			return strings.Compare(a.Experiment, b.Experiment)
+		}
+		return strings.Compare(a.Layer, b.Layer)
 	})
 	return rep, nil
 }
 
 func newGroup(r *abtest.Row) *GroupTotals {
 	g := &GroupTotals{Test: r.Test, Variant: r.Variant, Index: r.TestIndex, ShareBP: r.ShareBP,
-		Unassigned: r.Variant == abtest.UnassignedVariant && r.Test == abtest.ControlTest,
+		// The global holdout, like requests without a device, is not
+		// part of a layer's comparisons.
+		Unassigned: r.Variant == abtest.UnassignedVariant && r.Test == abtest.ControlTest || r.Test == abtest.HoldoutTest,
 		days:       map[time.Time]*dayAcc{}}
 	for d := range g.dims {
 		g.dims[d] = map[string]*shardArr{}

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/adedge/adedge/abtest"
 )
 
 // stdDecode decodes line with encoding/json as strictly as it can
@@ -138,8 +140,20 @@ func FuzzExperiments(f *testing.F) {
 	f.Add([]byte(strings.Join(baseFiles()[ExperimentsFile], "\n")))
 	f.Add([]byte(`{"id":"e","salt":"s","tests":[{"id":"t","variant":"v","share_bp":10000,"params":{}}]}`))
 	f.Add([]byte(`{"id":"e","salt":"s","tests":null} {}`))
+	f.Add([]byte(`{"id":"e","salt":"s","holdout":{"salt":"h","share_bp":500},"layers":[{"id":"a","segments":100},{"id":"b","salt":"x","segments":1000}],` +
+		`"tests":[{"id":"t1","layer":"a","variant":"v","segments":"0-9,20","allow_move":true,"params":{"min_ctr":0.1}},{"id":"t2","layer":"b","variant":"w","segments":"0-499"}]}`))
+	f.Add([]byte(`{"id":"e","salt":"s","layers":[{"id":"a","segments":100}],"tests":[{"id":"t1","layer":"a","variant":"v","segments":"0-19"},{"id":"t2","layer":"a","variant":"v","segments":"10-39"}]}`))
+	prev := &Previous{Source: "fuzz", Set: &Experiments{ID: "e", Salt: "s", Layers: []abtest.Layer{{ID: "a", Segments: 100}}, Tests: []ExperimentTest{
+		{ID: "t1", Layer: "a", Variant: "v", Segments: "0-19"}}}, Retired: []ExperimentTest{{ID: "t0", Variant: "old"}}}
 	f.Fuzz(func(t *testing.T, buf []byte) {
-		e, probs := decodeExperiments(buf)
+		if _, probs := decodeExperiments(buf, prev); len(probs) > 0 {
+			for _, p := range probs {
+				if p.pos < -1 || p.pos > len(buf) || p.msg == "" {
+					t.Fatalf("bad problem %+v for %q", p, buf)
+				}
+			}
+		}
+		e, probs := decodeExperiments(buf, nil)
 		for _, p := range probs {
 			if p.pos < -1 || p.pos > len(buf) || p.msg == "" {
 				t.Fatalf("bad problem %+v for %q", p, buf)

@@ -31,6 +31,19 @@ type Options struct {
 	// "experiments", "references". Calls are serialised (never concurrent)
 	// but come from several goroutines.
 	Progress func(phase string, records int)
+	// Previous is the experiment set the edges run now (the builder's
+	// state file): a new experiments.json that would move a running
+	// test's users, or reuse a test id for another treatment, is refused.
+	// Nil skips those checks (a first build).
+	Previous *Previous
+}
+
+// Previous is the experiment set a build replaces, and the tests that ran
+// before it and ended (whose ids may not come back with other parameters).
+type Previous struct {
+	Set     *Experiments
+	Retired []ExperimentTest
+	Source  string // where it was read, for messages
 }
 
 // InputFile describes one input file as Load read it; the builder copies
@@ -678,7 +691,7 @@ func (l *loader) loadExperiments() {
 	if buf == nil {
 		return
 	}
-	e, probs := decodeExperiments(buf)
+	e, probs := decodeExperiments(buf, l.opts.Previous)
 	for _, p := range probs {
 		line := 0 // whole file
 		if p.pos >= 0 {

@@ -637,9 +637,9 @@ func TestExperimentsProblems(t *testing.T) {
 		{"not an object", func(f *files) { f.m[ExperimentsFile] = []string{`[]`} },
 			[]string{`experiments.json:1: malformed JSON at column 1: expected a JSON object '{', found '['`}},
 		{"unknown field", func(f *files) { f.replace(ExperimentsFile, 3, `"salt"`, `"seed": 1, "salt"`) },
-			[]string{`experiments.json:3: unknown field "seed" (expected one of: id, salt, tests)`}},
+			[]string{`experiments.json:3: unknown field "seed" (expected one of: id, salt, tests, holdout, layers)`}},
 		{"unknown test field", func(f *files) { f.replace(ExperimentsFile, 7, `"share_bp"`, `"weight": 2, "share_bp"`) },
-			[]string{`experiments.json:7: tests[2]: unknown field "weight" (expected one of: id, variant, share_bp, params)`}},
+			[]string{`experiments.json:7: tests[2]: unknown field "weight" (expected one of: id, variant, share_bp, params, layer, segments, allow_move)`}},
 		{"empty id and salt", func(f *files) {
 			f.replace(ExperimentsFile, 2, `"exp-1"`, `""`)
 			f.replace(ExperimentsFile, 3, `"salt-1"`, `""`)

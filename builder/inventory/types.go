@@ -100,21 +100,12 @@ const (
 )
 
 // Experiments is experiments.json: the A/B experiment set shipped inside the
-// snapshot so every edge switches together.
-type Experiments struct {
-	ID    string           `json:"id"`   // experiment set id, in every report row
-	Salt  string           `json:"salt"` // bucketing salt; a new salt re-randomises devices
-	Tests []ExperimentTest `json:"tests"`
-}
+// snapshot so every edge switches together. It is abtest's Set (one
+// definition: the edge reads what the builder checked).
+type Experiments = abtest.Set
 
-// ExperimentTest is one A/B test: a share of traffic that gets parameter
-// overrides. Control is whatever share the tests leave.
-type ExperimentTest struct {
-	ID      string             `json:"id"`
-	Variant string             `json:"variant"`  // label in reports, e.g. "floor_plus_10"
-	ShareBP uint32             `json:"share_bp"` // share in 0.01% units (2000 = 20%), >= 1; all tests <= TotalShareBP
-	Params  map[string]float64 `json:"params"`   // overrides; names from abtest.ParamNames; empty = A/A test
-}
+// ExperimentTest is one A/B test of experiments.json (abtest.Test).
+type ExperimentTest = abtest.Test
 
 // Limits the validator enforces.
 const (

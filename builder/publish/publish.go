@@ -283,7 +283,8 @@ func (p *Publisher) Build() (string, error) {
 	_ = os.RemoveAll(tmp)
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	res, err := builder.Build(builder.Options{Input: p.o.Input, Out: tmp, Created: p.o.Created})
+	res, err := builder.Build(builder.Options{Input: p.o.Input, Out: tmp, Created: p.o.Created,
+		State: filepath.Join(p.o.Data, builder.StateFile)}) // outlives the temp dir
 	if err != nil {
 		p.m.builds.WithLabelValues("failed").Inc()
 		var ve *inventory.ValidationError

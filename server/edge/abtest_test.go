@@ -368,11 +368,11 @@ search:
 				osv, _ := snapshot.ParseOSVersion("20.0")
 				req := selection.Request{Placement: []byte(snap.R.String(pl.ID)), Country: ci, OS: os, OSVersion: osv,
 					DeviceType: snapshot.DevicePhone, Now: now, Seed: 1}
-				sel.Select(snap.R, &req, nil, bk.Params(0), &res)
+				sel.Select(snap.R, &req, nil, bk.TestParams(0), &res)
 				if res.Outcome != selection.Filled {
 					continue
 				}
-				sel.Select(snap.R, &req, nil, bk.Params(raised), &res)
+				sel.Select(snap.R, &req, nil, bk.TestParams(raised), &res)
 				if res.Outcome == selection.BelowFloor {
 					found = &adQuery{placement: strings.Clone(snap.R.String(pl.ID)), country: cc, os: osName, osv: "20.0"}
 					break search

@@ -72,7 +72,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,
 		OSVersion: st.req.OSVersion, DeviceType: st.req.DeviceType, Now: now.Unix(), Seed: seq,
 	}
-	s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a.Test), &st.res)
+	s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a), &st.res)
 	res := &st.res
 	outcome := abtest.NoFill
 	s.metrics.adRequests[res.Outcome].Inc()

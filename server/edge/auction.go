@@ -150,7 +150,7 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 			Placement: imp.TagID, Country: q.Country, OS: q.OS, OSVersion: q.OSVersion, DeviceType: q.DeviceType,
 			Now: now.Unix(), Seed: seq, MinECPMMicros: floorMicros(imp), Exclude: au.chosen,
 		}
-		s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a.Test), &st.res)
+		s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a), &st.res)
 		res := &st.res
 		s.metrics.adRequests[res.Outcome].Inc()
 		for k, n := range res.Skipped {

@@ -69,11 +69,16 @@ func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Cl
 // join it from the decision events).
 func (s *Server) testID(c *token.Claims) string {
 	if c.Test == 0 {
+		if string(c.Variant) == abtest.HoldoutTest {
+			return abtest.HoldoutTest
+		}
 		return abtest.ControlTest
 	}
 	if e := s.exp.Load(); e != nil && e.id == string(c.Experiment) {
-		t, _ := e.bucketer.Labels(abtest.Assignment{Test: c.Test})
-		return t
+		if t := e.bucketer.GroupTest(0, c.Test); t != nil {
+			return t.ID
+		}
+		return abtest.ControlTest
 	}
 	return ""
 }

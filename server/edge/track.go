@@ -74,7 +74,10 @@ func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, st *reqState, now time.Ti
 // the log; a duplicate never gets here.
 func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 	g := s.bucketGen(c)
-	a := abtest.GroupOf(c.Test, c.Variant, c.Device)
+	var a abtest.Assignment
+	if g != nil {
+		a = g.Tracked(c.Test, c.Variant, c.Device)
+	}
 	if s.cfg.Pacing != nil {
 		// Spend for budgets: first-seen events only (docs/PACING.md).
 		s.cfg.Pacing.Counted(c.Campaign, click, c.PriceMicros)

@@ -159,7 +159,11 @@ func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 		fmt.Fprintln(w, "no rows in the window")
 	}
 	for _, er := range rep.Experiments {
-		fmt.Fprintf(w, "\n== env %s, experiment set %s (edges: %d; snapshots %v)\n", er.Env, er.Experiment, len(er.Edges), er.Snapshots)
+		layer := ""
+		if er.Layer != "" {
+			layer = ", layer " + er.Layer
+		}
+		fmt.Fprintf(w, "\n== env %s, experiment set %s%s (edges: %d; snapshots %v)\n", er.Env, er.Experiment, layer, len(er.Edges), er.Snapshots)
 		for _, wmsg := range er.Warnings {
 			fmt.Fprintf(w, "WARNING: %s\n", wmsg)
 		}

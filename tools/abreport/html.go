@@ -44,8 +44,12 @@ svg text{font-family:inherit}
 		b.WriteString("<p>No rows in the window.</p>")
 	}
 	for _, er := range rep.Experiments {
-		fmt.Fprintf(&b, "<h2>env %s &middot; experiment set %s</h2><p class=note>edges: %d; snapshots %s</p>",
-			esc(er.Env), esc(er.Experiment), len(er.Edges), esc(strings.Join(er.Snapshots, ", ")))
+		layer := ""
+		if er.Layer != "" {
+			layer = " &middot; layer " + esc(er.Layer)
+		}
+		fmt.Fprintf(&b, "<h2>env %s &middot; experiment set %s%s</h2><p class=note>edges: %d; snapshots %s</p>",
+			esc(er.Env), esc(er.Experiment), layer, len(er.Edges), esc(strings.Join(er.Snapshots, ", ")))
 		for _, wm := range er.Warnings {
 			fmt.Fprintf(&b, `<div class="warn">%s</div>`, esc(wm))
 		}

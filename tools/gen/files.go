@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/builder/inventory"
 )
 
@@ -457,16 +458,21 @@ func (g *generator) profiles(s *sink) {
 	}
 }
 
-// Experiment tests: three tests at 20/20/10%, control keeps 50%.
+// Experiment tests: three tests at 20/20/10% of one layer of 100 segments
+// (0-19, 20-39, 40-49), control keeps 50%. The layer's salt is the set's,
+// so the set buckets every device as the original consecutive-range form
+// did (docs/EXPERIMENTS.md, migration).
 func (g *generator) experiments(s *sink) {
 	r := newStream(g.seed, streamExperiments)
+	salt := "salt-" + strconv.FormatUint(r.Uint64(), 16)
 	e := inventory.Experiments{
-		ID:   "exp-default",
-		Salt: "salt-" + strconv.FormatUint(r.Uint64(), 16),
+		ID:     "exp-default",
+		Salt:   salt,
+		Layers: []abtest.Layer{{ID: "main", Salt: salt, Segments: 100}},
 		Tests: []inventory.ExperimentTest{
-			{ID: "t1-floor", Variant: "floor_x1.1", ShareBP: 2000, Params: map[string]float64{"floor_multiplier": 1.1}},
-			{ID: "t2-cpi-weight", Variant: "weight_cpi_x1.2", ShareBP: 2000, Params: map[string]float64{"weight_cpi": 1.2}},
-			{ID: "t3-min-ctr", Variant: "min_ctr_0.001", ShareBP: 1000, Params: map[string]float64{"min_ctr": 0.001}},
+			{ID: "t1-floor", Layer: "main", Variant: "floor_x1.1", Segments: "0-19", Params: map[string]float64{"floor_multiplier": 1.1}},
+			{ID: "t2-cpi-weight", Layer: "main", Variant: "weight_cpi_x1.2", Segments: "20-39", Params: map[string]float64{"weight_cpi": 1.2}},
+			{ID: "t3-min-ctr", Layer: "main", Variant: "min_ctr_0.001", Segments: "40-49", Params: map[string]float64{"min_ctr": 0.001}},
 		},
 	}
 	b, err := json.MarshalIndent(e, "", "  ")

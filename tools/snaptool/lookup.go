@@ -196,7 +196,7 @@ func lookupBucket(r *snapshot.Reader, test string) (BucketInfo, *abtest.Params, 
 	if test == "" {
 		test = abtest.ControlTest
 	}
-	i, ok := b.TestIndex(test)
+	a, ok := b.Only(test)
 	if !ok {
 		ids := []string{abtest.ControlTest}
 		for _, t := range b.Set().Tests {
@@ -204,14 +204,16 @@ func lookupBucket(r *snapshot.Reader, test string) (BucketInfo, *abtest.Params, 
 		}
 		return BucketInfo{}, nil, fmt.Errorf("%w: test %q is not in experiment set %q (tests: %s)", ErrBadArgument, test, b.Set().ID, strings.Join(ids, ", "))
 	}
-	info := BucketInfo{ExperimentSet: b.Set().ID, Test: test, Variant: abtest.ControlVariant, Params: *b.Params(i)}
-	if i > 0 {
-		info.Variant = b.Set().Tests[i-1].Variant
+	info := BucketInfo{ExperimentSet: b.Set().ID, Test: test, Variant: abtest.ControlVariant, Params: *b.Params(a)}
+	for i := range b.Set().Tests {
+		if t := &b.Set().Tests[i]; t.ID == test {
+			info.Variant = t.Variant
+		}
 	}
 	if setErr != nil {
 		info.Invalid = setErr.Error()
 	}
-	return info, b.Params(i), nil
+	return info, b.Params(a), nil
 }
 
 // BuildLookupReport computes Lookup's report from an open snapshot.

@@ -178,7 +178,7 @@ func TestLookupServesWhatSelectServes(t *testing.T) {
 						ti, _ := b.TestIndex(bucket)
 						var got selection.Result
 						sel.Select(r, &selection.Request{Placement: []byte(id), Country: country, OS: os, OSVersion: 15 << 16,
-							DeviceType: snapshot.DevicePhone, Now: dataTime.Add(time.Hour).Unix()}, prof, b.Params(ti), &got)
+							DeviceType: snapshot.DevicePhone, Now: dataTime.Add(time.Hour).Unix()}, prof, b.TestParams(ti), &got)
 						compared++
 						if rep.Outcome != got.Outcome.String() {
 							t.Fatalf("%s %s %s %s: lookup says %s, Select %s", id, cc, osName, bucket, rep.Outcome, got.Outcome)

@@ -45,8 +45,8 @@ func main() {
 }
 
 type buildArgs struct {
-	input, out, created string
-	quiet               bool
+	input, out, created, state string
+	quiet                      bool
 }
 
 // buildFlags are `adbuilder build`'s flags (ADBUILDER_<FLAG> too).
@@ -57,6 +57,7 @@ func buildFlags(a *buildArgs) *cliflag.Set {
 	g.String(&a.input, "input", "", "inventory directory (campaigns.jsonl, creatives.jsonl, placements.jsonl, predictions.jsonl, experiments.json)")
 	g.String(&a.out, "out", "", "output directory for <version>.snap and manifest.json")
 	g.String(&a.created, "created", "", "snapshot data time, RFC 3339 (default: $SOURCE_DATE_EPOCH, else the newest input's mtime)", rfc3339)
+	g.String(&a.state, "experiments-state", "", "experiment-set state file: the previous set, whose running tests a new experiments.json may not move (default OUT/"+builder.StateFile+"; \"none\" skips the check)")
 	g.Bool(&a.quiet, "quiet", false, "no progress output")
 	fs.Require("input", "out")
 	fs.After(func() error {
@@ -83,7 +84,7 @@ func build(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
-	opts := builder.Options{Input: a.input, Out: a.out}
+	opts := builder.Options{Input: a.input, Out: a.out, State: a.state}
 	if a.created != "" {
 		opts.Created, _ = time.Parse(time.RFC3339, a.created) // checked by the flag
 	}
