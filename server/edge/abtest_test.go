@@ -35,15 +35,45 @@ func (e *env) bucketOf(device string) (test, variant string, index uint8) {
 	}
 	snap := e.src.Acquire()
 	defer snap.Release()
+	// The documented rules, written out again (docs/EXPERIMENTS.md): the
+	// first layer's salt and segments, or the original form's ranges.
 	var set struct {
-		Salt  string `json:"salt"`
+		Salt   string `json:"salt"`
+		Layers []struct {
+			ID, Salt string
+			Segments uint32
+		}
 		Tests []struct {
-			ID, Variant string
-			ShareBP     uint32 `json:"share_bp"`
+			ID, Variant, Layer, Segments string
+			ShareBP                      uint32 `json:"share_bp"`
 		} `json:"tests"`
 	}
 	if err := json.Unmarshal(snap.R.ExperimentsJSON(), &set); err != nil {
 		e.t.Fatal(err)
+	}
+	if len(set.Layers) > 0 {
+		l := set.Layers[0]
+		slot := uint32(xxhash.Sum64String(l.Salt+":"+device) % 10000)
+		seg := slot / (10000 / l.Segments)
+		n := uint8(0)
+		for _, t := range set.Tests {
+			if t.Layer != l.ID {
+				continue
+			}
+			n++
+			for _, r := range strings.Split(t.Segments, ",") {
+				lo, hi, _ := strings.Cut(r, "-")
+				a, _ := strconv.Atoi(lo)
+				b := a
+				if hi != "" {
+					b, _ = strconv.Atoi(hi)
+				}
+				if int(seg) >= a && int(seg) <= b {
+					return t.ID, t.Variant, n
+				}
+			}
+		}
+		return "control", "control", 0
 	}
 	slot := uint32(xxhash.Sum64String(set.Salt+":"+device) % 10000)
 	cum := uint32(0)
