@@ -105,18 +105,28 @@ func TestAnnounceFailures(t *testing.T) {
 }
 
 // FuzzAnnounce: any query gets a bencoded dictionary that either fails
-// (failure reason alone, non-empty) or succeeds (no failure reason).
+// (failure reason alone, non-empty) or succeeds (no failure reason; the
+// swarm's other peers, one IPv4 and one IPv6, in well-formed peers and
+// peers6).
 func FuzzAnnounce(f *testing.F) {
 	f.Add(announceQuery(testIH, "-AR1360-aaaaaaaaaaaa", "6881", "0"))
 	f.Add(announceQuery(testIH, "-AR1360-aaaaaaaaaaaa", "6881", "12", "event", "stopped", "numwant", "3", "compact", "0"))
+	f.Add(announceQuery(testIH, "-TR3000-zzzzzzzzzzzz", "51413", "100", "event", "started", "numwant", "0"))
+	f.Add(announceQuery(strings.Repeat("\x02", 20), "-AR1360-aaaaaaaaaaaa", "6881", "0"))
 	f.Add("info_hash=%00&port=1")
+	allowed := hexHash([20]byte([]byte(testIH)))
 	f.Fuzz(func(t *testing.T, query string) {
-		tr := &Tracker{}
+		tr := &Tracker{Allowed: func(ih string) bool { return ih == allowed }}
+		doAnnounce(t, tr, "127.0.0.5:40000", announceQuery(testIH, "-XX0000-v4v4v4v4v4v4", "7000", "5"))
+		doAnnounce(t, tr, "[2001:db8::1]:40003", announceQuery(testIH, "-XX0000-v6v6v6v6v6v6", "7001", "5"))
 		req := httptest.NewRequest("GET", "/announce", nil)
 		req.URL.RawQuery = query
 		req.RemoteAddr = "127.0.0.9:1234"
 		rec := httptest.NewRecorder()
 		tr.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%q: status %d", query, rec.Code)
+		}
 		var m map[string]any
 		if err := bencode.Unmarshal(rec.Body.Bytes(), &m); err != nil {
 			t.Fatalf("%q: %v", rec.Body.Bytes(), err)
@@ -125,8 +135,24 @@ func FuzzAnnounce(f *testing.F) {
 			if keys(m) != "failure reason" || r == "" {
 				t.Fatalf("failure with other keys or no reason: %q", rec.Body.Bytes())
 			}
-		} else if keys(m) != "complete,incomplete,interval,peers" {
-			t.Fatalf("success keys %s: %q", keys(m), rec.Body.Bytes())
+			return
+		}
+		switch k := keys(m); k {
+		case "complete,incomplete,interval,peers", "complete,incomplete,interval,peers,peers6":
+		default:
+			t.Fatalf("success keys %s: %q", k, rec.Body.Bytes())
+		}
+		switch p := m["peers"].(type) {
+		case string: // compact: 6 bytes a peer
+			if len(p)%6 != 0 {
+				t.Fatalf("compact peers of %d bytes: %q", len(p), rec.Body.Bytes())
+			}
+		case []any: // BEP 3 dictionaries
+		default:
+			t.Fatalf("peers %T: %q", p, rec.Body.Bytes())
+		}
+		if p6, ok := m["peers6"].(string); ok && (len(p6) == 0 || len(p6)%18 != 0) {
+			t.Fatalf("peers6 of %d bytes: %q", len(p6), rec.Body.Bytes())
 		}
 	})
 }
