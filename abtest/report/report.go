@@ -64,6 +64,11 @@ type Options struct {
 	// Users, when set, gives user counts instead of the rows' sketches
 	// (the warehouse counts distinct devices itself).
 	Users func(k UserKey) (float64, bool)
+	// DimRows, when set, are where the breakdowns come from instead of the
+	// rows' own dimension fields: DimRows[DimCountry] are rows keyed by
+	// country (their other dimensions ignored), and so on. A warehouse
+	// answers each dimension apart rather than their cross product.
+	DimRows *[numDims][]abtest.Row
 	// MaxBreakdown bounds the values listed per breakdown dimension (by
 	// requests; the rest are summed as "(other)"); 12 when 0.
 	MaxBreakdown int
@@ -378,7 +383,7 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 				er.Warnings = append(er.Warnings, w)
 			}
 		}
-		if err := g.addRow(r); err != nil {
+		if err := g.addRow(r, opts.DimRows == nil); err != nil {
 			return nil, fmt.Errorf("row of %s: %w", r.Edge, err)
 		}
 		sm := series[k][gk]
@@ -396,6 +401,16 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 		p.Impressions += r.Impressions
 		p.Clicks += r.Clicks
 		p.RevenueMicros += r.RevenueMicros
+	}
+	if opts.DimRows != nil {
+		for dim, rs := range opts.DimRows {
+			for i := range rs {
+				r := &rs[i]
+				if g := groups[ekey{r.Env, r.Experiment, r.Layer}][GroupKey(r.Test, r.Variant)]; g != nil {
+					g.addDim(dim, dimValue(r, dim), r)
+				}
+			}
+		}
 	}
 	for i := range opts.Pre {
 		r := &opts.Pre[i]
@@ -482,7 +497,16 @@ func mergeSketch(dst **hyperloglog.Sketch, sk *hyperloglog.Sketch) error {
 	return (*dst).Merge(sk)
 }
 
-func (g *GroupTotals) addRow(r *abtest.Row) error {
+func (g *GroupTotals) addDim(dim int, v string, r *abtest.Row) {
+	a := g.dims[dim][v]
+	if a == nil {
+		a = &shardArr{}
+		g.dims[dim][v] = a
+	}
+	a[r.Shard].addRow(r)
+}
+
+func (g *GroupTotals) addRow(r *abtest.Row, ownDims bool) error {
 	g.Add(r)
 	g.shard[r.Shard].addRow(r)
 	day := dayOf(r.Start)
@@ -492,14 +516,10 @@ func (g *GroupTotals) addRow(r *abtest.Row) error {
 		g.days[day] = d
 	}
 	d.shard[r.Shard].addRow(r)
-	for dim := range g.dims {
-		v := dimValue(r, dim)
-		a := g.dims[dim][v]
-		if a == nil {
-			a = &shardArr{}
-			g.dims[dim][v] = a
+	if ownDims {
+		for dim := range g.dims {
+			g.addDim(dim, dimValue(r, dim), r)
 		}
-		a[r.Shard].addRow(r)
 	}
 	sk, err := r.Sketch()
 	if err != nil {

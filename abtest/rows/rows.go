@@ -193,28 +193,36 @@ func Parse(line []byte) (abtest.Row, error) {
 	if d.More() {
 		return abtest.Row{}, errors.New("data after the row object")
 	}
+	if err := Check(&r); err != nil {
+		return abtest.Row{}, err
+	}
+	return r, nil
+}
+
+// Check is the rule every row must pass, whatever it was read from (a
+// rows file, a warehouse's answer): labels present, shard, share, test
+// index and histogram in range, a decodable sketch.
+func Check(r *abtest.Row) error {
 	switch {
 	case r.Start.IsZero() || r.End.IsZero() || r.End.Before(r.Start):
-		return abtest.Row{}, errors.New("start/end missing or reversed")
+		return errors.New("start/end missing or reversed")
 	case r.Env == "" || r.Test == "" || r.Variant == "":
-		return abtest.Row{}, errors.New("env, test and variant are required")
+		return errors.New("env, test and variant are required")
 	case r.Shard >= abtest.Shards:
-		return abtest.Row{}, fmt.Errorf("shard %d, want < %d", r.Shard, abtest.Shards)
+		return fmt.Errorf("shard %d, want < %d", r.Shard, abtest.Shards)
 	case r.ShareBP > abtest.Slots:
-		return abtest.Row{}, fmt.Errorf("share_bp %d, want <= %d", r.ShareBP, abtest.Slots)
+		return fmt.Errorf("share_bp %d, want <= %d", r.ShareBP, abtest.Slots)
 	case r.TestIndex > abtest.MaxTests:
-		return abtest.Row{}, fmt.Errorf("test_index %d, want <= %d", r.TestIndex, abtest.MaxTests)
+		return fmt.Errorf("test_index %d, want <= %d", r.TestIndex, abtest.MaxTests)
 	case len(r.LatencyUS) != abtest.NumLatencyBuckets:
-		return abtest.Row{}, fmt.Errorf("latency_us has %d buckets, want %d", len(r.LatencyUS), abtest.NumLatencyBuckets)
+		return fmt.Errorf("latency_us has %d buckets, want %d", len(r.LatencyUS), abtest.NumLatencyBuckets)
 	}
 	// No cross-field checks (fills <= requests, histogram total ==
 	// requests): a request in flight at a flush may have its request counted
 	// in one row and its fill or latency in the next, so they hold over
 	// rows, not per row. The file name's checksum guards the content.
-	if _, err := r.Sketch(); err != nil {
-		return abtest.Row{}, err
-	}
-	return r, nil
+	_, err := r.Sketch()
+	return err
 }
 
 // ListFiles returns the rows files under each dir (not recursive),

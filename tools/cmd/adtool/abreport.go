@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/internal/cliflag"
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/tools/abreport"
 	"github.com/adedge/adedge/tools/abtraffic"
 )
@@ -59,6 +62,8 @@ func runABReport(args []string) int {
 	tau := fs.Float64("msprt-tau", 0.1, "mSPRT mixing sd, relative to control's value (the effect size the sequential test is tuned for)")
 	preFrom := fs.String("pre-from", "", "CUPED pre-period start (rows of the same groups before the test window)")
 	preTo := fs.String("pre-to", "", "CUPED pre-period end (default: --from)")
+	chURL := fs.String("clickhouse", "", "read the warehouse instead of rows files: http://HOST:8123/?database=adedge (docs/EVENTS.md)")
+	chTimeout := fs.Duration("clickhouse-timeout", time.Minute, "per-query timeout for --clickhouse")
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
@@ -77,9 +82,26 @@ func runABReport(args []string) int {
 		return 2
 	}
 	dirs = append(dirs, fs.Args()...) // "--rows DIR DIR2 ..." as in the usage line
-	if len(dirs) == 0 {
-		fmt.Fprintln(os.Stderr, "abreport: --rows DIR is required")
+	if len(dirs) == 0 && *chURL == "" {
+		fmt.Fprintln(os.Stderr, "abreport: --rows DIR (or --clickhouse URL) is required")
 		return 2
+	}
+	if len(dirs) > 0 && *chURL != "" {
+		fmt.Fprintln(os.Stderr, "abreport: --rows and --clickhouse are two sources of the same report: give one")
+		return 2
+	}
+	var ch *ship.Client
+	if *chURL != "" {
+		tg, err := ship.ParseTarget(*chURL)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "abreport: --clickhouse: %v\n", err)
+			return 2
+		}
+		if *chTimeout <= 0 {
+			fmt.Fprintln(os.Stderr, "abreport: --clickhouse-timeout must be > 0")
+			return 2
+		}
+		ch = ship.NewClient(tg, *chTimeout)
 	}
 	var f abreport.Filter
 	var err error
@@ -92,7 +114,15 @@ func runABReport(args []string) int {
 		return 2
 	}
 	f.Env = *env
-	rows, files, skipped, err := abreport.Load(dirs, f)
+	var rows []abtest.Row
+	var files int
+	var skipped []abreport.Skipped
+	var info abreport.CHInfo
+	if ch != nil {
+		rows, info, err = abreport.LoadClickHouse(context.Background(), ch, f, &opts)
+	} else {
+		rows, files, skipped, err = abreport.Load(dirs, f)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
 		return 1
@@ -118,7 +148,13 @@ func runABReport(args []string) int {
 			return 2
 		}
 		pf.Env = f.Env
-		if opts.Pre, _, _, err = abreport.Load(dirs, pf); err != nil {
+		if ch != nil {
+			var preOpts report.Options
+			opts.Pre, _, err = abreport.LoadClickHouse(context.Background(), ch, pf, &preOpts)
+		} else {
+			opts.Pre, _, _, err = abreport.Load(dirs, pf)
+		}
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "abreport: pre-period: %v\n", err)
 			return 1
 		}
@@ -127,6 +163,10 @@ func runABReport(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abreport: %v\n", err)
 		return 1
+	}
+	if ch != nil {
+		abreport.NoteSource(rep, info)
+		fmt.Fprintf(os.Stderr, "abreport: clickhouse %s: %d queries in %v\n", info.Source, info.Queries, info.Elapsed.Round(time.Millisecond))
 	}
 	w := os.Stdout
 	if *out != "" {

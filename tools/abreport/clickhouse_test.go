@@ -1,0 +1,256 @@
+package abreport
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/abtest/report"
+	"github.com/adedge/adedge/abtest/rows"
+	"github.com/adedge/adedge/internal/chkit"
+	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/events/ship"
+)
+
+// twin is traffic counted both ways an edge counts it: the A/B counters
+// (flushed to rows files) and the event log (shipped to ClickHouse by the
+// real shipper), with the labels the edge gives each (server/edge
+// recordDecision and trackEvent).
+type twin struct {
+	t    *testing.T
+	b    *abtest.Bucketer
+	c    *abtest.Counters
+	g    *abtest.Generation
+	rec  *events.Recorder
+	buf  []byte
+	seq  uint64
+	dir  string
+	adEv int
+}
+
+func newTwin(t *testing.T) *twin {
+	b, err := abtest.NewBucketer(testSet(), abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := events.Open(events.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	c := abtest.NewCounters()
+	return &twin{t: t, b: b, c: c, g: c.Serving("production", "snap-1", b), rec: rec, dir: t.TempDir()}
+}
+
+func (w *twin) id() events.ID {
+	w.seq++
+	var id events.ID
+	binary.LittleEndian.PutUint64(id[:], w.seq)
+	return id
+}
+
+// day runs one day of traffic at day start d.
+func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	countries := []string{"US", "DE", "BR"}
+	oses := []string{"android", "ios"}
+	for i := 0; i < devices; i++ {
+		dev := []byte("dev-" + strconv.Itoa(i))
+		a := w.b.Assign(dev)
+		test, variant := w.b.Labels(a)
+		p := 0.5
+		if a.Test == 1 {
+			p = fillT1
+		}
+		for r := 0; r < 1+i%3; r++ {
+			now := d.Add(time.Duration(rng.IntN(86_000_000)) * time.Millisecond)
+			o, eo := abtest.NoFill, uint8(events.OutcomeNoFill)
+			switch x := rng.Float64(); {
+			case x < 0.01:
+				o, eo = abtest.Error, events.OutcomeError
+			case x < 0.01+p:
+				o, eo = abtest.Fill, events.OutcomeFill
+			}
+			lat := time.Duration(80+rng.IntN(300)) * time.Microsecond
+			w.g.Request(a, dev, o, lat)
+			ad := events.Event{Kind: events.KindAd, Test: a.Test, Shard: a.Shard, Outcome: eo, Time: now.UnixMilli(), Issued: now.UnixMilli(),
+				Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte("exp-1"), TestID: []byte(test), Variant: []byte(variant),
+				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id()}
+			if o == abtest.Fill {
+				ad.PriceMicros, ad.Format = 2000, 1
+			}
+			w.rec.Decision(&ad, &w.buf)
+			w.adEv++
+			if o != abtest.Fill || rng.Float64() > 0.8 {
+				continue
+			}
+			w.g.Impression(a, 2000)
+			imp := events.Event{Kind: events.KindImp, Test: a.Test, Shard: abtest.Shard(dev), Time: now.UnixMilli() + 500, Issued: now.UnixMilli(),
+				PriceMicros: 2000, Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte("exp-1"), TestID: []byte(test),
+				Variant: []byte(variant), ID: w.id()}
+			for copies := 0; copies < 1+int(w.seq%2); copies++ { // replays: the warehouse counts one
+				e := imp
+				if copies > 0 {
+					e.Flags = events.FlagDuplicate
+				}
+				if _, err := w.rec.Track(&e, &w.buf); err != nil {
+					w.t.Fatal(err)
+				}
+			}
+			if rng.Float64() < 0.05 {
+				w.g.Click(a)
+				clk := imp
+				clk.Kind, clk.ID = events.KindClick, w.id()
+				if _, err := w.rec.Track(&clk, &w.buf); err != nil {
+					w.t.Fatal(err)
+				}
+			}
+		}
+	}
+	flushed := w.c.Flush("edge-a", d, d.Add(24*time.Hour))
+	if _, err := rows.WriteFile(w.dir, "edge-a", d, flushed); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// ship sends the whole log to ClickHouse with the real shipper.
+func (w *twin) ship(tg *ship.Target) {
+	s, err := ship.New(w.rec.Log(), tg, ship.Options{Interval: 10 * time.Millisecond})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(120 * time.Second)
+	for w.rec.Stats().AdWritten < int64(w.adEv) || s.Pos().Less(w.rec.Log().Head()) {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("not shipped: %+v at %+v", w.rec.Stats(), s.Pos())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The agreement test (issue 10's open item, issue 15 part 4): the report
+// from rows files and the report from ClickHouse of the same traffic
+// agree: every group's counts exactly, every lift and p-value in both
+// views to float precision, the breakdowns ClickHouse adds sum to the
+// same totals.
+func TestClickHouseReportAgreesWithRows(t *testing.T) {
+	ch := chkit.Start(t)
+	w := newTwin(t)
+	for i := 0; i < 3; i++ {
+		w.day(day0.Add(time.Duration(i)*24*time.Hour), 3000, 0.55, uint64(i+1))
+	}
+	tg, err := ship.ParseTarget(ch.URL() + "?database=agree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ship(tg)
+	f := Filter{Env: "production", From: day0, To: day0.Add(3 * 24 * time.Hour)}
+	for _, view := range []report.View{report.Sequential, report.Fixed} {
+		rs, files, skipped, err := Load([]string{w.dir}, f)
+		if err != nil || len(skipped) > 0 {
+			t.Fatal(err, skipped)
+		}
+		fromRows, err := report.Build(rs, files, report.Options{View: view})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := report.Options{View: view}
+		chRows, info, err := LoadClickHouse(context.Background(), ship.NewClient(tg, time.Minute), f, &opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromCH, err := report.Build(chRows, 0, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: ClickHouse source %s, %d queries, %v; notes %v", view, info.Source, info.Queries, info.Elapsed, info.Notes)
+		agree(t, fromRows, fromCH, view, info)
+	}
+}
+
+func agree(t *testing.T, a, b *report.Report, view report.View, info CHInfo) {
+	t.Helper()
+	if len(a.Experiments) != 1 || len(b.Experiments) != 1 {
+		t.Fatalf("experiments %d vs %d", len(a.Experiments), len(b.Experiments))
+	}
+	ea, eb := a.Experiments[0], b.Experiments[0]
+	if len(ea.Groups) != len(eb.Groups) {
+		t.Fatalf("groups %d vs %d", len(ea.Groups), len(eb.Groups))
+	}
+	for i, ga := range ea.Groups {
+		gb := eb.Groups[i]
+		if ga.Test != gb.Test || ga.Variant != gb.Variant {
+			t.Fatalf("group %d: %s/%s vs %s/%s", i, ga.Test, ga.Variant, gb.Test, gb.Variant)
+		}
+		ta, tb := ga.Totals, gb.Totals
+		ta.Latency, tb.Latency = [abtest.NumLatencyBuckets]uint64{}, [abtest.NumLatencyBuckets]uint64{}
+		if ta != tb {
+			t.Errorf("%s: rows %+v, clickhouse %+v", ga.Test, ta, tb)
+		}
+	}
+	withUsers := !hasNote(info, "device_hash")
+	withLatency := !hasNote(info, "latency_us")
+	for i, ca := range ea.Comparisons {
+		cb := eb.Comparisons[i]
+		for _, m := range append(report.MetricNames, "error_rate", "p99_latency_us") {
+			if m == "revenue_per_user" && !withUsers || m == "p99_latency_us" && !withLatency {
+				continue
+			}
+			tol := 1e-9
+			if m == "revenue_per_user" {
+				tol = 0.02 // HLL sketches vs ClickHouse's uniqCombined
+			}
+			la, lb := ca.Lifts[m], cb.Lifts[m]
+			sa, sb := ca.Seq[m], cb.Seq[m]
+			pairs := [][2]float64{{la.Abs, lb.Abs}, {la.Rel, lb.Rel}, {la.RelLo, lb.RelLo}, {la.P, lb.P}, {sa.P, sb.P}, {sa.RelLo, sb.RelLo}}
+			if withUsers { // without users the family has no revenue/user: a smaller n
+				pairs = append(pairs, [2]float64{ca.Holm[m], cb.Holm[m]}, [2]float64{ca.BH[m], cb.BH[m]})
+			}
+			for _, pair := range pairs {
+				if !near(pair[0], pair[1], tol) {
+					t.Errorf("%s %s %s: rows %v vs clickhouse %v (lift %+v vs %+v)", view, ca.Test, m, pair[0], pair[1], la, lb)
+					break
+				}
+			}
+		}
+	}
+	if len(eb.Breakdowns) != 3 {
+		t.Fatalf("clickhouse breakdowns: %d", len(eb.Breakdowns))
+	}
+	ctl := eb.Control()
+	for _, bd := range eb.Breakdowns {
+		var req float64
+		for _, v := range bd.Values {
+			req += v.Requests[report.GroupKey(ctl.Test, ctl.Variant)]
+		}
+		if req != float64(ctl.Requests) {
+			t.Errorf("by %s: control requests add to %g, not %d", bd.Dim, req, ctl.Requests)
+		}
+	}
+}
+
+func hasNote(info CHInfo, s string) bool {
+	for _, n := range info.Notes {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func near(a, b, tol float64) bool {
+	if math.IsNaN(a) && math.IsNaN(b) {
+		return true
+	}
+	return math.Abs(a-b) <= tol*math.Max(1, math.Abs(a))
+}
