@@ -146,6 +146,13 @@ func TestFindMax(t *testing.T) {
 	if testing.Short() {
 		t.Skip("find-max runs several trials")
 	}
+	// The knee is the server's own: past 3000 req/s (150 in a 50 ms
+	// window) it answers 503 at once. A latency knee made this test
+	// measure the machine: latency counts from each request's scheduled
+	// time, so a loaded machine's scheduling delays count too (p99 135-185
+	// ms at 500/s with load 37 on 2 cores failed a 50 ms bound), and the
+	// slow answers past it stretched failing trials to seconds. The p99
+	// rule itself is TestJudge's.
 	var window atomic.Int64
 	var count atomic.Int64
 	url := serve(t, func(ctx *fasthttp.RequestCtx) {
@@ -154,16 +161,14 @@ func TestFindMax(t *testing.T) {
 			count.Store(0)
 		}
 		if count.Add(1) > 3000/20 {
-			// Past the knee (3000 req/s) answers take 3x the bound; below
-			// it they are immediate, and a loaded machine's scheduling
-			// delays (tens of ms under CI) stay inside the 50 ms bound.
-			time.Sleep(150 * time.Millisecond)
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			return
 		}
 		ctx.SetBodyString("ok")
 	})
 	var log strings.Builder
 	res, err := FindMax(context.Background(), FindMaxOptions{
-		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 50 * time.Millisecond,
+		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 2 * time.Second,
 		Start: 500, Trial: 700 * time.Millisecond, Precision: 0.25, MaxTrials: 9, Confirm: true, Log: &log,
 	})
 	t.Log("\n" + log.String())
@@ -173,7 +178,7 @@ func TestFindMax(t *testing.T) {
 	if res.MaxRate < 500 || res.MaxRate > 4500 {
 		t.Fatalf("max rate %.0f, want in [500, 4500]", res.MaxRate)
 	}
-	if res.Best == nil || res.Best.LatencyUS.P99 > 50_000 {
+	if res.Best == nil || res.Best.Bad() != 0 {
 		t.Fatalf("best result %+v does not meet the bound", res.Best)
 	}
 	failed := false
@@ -184,6 +189,34 @@ func TestFindMax(t *testing.T) {
 	}
 	if !failed {
 		t.Errorf("no failing trial above the max: the search did not find a knee")
+	}
+}
+
+// TestJudge: a trial passes only with nothing failed, the rate achieved
+// and p99 within the bound; each failure says which.
+func TestJudge(t *testing.T) {
+	f := FindMaxOptions{P99: time.Millisecond, MinAchieved: 0.97}
+	ok := func() *Result {
+		return &Result{Rate: 1000, Achieved: 990, Status: map[string]int{"200": 900, "204": 90}, LatencyUS: Percentiles{P99: 1000}}
+	}
+	if pass, why := f.judge(ok()); !pass {
+		t.Fatalf("a good trial failed: %s", why)
+	}
+	for _, c := range []struct {
+		name string
+		mod  func(*Result)
+		want string
+	}{
+		{"p99 over the bound", func(r *Result) { r.LatencyUS.P99 = 1001 }, "p99 1001 us > 1000 us"},
+		{"an error", func(r *Result) { r.Errors = 1 }, "1 failed requests"},
+		{"a 503", func(r *Result) { r.Status["503"] = 2 }, "2 failed requests"},
+		{"rate not achieved", func(r *Result) { r.Achieved = 960 }, "achieved 960/s of 1000/s"},
+	} {
+		r := ok()
+		c.mod(r)
+		if pass, why := f.judge(r); pass || why != c.want {
+			t.Errorf("%s: pass %v %q, want a failure %q", c.name, pass, why, c.want)
+		}
 	}
 }
 
