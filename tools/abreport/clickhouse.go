@@ -58,8 +58,12 @@ func (t chTables) has(table string, cols ...string) bool {
 // RollupTable is the exact hourly A/B rollup the events shipper maintains.
 const RollupTable = "experiment_hourly"
 
-var rollupCols = []string{"hour", "env", "experiment", "test", "variant", "test_code", "shard", "country", "os", "format",
+var rollupCols = []string{"hour", "env", "experiment", "layer", "test", "variant", "shard", "country", "os", "format",
 	"requests", "fills", "errors", "impressions", "clicks", "revenue_micros"}
+
+// unknownCode marks a row whose test index the rollup does not keep; the
+// decisions' test_code fills it in (chGroups.label).
+const unknownCode = 255
 
 // LoadClickHouse aggregates the window of f from the warehouse into rows
 // for report.Build, with the options that carry ClickHouse's user counts
@@ -87,11 +91,29 @@ func LoadClickHouse(ctx context.Context, c *ship.Client, f Filter, opts *report.
 	// product (and FINAL's merge runs once, not four times).
 	var from, sums, cond string
 	keysSQL := keysSQL
+	useRollup := false
 	if tabs.has(RollupTable, rollupCols...) {
+		// An empty rollup for the window (not rebuilt yet, or another
+		// database's shipper does it) must not read as no traffic.
+		out, err := c.Query(ctx, "SELECT count() FROM "+quoteIdentDB(c.T.Database)+"."+RollupTable+" WHERE "+windowSQL("hour", f)+" FORMAT TabSeparated")
+		info.Queries++
+		if err != nil {
+			return nil, info, err
+		}
+		useRollup = strings.TrimSpace(string(out)) != "0"
+		if !useRollup {
+			info.Notes = append(info.Notes, RollupTable+" has no rows in the window: read events FINAL instead")
+		}
+	}
+	codeSQL := "test_code"
+	if useRollup {
+		// Sets without layers only (layer ''): the decisions' own test,
+		// variant and shard are the unnamed layer's.
 		info.Source = c.T.Database + "." + RollupTable + " FINAL"
+		codeSQL = strconv.Itoa(unknownCode)
 		from = quoteIdentDB(c.T.Database) + "." + RollupTable + " FINAL"
 		sums = "sum(requests), sum(fills), sum(errors), sum(impressions), sum(clicks), sum(revenue_micros)"
-		cond = windowSQL("hour", f) + envCond
+		cond = windowSQL("hour", f) + envCond + " AND layer = ''"
 		keysSQL = strings.ReplaceAll(keysSQL, "TIME", "hour")
 	} else {
 		info.Source = c.T.Database + "." + ship.Table + " FINAL"
@@ -102,10 +124,10 @@ func LoadClickHouse(ctx context.Context, c *ship.Client, f Filter, opts *report.
 		cond = "duplicate = 0 AND kind IN ('ad', 'imp', 'click') AND " + where + envCond
 		keysSQL = strings.ReplaceAll(keysSQL, "TIME", "time")
 	}
-	q := fmt.Sprintf(`SELECT k.1 AS kt, k.2 AS kv, env, experiment, test_code, variant, test, shard,
+	q := fmt.Sprintf(`SELECT k.1 AS kt, k.2 AS kv, env, experiment, %s AS tc, variant, test, shard,
     %s
 FROM %s ARRAY JOIN %s AS k WHERE %s
-GROUP BY kt, kv, env, experiment, test_code, variant, test, shard FORMAT TabSeparated`, sums, from, keysSQL, cond)
+GROUP BY kt, kv, env, experiment, tc, variant, test, shard FORMAT TabSeparated`, codeSQL, sums, from, keysSQL, cond)
 	out, err := c.Query(ctx, q)
 	info.Queries++
 	if err != nil {
@@ -259,22 +281,47 @@ type groupKey struct {
 type chGroups struct {
 	ids    map[groupKey]string
 	shares map[groupKey]uint32
+	codes  map[[4]string]uint8 // env, experiment, test, variant -> test index
 }
 
 func newCHGroups() *chGroups {
-	return &chGroups{ids: map[groupKey]string{}, shares: map[groupKey]uint32{}}
+	return &chGroups{ids: map[groupKey]string{}, shares: map[groupKey]uint32{}, codes: map[[4]string]uint8{}}
 }
 
 func (g *chGroups) learn(k groupKey, test string) {
-	if test != "" {
+	if test != "" && k.code != unknownCode {
 		g.ids[k] = test
+		g.codes[[4]string{k.env, k.exp, test, k.variant}] = k.code
 	}
+}
+
+// code resolves a rollup row's test index: from the decisions, else
+// control 0 and the rest by test id from 1 (labels only: the statistics
+// do not depend on it).
+func (g *chGroups) code(r *abtest.Row, others []abtest.Row) uint8 {
+	if c, ok := g.codes[[4]string{r.Env, r.Experiment, r.Test, r.Variant}]; ok {
+		return c
+	}
+	if r.Test == abtest.ControlTest {
+		return 0
+	}
+	var ids []string
+	for i := range others {
+		if t := others[i].Test; t != abtest.ControlTest && !slices.Contains(ids, t) {
+			ids = append(ids, t)
+		}
+	}
+	slices.Sort(ids)
+	return uint8(min(slices.Index(ids, r.Test)+1, abtest.MaxTests))
 }
 
 // label fills each row's test id and share from what was learnt.
 func (g *chGroups) label(rs []abtest.Row) []abtest.Row {
 	for i := range rs {
 		r := &rs[i]
+		if r.TestIndex == unknownCode {
+			r.TestIndex = g.code(r, rs)
+		}
 		k := groupKey{r.Env, r.Experiment, r.TestIndex, r.Variant}
 		if id, ok := g.ids[k]; ok {
 			r.Test = id
@@ -335,7 +382,7 @@ func parseGroup(f []string, withShard bool) (r abtest.Row, k groupKey, err error
 	if err != nil {
 		return r, k, err
 	}
-	if code > abtest.MaxTests {
+	if code > abtest.MaxTests && code != unknownCode {
 		return r, k, fmt.Errorf("test_code %d, want <= %d", code, abtest.MaxTests)
 	}
 	r = abtest.Row{Env: f[0], Experiment: f[1], TestIndex: uint8(code), Variant: f[3], Test: f[4],
