@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,22 +77,7 @@ func TestTransferToTwoEdges(t *testing.T) {
 // shows in status and metrics.
 func TestBadSignatureRefused(t *testing.T) {
 	_, otherPriv, _ := manifestsig.GenerateKey()
-	b, _ := startBuilder(t, "127.0.0.14", 0, newCreated, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/v1/manifest" {
-				h.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			p := payloadOf(t, rec.Body.Bytes())
-			env, err := manifestsig.Sign(otherPriv, p)
-			if err != nil {
-				t.Error(err)
-			}
-			w.Write(env)
-		})
-	})
+	b, _ := startBuilder(t, "127.0.0.14", 0, newCreated, resigned(t, otherPriv, func(*manifestsig.Payload) {}, nil))
 	dir := t.TempDir()
 	old := oldSnapshot(t, dir)
 	e := startEdge(t, "127.0.0.15", dir, b.url, nil)
@@ -107,6 +94,32 @@ func TestBadSignatureRefused(t *testing.T) {
 	}
 	if !bytes.Contains(e.f.AppendHealthJSON(nil), []byte("bad signature")) {
 		t.Fatal("/health does not show the refusal")
+	}
+}
+
+// resigned wraps the builder's handler: every manifest it serves is the
+// real one changed by edit and signed with key; polls (if set) counts the
+// manifests served.
+func resigned(t *testing.T, key ed25519.PrivateKey, edit func(*manifestsig.Payload), polls *atomic.Int64) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/manifest" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			p := payloadOf(t, rec.Body.Bytes())
+			edit(p)
+			env, err := manifestsig.Sign(key, p)
+			if err != nil {
+				t.Error(err)
+			}
+			if polls != nil {
+				polls.Add(1)
+			}
+			w.Write(env)
+		})
 	}
 }
 
@@ -129,20 +142,8 @@ func payloadOf(t *testing.T, env []byte) *manifestsig.Payload {
 // match the file (every piece passes its SHA-1): the file is discarded, never
 // renamed into the snapshot directory, and the old snapshot keeps serving.
 func TestXXHashMismatchRefused(t *testing.T) {
-	b, v := startBuilder(t, "127.0.0.16", 0, newCreated, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/v1/manifest" {
-				h.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			p := payloadOf(t, rec.Body.Bytes())
-			p.XXHash64 = "00000000deadbeef"
-			env, _ := manifestsig.Sign(testKey, p)
-			w.Write(env)
-		})
-	})
+	var polls atomic.Int64
+	b, v := startBuilder(t, "127.0.0.16", 0, newCreated, resigned(t, testKey, func(p *manifestsig.Payload) { p.XXHash64 = "00000000deadbeef" }, &polls))
 	dir := t.TempDir()
 	old := oldSnapshot(t, dir)
 	e := startEdge(t, "127.0.0.17", dir, b.url, nil)
@@ -151,7 +152,9 @@ func TestXXHashMismatchRefused(t *testing.T) {
 	if !strings.Contains(st.LastError, "xxhash64") {
 		t.Fatalf("status %+v", st)
 	}
-	time.Sleep(500 * time.Millisecond) // more polls: the same manifest is not retried
+	// Three more polls of the same manifest: it is not retried.
+	after := polls.Load()
+	waitUntil(t, 30*time.Second, "three more manifest polls", func() bool { return polls.Load() >= after+3 })
 	if n := e.f.failures.Load(); n != 1 {
 		t.Errorf("%d failures: the bad manifest was retried", n)
 	}

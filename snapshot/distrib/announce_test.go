@@ -19,15 +19,23 @@ func TestAnnounceFindsLateSeeder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the library's first announce: no peers yet
+	// The library's first announce, answered with no peers: the seeder
+	// joins only after the tracker has it.
+	ih := mi.HashInfoBytes().HexString()
+	peers := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); sw.tr.Peers(ih) < n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("tracker has %d peers, want %d", sw.tr.Peers(ih), n)
+			}
+		}
+	}
+	peers(1)
 	seed := sw.client("127.0.0.7", nil)
 	if _, err := seed.Seed(mi, p); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for sw.tr.Peers(mi.HashInfoBytes().HexString()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	peers(2)
 	n, err := tt.Announce(context.Background(), sw.announce)
 	if err != nil || n < 1 {
 		t.Fatalf("announce: %d peers added, %v", n, err)
