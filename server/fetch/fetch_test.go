@@ -281,11 +281,11 @@ func TestDiskFull(t *testing.T) {
 	}
 	old := oldSnapshot(t, dir) // ~5 MB of the 8 MiB: the new one cannot fit
 	e := startEdge(t, "127.0.0.24", dir, b.url, func(o *Options) { o.WriteHook = hook })
-	waitUntil(t, 30*time.Second, "a write error", func() bool { return e.f.writeErr.Load() > 0 })
-	st := e.f.Status()
-	if !strings.Contains(st.LastError, "disk full") {
-		t.Fatalf("status %+v", st)
-	}
+	// The write error is counted a moment before the status records it
+	// (a loaded machine read the status in between): wait for both.
+	waitUntil(t, 30*time.Second, "a write error counted and in the status", func() bool {
+		return e.f.writeErr.Load() > 0 && strings.Contains(e.f.Status().LastError, "disk full")
+	})
 	if e.serving() != old {
 		t.Fatalf("serving %q, want the old %q", e.serving(), old)
 	}
