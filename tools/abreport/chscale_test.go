@@ -84,13 +84,6 @@ func TestClickHouseReportScale(t *testing.T) {
 		t.Logf("optimize: %v", err)
 	}
 	t.Logf("merged in %v", time.Since(start).Round(time.Millisecond))
-	if hook := rollupHook; hook != nil {
-		s := time.Now()
-		if err := hook(ctx, c, day0, day0.Add(30*24*time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rollup built in %v", time.Since(s).Round(time.Millisecond))
-	}
 	f := Filter{Env: "production", From: day0, To: day0.Add(30 * 24 * time.Hour)}
 	var best time.Duration
 	for run := 0; run < 3; run++ {
@@ -122,7 +115,3 @@ func TestClickHouseReportScale(t *testing.T) {
 	}
 	t.Logf("REPORT TIME %d events: best of 3 %v", n, best.Round(time.Millisecond))
 }
-
-// rollupHook builds the hourly rollup when the events package provides
-// one (set in a file that calls it); nil: the report reads events FINAL.
-var rollupHook func(ctx context.Context, c *ship.Client, from, to time.Time) error
