@@ -107,7 +107,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	}
-	ctx.Response.Header.Set("X-Adedge-Env", s.cfg.Env)
+	s.setEnvHeader(ctx)
 	s.recordDecision(st, snap, exp, a, seq, outcome, now)
 	el := time.Since(start)
 	s.metrics.adLatency.Observe(el.Seconds())
@@ -122,7 +122,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 // (privacy), or it missed; a miss serves unpersonalised.
 func (s *Server) readProfile(st *reqState, device []byte, allowed bool) *profiles.Profile {
 	if len(device) == 0 || s.store == nil || !allowed {
-		s.metrics.profile[ProfileSkipped].Inc()
+		s.metrics.profile[profileSkipped].Inc()
 		return nil
 	}
 	st.prof.Reset()
@@ -136,18 +136,18 @@ func (s *Server) readProfile(st *reqState, device []byte, allowed bool) *profile
 	}
 	switch {
 	case err == nil:
-		s.metrics.profile[ProfileHit].Inc()
+		s.metrics.profile[profileHit].Inc()
 		return &st.prof
 	case errors.Is(err, profiles.ErrNotFound):
-		s.metrics.profile[ProfileMiss].Inc()
+		s.metrics.profile[profileMiss].Inc()
 	case errors.Is(err, profiles.ErrTimeout):
-		s.metrics.profile[ProfileTimeout].Inc()
+		s.metrics.profile[profileTimeout].Inc()
 	case errors.Is(err, profiles.ErrBusy):
-		s.metrics.profile[ProfileShed].Inc()
+		s.metrics.profile[profileShed].Inc()
 	case errors.Is(err, profiles.ErrUnavailable):
-		s.metrics.profile[ProfileUnavailable].Inc()
+		s.metrics.profile[profileUnavailable].Inc()
 	default:
-		s.metrics.profile[ProfileError].Inc()
+		s.metrics.profile[profileError].Inc()
 		s.event("profile_error", err)
 	}
 	return nil
@@ -190,13 +190,9 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	b = append(b, `,"asset_url":`...)
 	b = appendJSONString(b, r.String(cr.AssetURL))
 	b = append(b, `},"impression_url":"`...)
-	b = appendJSONStringBody(b, s.cfg.PublicURL)
-	b = append(b, "/v1/imp?t="...)
-	b = append(b, st.tok...) // base64url: needs no escaping
+	b = s.appendTrackURL(b, "/v1/imp?t=", st.tok)
 	b = append(b, `","click_url":"`...)
-	b = appendJSONStringBody(b, s.cfg.PublicURL)
-	b = append(b, "/v1/click?t="...)
-	b = append(b, st.tok...)
+	b = s.appendTrackURL(b, "/v1/click?t=", st.tok)
 	b = append(b, `","price_micros":`...)
 	b = strconv.AppendInt(b, st.res.PriceMicros, 10)
 	b = append(b, `,"ecpm_micros":`...)

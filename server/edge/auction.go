@@ -176,7 +176,7 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 			exp.gen.Request(a, q.Device, outcome, time.Since(start))
 		}
 	}
-	ctx.Response.Header.Set("X-Adedge-Env", s.cfg.Env)
+	s.setEnvHeader(ctx)
 	if bids == 0 {
 		m.auctions["no_bid"].Inc()
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -373,7 +373,7 @@ func hasSize(sizes []ortb.Size, w, h uint16) bool {
 
 // appendTrackURL appends PublicURL + path + token (JSON-safe: the token is base64url).
 func (s *Server) appendTrackURL(b []byte, path string, tok []byte) []byte {
-	b = appendJSONStringBody(b, s.cfg.PublicURL)
+	b = append(b, s.publicJSON...)
 	b = append(b, path...)
 	return append(b, tok...)
 }

@@ -126,6 +126,11 @@ type Server struct {
 	capQ     chan capUpdate
 	pool     sync.Pool // *reqState
 	exp      atomic.Pointer[expInfo]
+
+	// envHeader is X-Adedge-Env's value and publicJSON PublicURL escaped
+	// for a JSON string, made once: every response writes them.
+	envHeader  []byte
+	publicJSON string
 }
 
 // reqState is the per-request scratch memory, pooled.
@@ -156,6 +161,8 @@ func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token
 	if cfg.Env == "staging" {
 		s.envCode = 1
 	}
+	s.envHeader = []byte(cfg.Env)
+	s.publicJSON = string(appendJSONStringBody(nil, cfg.PublicURL))
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.reqSalt = binary.LittleEndian.Uint64(b[:])
@@ -192,49 +199,49 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch string(path) { // the compiler does not allocate for this conversion
 	case "/v1/ad":
-		s.metrics.httpRequests["ad"].Inc()
+		s.metrics.httpRequests[endpointAd].Inc()
 		if !ctx.IsGet() && !ctx.IsPost() {
 			methodNotAllowed(ctx, "GET, POST")
 			return
 		}
 		s.serveAd(ctx)
 	case "/openrtb2/auction":
-		s.metrics.httpRequests["auction"].Inc()
+		s.metrics.httpRequests[endpointAuction].Inc()
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")
 			return
 		}
 		s.serveAuction(ctx)
 	case "/v1/video":
-		s.metrics.httpRequests["video"].Inc()
+		s.metrics.httpRequests[endpointVideo].Inc()
 		if !ctx.IsGet() {
 			methodNotAllowed(ctx, "GET")
 			return
 		}
 		s.serveVideo(ctx)
 	case "/v1/imp":
-		s.metrics.httpRequests["imp"].Inc()
+		s.metrics.httpRequests[endpointImp].Inc()
 		if !ctx.IsGet() {
 			methodNotAllowed(ctx, "GET")
 			return
 		}
 		s.serveTrack(ctx, false)
 	case "/v1/click":
-		s.metrics.httpRequests["click"].Inc()
+		s.metrics.httpRequests[endpointClick].Inc()
 		if !ctx.IsGet() {
 			methodNotAllowed(ctx, "GET")
 			return
 		}
 		s.serveTrack(ctx, true)
 	case "/health":
-		s.metrics.httpRequests["health"].Inc()
+		s.metrics.httpRequests[endpointHealth].Inc()
 		if !ctx.IsGet() && !ctx.IsHead() {
 			methodNotAllowed(ctx, "GET, HEAD")
 			return
 		}
 		s.serveHealth(ctx)
 	default:
-		s.metrics.httpRequests["other"].Inc()
+		s.metrics.httpRequests[endpointOther].Inc()
 		jsonError(ctx, fasthttp.StatusNotFound, "no such endpoint: see docs/API.md", "")
 	}
 }
@@ -272,6 +279,14 @@ func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		jsonError(ctx, fasthttp.StatusBadRequest, "malformed HTTP request", "")
 	}
+}
+
+// headerEnv names the environment that answered (docs/API.md).
+var headerEnv = []byte("X-Adedge-Env")
+
+// setEnvHeader sets X-Adedge-Env without normalising the name per request.
+func (s *Server) setEnvHeader(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetCanonical(headerEnv, s.envHeader)
 }
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {

@@ -18,14 +18,14 @@ type Metrics struct {
 	noSnapshot   prometheus.Counter
 	skips        [selection.NumSkips]prometheus.Counter
 	truncated    prometheus.Counter
-	profile      map[string]prometheus.Counter
+	profile      [numProfileResults]prometheus.Counter // by profileResult
 	adLatency    prometheus.Histogram
 	impressions  prometheus.Counter
 	clicks       prometheus.Counter
 	revenue      prometheus.Counter
 	trackReject  map[string]prometheus.Counter
 	capUpdates   map[string]prometheus.Counter
-	httpRequests map[string]prometheus.Counter
+	httpRequests [numEndpoints]prometheus.Counter
 	sdk          sdkMetrics // OpenRTB, privacy, geo, video (sdkmetrics.go)
 }
 
@@ -43,6 +43,39 @@ const (
 	ProfileError       = "error"
 	ProfileSkipped     = "no_device"
 )
+
+// profileResult indexes Metrics.profile: the request path counts with an
+// array index, not a map lookup by label.
+type profileResult uint8
+
+const (
+	profileHit profileResult = iota
+	profileMiss
+	profileTimeout
+	profileShed
+	profileUnavailable
+	profileError
+	profileSkipped
+	numProfileResults
+)
+
+var profileResultNames = [numProfileResults]string{ProfileHit, ProfileMiss, ProfileTimeout, ProfileShed, ProfileUnavailable, ProfileError, ProfileSkipped}
+
+// endpoint indexes Metrics.httpRequests (label "endpoint").
+type endpoint uint8
+
+const (
+	endpointAd endpoint = iota
+	endpointAuction
+	endpointImp
+	endpointClick
+	endpointVideo
+	endpointHealth
+	endpointOther
+	numEndpoints
+)
+
+var endpointNames = [numEndpoints]string{"ad", "auction", "imp", "click", "video", "health", "other"}
 
 // NewMetrics registers the edge's series in a fresh registry (plus the Go
 // runtime and process collectors).
@@ -73,9 +106,8 @@ func NewMetrics() *Metrics {
 	prof := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_profile_lookups_total",
 		Help: "Profile reads by result; all but hit serve unpersonalised (shed: store slow, limit reached; unavailable: store down)."}, []string{"result"})
 	f(prof)
-	m.profile = map[string]prometheus.Counter{}
-	for _, r := range []string{ProfileHit, ProfileMiss, ProfileTimeout, ProfileShed, ProfileUnavailable, ProfileError, ProfileSkipped} {
-		m.profile[r] = prof.WithLabelValues(r)
+	for r, name := range profileResultNames {
+		m.profile[r] = prof.WithLabelValues(name)
 	}
 	m.adLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "adedge_ad_request_duration_seconds",
 		Help:    "Server time of /v1/ad, parse to response written.",
@@ -104,9 +136,8 @@ func NewMetrics() *Metrics {
 	hr := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_http_requests_total",
 		Help: "Requests on the serving port by endpoint."}, []string{"endpoint"})
 	f(hr)
-	m.httpRequests = map[string]prometheus.Counter{}
-	for _, e := range []string{"ad", "auction", "imp", "click", "video", "health", "other"} {
-		m.httpRequests[e] = hr.WithLabelValues(e)
+	for e, name := range endpointNames {
+		m.httpRequests[e] = hr.WithLabelValues(name)
 	}
 	m.sdk = newSDKMetrics(f)
 	return m

@@ -239,6 +239,8 @@ func (e *edgeApp) build() error {
 	if e.ln, err = tcplisten.Listen(ctx, cfg.listen, cfg.listenBacklog); err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
+	// fasthttp sets three deadlines per request; lazily, they cost nothing.
+	e.ln = tcplisten.LazyDeadlines(e.ln)
 	e.onClose(func() { _ = e.ln.Close() })
 	e.http = newHTTPServer(cfg, srv.Handler)
 	metrics.OpenConnections(e.http.GetOpenConnectionsCount)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# User-space instructions per request of a running server, from callgrind:
+# hardware-independent (the neighbours on a shared machine do not move it),
+# unlike req/s. The server runs under valgrind; after a warm-up the
+# counters are zeroed, N requests are sent with hey, and the counters are
+# dumped: instructions / N covers everything the process does per request
+# (fasthttp, the handler, the Go runtime's scheduler and poller), the
+# kernel's side of the syscalls excluded.
+#
+#   tools/bench/callgrind.sh NAME URL N -- SERVER-COMMAND...
+#
+# Prints "NAME: I instructions/request (T total over N)". Build the server
+# with CGO_ENABLED=0 and run with GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off:
+# valgrind 3.19 cannot decode RDTSCP (SIGILL in runtime.cputicks) and its
+# callgrind asserts on Go's preemption signals (threads.c:247
+# vgCallgrind_post_signal); the script sets both variables.
+set -euo pipefail
+name=$1 url=$2 n=$3
+shift 3
+[[ ${1:-} == -- ]] && shift
+out=$(mktemp -d /tmp/callgrind-XXXXXX)
+GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$@" >"$out/server.log" 2>&1 &
+vp=$!
+trap 'kill $vp 2>/dev/null || true; wait $vp 2>/dev/null || true; rm -rf "$out"' EXIT
+for ((i = 0; i < 600; i++)); do curl -s -o /dev/null -m 5 "$url" && break; sleep 1; done
+hey -n 2000 -c 16 "$url" >/dev/null
+callgrind_control -z $vp >/dev/null
+hey -n "$n" -c 16 "$url" | grep -q "\[200\]" || { echo "$name: not every request answered 200" >&2; exit 1; }
+callgrind_control -d $vp >/dev/null
+for ((i = 0; i < 100; i++)); do ls "$out"/cg.*.1 >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1 # the dump file is written in one go once it exists; let it finish
+total=$(callgrind_annotate "$out"/cg.*.1 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+echo "$name: $((total / n)) instructions/request ($total total over $n)"
