@@ -91,6 +91,11 @@ type Params struct {
 	StaleAfter time.Duration
 	// ExpectedEdges is the fleet size for the fallback share (default 1).
 	ExpectedEdges int
+	// Track is the horizon over which even pacing makes up a gap to its
+	// plan (default 10 min): a spike the curve does not know, or a stretch
+	// paced on own spend, is corrected within the hour instead of being
+	// spread over the rest of the day.
+	Track time.Duration
 	// Probe is the serve probability while a campaign's demand is still
 	// unmeasured (default 0.1).
 	Probe float64
@@ -114,6 +119,9 @@ func (p *Params) defaults() {
 	}
 	if p.ExpectedEdges <= 0 {
 		p.ExpectedEdges = 1
+	}
+	if p.Track <= 0 {
+		p.Track = 10 * time.Minute
 	}
 	if p.Probe <= 0 || p.Probe > 1 {
 		p.Probe = 0.1
@@ -193,10 +201,14 @@ type Controller struct {
 	p              float64
 	hadGood        bool // a fresh fleet read this day
 	goodSpent      int64
+	goodServed     int64
+	estN           int // ring entries estimated in fallback (rebased at recovery)
+	settle         int // ticks after a recovery without a fleet rate (the others still flushing)
 	goodReserve    int64
 	goodOwnDay     int64
 	goodOwnServed  int64
 	fallbackAllow  int64
+	fbFrac         float64 // the plan's fraction of the day when fallbackAllow was set
 	inFallback     bool
 	fire           float64 // billed share of served value, last measured
 }
@@ -269,6 +281,14 @@ func (c *Controller) Update(o Obs) Decision {
 			c.inFallback = false
 			c.lastServed = float64(served) // no rate across the gap
 			dt = 0
+			c.rebase(served - c.estServed(o))
+			// The other edges flush what they held during the outage within
+			// one flush interval: that jump is not a serve rate.
+			c.settle = int((c.par.StoreDelay+c.par.Tick-1)/c.par.Tick) + 1
+		}
+		if c.settle > 0 {
+			c.settle--
+			dt = 0
 		}
 		if dt > 0 {
 			if r := (float64(served) - c.lastServed) / dt; r >= 0 {
@@ -298,9 +318,9 @@ func (c *Controller) Update(o Obs) Decision {
 	case fresh:
 		allow := c.allowance(spent, life, now)
 		reserve := c.reserve(spent, served, now.Sub(o.FleetAt))
-		d = c.decide(allow, spent, reserve, c.demand*c.fire, warm, now)
+		d = c.decide(allow, spent, reserve, 0, c.demand*c.fire, warm, now)
 		c.hadGood = true
-		c.goodSpent, c.goodReserve = spent, reserve
+		c.goodSpent, c.goodReserve, c.goodServed = spent, reserve, served
 		c.goodOwnDay, c.goodOwnServed = o.OwnDay, o.OwnServed
 		c.fallbackAllow = -1
 	case !c.hadGood:
@@ -315,14 +335,19 @@ func (c *Controller) Update(o Obs) Decision {
 		if c.fallbackAllow < 0 {
 			left := max(0, c.allowance(c.goodSpent, c.goodSpent+(life-spent), now)-c.goodSpent-c.goodReserve)
 			c.fallbackAllow = left / int64(c.par.ExpectedEdges)
+			c.fbFrac = c.plan.Fraction(now.Add(c.par.ImpLag + c.par.StoreDelay).Unix())
 		}
 		ownSpent := o.OwnDay - c.goodOwnDay
 		ownServed := o.OwnServed - c.goodOwnServed
 		// What this edge served since the good read and has not seen
 		// counted yet, at the billed share measured while the store was up.
 		reserve := max(0, int64(c.fire*float64(ownServed))-ownSpent)
-		d = c.decide(c.fallbackAllow, ownSpent, reserve, c.ownDem*c.fire, warm, now)
+		d = c.decide(c.fallbackAllow, ownSpent, reserve, c.fbFrac, c.ownDem*c.fire, warm, now)
 		d.Fallback = true
+		// Keep the served history going (the reserve's lag reads it when
+		// the store is back): the fleet as this edge's share of it.
+		c.push(c.estServed(o))
+		c.estN++
 	}
 	c.p = d.P
 	return d
@@ -331,12 +356,31 @@ func (c *Controller) Update(o Obs) Decision {
 func (c *Controller) newDay(key uint32, start, end int64, o Obs) {
 	c.dayKey = key
 	c.plan = newDayPlan(c.curve, start, end)
-	c.ringN, c.ringAt = 0, 0
+	c.ringN, c.ringAt, c.estN = 0, 0, 0
 	c.hadGood = false
 	c.inFallback = false
 	c.fallbackAllow = -1
 	c.lastServed = float64(o.FleetServed + o.UnflushedServed)
 	c.lastOwnServed = float64(o.OwnServed)
+}
+
+// estServed estimates the fleet's served value today while the store is
+// away: the last good read plus this edge's served value since, times the
+// expected fleet size.
+func (c *Controller) estServed(o Obs) int64 {
+	return c.goodServed + (o.OwnServed-c.goodOwnServed)*int64(c.par.ExpectedEdges)
+}
+
+// rebase moves the served history estimated during a fallback by off (the
+// true fleet total minus the estimate, known once the store is back), so
+// the reserve's lagged value is the true total minus the fleet's served
+// value since then as estimated, not everything served during the outage.
+func (c *Controller) rebase(off int64) {
+	n := min(c.estN, c.ringN)
+	for k := 1; k <= n; k++ {
+		c.ring[(c.ringAt-k+ringLen)%ringLen] += off
+	}
+	c.estN = 0
 }
 
 func (c *Controller) push(served int64) {
@@ -366,7 +410,9 @@ func (c *Controller) lagged() (int64, bool) {
 // were read (age).
 func (c *Controller) reserve(spent, served int64, age time.Duration) int64 {
 	lag, ok := c.lagged()
-	fire := 1.0
+	// Until today's history shows the billed share, the last one measured
+	// (yesterday's, carried over midnight); 1 on a fresh edge.
+	fire := c.fire
 	if ok && lag > 20*max(c.budget.Unit, 1) {
 		fire = min(1.2, max(0.05, float64(spent)/float64(lag)))
 	}
@@ -398,7 +444,7 @@ func (c *Controller) allowance(spent, life int64, now time.Time) int64 {
 
 // decide turns an allowance, the spend and reserve against it and the
 // demand (billed value per second at p = 1) into a probability.
-func (c *Controller) decide(allow, spent, reserve int64, demand float64, warm bool, now time.Time) Decision {
+func (c *Controller) decide(allow, spent, reserve int64, from float64, demand float64, warm bool, now time.Time) Decision {
 	d := Decision{Budget: allow, Spent: spent, Reserve: reserve}
 	t := float64(now.UnixNano()) / 1e9
 	frac := c.plan.Fraction(int64(t))
@@ -436,12 +482,35 @@ func (c *Controller) decide(allow, spent, reserve int64, demand float64, warm bo
 	if c.budget.Mode == Even {
 		// even: of what is left, the curve's share of the next tick among
 		// what remains of the day.
-		next := c.plan.Fraction(int64(t + tick))
+		// The plan is followed lead ahead: spent + reserve runs ahead of
+		// the counted spend by what the reserve holds (about ImpLag plus
+		// the store's delay of serving), so planning that far ahead makes
+		// the *counted* spend, the billed one, follow the curve.
+		lead := (c.par.ImpLag + c.par.StoreDelay).Seconds()
+		frac := c.plan.Fraction(int64(t + lead))
+		next := c.plan.Fraction(int64(t + lead + tick))
 		var need float64
 		if frac >= 1 || 1-frac < 1e-9 {
 			need = rem
 		} else {
-			need = rem * (next - frac) / (1 - frac)
+			share := (next - frac) / (1 - frac)
+			// allow is for the day from the plan fraction f0 on (0; in a
+			// fallback, from the last good read).
+			f0 := min(from, frac)
+			plan := float64(allow) * (next - frac) / (1 - f0)
+			gap := rem - float64(allow)*(1-frac)/(1-f0) // behind the plan (> 0) or ahead
+			// Correct the gap over the rest of the day or over Track,
+			// whichever is sooner, but by at most the plan's own rate (a
+			// campaign far behind, say started at noon, spends at most
+			// twice the plan, then spreads the rest over the day).
+			corr := gap * share
+			tr := min(plan, max(-plan, gap*tick/c.par.Track.Seconds()))
+			if gap > 0 {
+				corr = max(corr, tr)
+			} else {
+				corr = min(corr, tr)
+			}
+			need = max(0, plan+corr)
 		}
 		p = min(p, need/(demand*tick))
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -47,6 +48,11 @@ type SimConfig struct {
 	RunID string
 	// Timeout bounds each edge's flush (default the Service's 500 ms).
 	Timeout time.Duration
+	// Parallel flushes the edges concurrently each tick, as a fleet does
+	// (pacing-sim against Aerospike: a tick with the store away then waits
+	// one timeout, not one per edge). Off, the edges flush in turn, which
+	// keeps a run with the Local store deterministic.
+	Parallel bool
 	// OnTick, if set, runs before every tick (pacing-sim: wall-clock pace,
 	// killing the store).
 	OnTick func(tick int, simNow time.Time)
@@ -86,9 +92,11 @@ type SimResult struct {
 	PerCampaign        []SimCampaign `json:"per_campaign,omitempty"`
 }
 
+// SimDay is the simulated day (UTC): Simulate measures it, after the warm-up.
+var SimDay = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
 type simEvent struct {
 	camp  int32
-	hour  int8
 	click bool
 }
 
@@ -121,7 +129,7 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 		local = NewLocal()
 		store = local
 	}
-	dayStart := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	dayStart := SimDay
 	outage := func(now time.Time) bool {
 		off := now.Sub(dayStart)
 		return cfg.OutageFor > 0 && off >= cfg.OutageAt && off < cfg.OutageAt+cfg.OutageFor
@@ -207,14 +215,13 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 	}
 	dt := cfg.Tick.Seconds()
 	dayTicks := int(24 * time.Hour / cfg.Tick)
-	drain := int(20*cfg.ImpDelay/cfg.Tick) + 1
 	spikeFrom := dayStart.Add(time.Duration(cfg.SpikeHour * float64(time.Hour)))
 	spent := make([]int64, cfg.Campaigns)
 	idb := make([][]byte, cfg.Campaigns)
 	for i := range camps {
 		idb[i] = []byte(camps[i].spec.ID)
 	}
-	for tick := 0; tick < dayTicks+drain; tick++ {
+	for tick := 0; tick < dayTicks; tick++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
@@ -224,12 +231,9 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 			cfg.OnTick(tick, now)
 		}
 		hour := int(now.Sub(dayStart) / time.Hour)
-		factor := 0.0
-		if tick < dayTicks {
-			factor = w[hour]
-			if cfg.SpikeHour > 0 && !now.Before(spikeFrom) && now.Before(spikeFrom.Add(cfg.SpikeLength)) {
-				factor *= cfg.SpikeFactor
-			}
+		factor := w[hour]
+		if cfg.SpikeHour > 0 && !now.Before(spikeFrom) && now.Before(spikeFrom.Add(cfg.SpikeLength)) {
+			factor *= cfg.SpikeFactor
 		}
 		for _, ed := range edges {
 			for _, ev := range ed.wheel[tick] {
@@ -239,10 +243,11 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 				if ev.click {
 					amt = c.spec.Bid
 				}
+				// Counted today: the edges add it to today's records, and to
+				// the hour it is counted in (billed), which is what the plan
+				// is for. What would fire after midnight is the next day's.
 				spent[ev.camp] += amt
-				if ev.hour >= 0 && ev.hour < 24 {
-					res.PerCampaign[ev.camp].hourly[ev.hour] += amt
-				}
+				res.PerCampaign[ev.camp].hourly[hour] += amt
 			}
 			delete(ed.wheel, tick)
 			if factor > 0 {
@@ -269,11 +274,26 @@ func Simulate(ctx context.Context, cfg SimConfig) (SimResult, error) {
 						}
 						delay := ed.rng.ExpFloat64() * cfg.ImpDelay.Seconds()
 						due := tick + 1 + int(delay/dt)
-						ed.wheel[due] = append(ed.wheel[due], simEvent{camp: int32(i), hour: int8(hour), click: click})
+						ed.wheel[due] = append(ed.wheel[due], simEvent{camp: int32(i), click: click})
 					}
 				}
 			}
-			ed.svc.Tick(ctx, now)
+			if !cfg.Parallel {
+				ed.svc.Tick(ctx, now)
+			}
+		}
+		if cfg.Parallel {
+			var wg sync.WaitGroup
+			for _, ed := range edges {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ed.svc.Tick(ctx, now)
+				}()
+			}
+			wg.Wait()
+		}
+		for _, ed := range edges {
 			res.FallbackTicks += ed.svc.Stats().Fallback.Load()
 		}
 		res.Ticks++

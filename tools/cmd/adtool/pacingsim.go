@@ -21,7 +21,7 @@ func runPacingSim(args []string) int {
 	fs.IntVar(&o.Edges, "edges", 8, "in-process edges")
 	fs.IntVar(&o.Campaigns, "campaigns", 0, "campaigns (0 = 200, 50 with --quick)")
 	fs.DurationVar(&o.DayWall, "day", 0, "wall time of the simulated day (0 = 4m, 15s with --quick)")
-	fs.DurationVar(&o.Outage, "outage", -1, "the store is paused this long at noon (-1 = 30s, 8s with --quick; 0 = none)")
+	fs.DurationVar(&o.Outage, "outage", -1, "the store is paused at noon for this much of the day's wall clock (-1 = 30s, 1s with --quick; 0 = none); the simulated span is outage*24h/day")
 	fs.BoolVar(&o.Quick, "quick", false, "the short form: 50 campaigns, a 15 s day, both modes in well under 2 minutes")
 	fs.BoolVar(&o.JSON, "json", false, "one JSON object instead of the table")
 	if err := fs.Parse(args); err != nil {
@@ -30,7 +30,7 @@ func runPacingSim(args []string) int {
 	if o.Outage < 0 {
 		o.Outage = 30e9
 		if o.Quick {
-			o.Outage = 8e9
+			o.Outage = 1e9
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
