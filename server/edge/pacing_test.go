@@ -81,3 +81,34 @@ func TestPacingEndToEnd(t *testing.T) {
 		t.Fatal("no good flush recorded")
 	}
 }
+
+// BenchmarkServeAdPacing is BenchmarkServeAd/no-device with pacing off
+// (no pacing service) and on: every campaign of the medium snapshot
+// budgeted (never reached) and forced to p = 0.9, so each candidate pays
+// the atomic load and the draw (the worst case: at p = 1 the draw is
+// skipped), and each win the served-value add. Run side by side in one
+// pinned process for the on/off throughput ratio (docs/BENCHMARKS.md).
+func BenchmarkServeAdPacing(b *testing.B) {
+	b.Run("off", func(b *testing.B) {
+		e := newEnv(b, envOpts{scale: "medium", store: "none", noWorkers: true})
+		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, nil))
+	})
+	b.Run("on", func(b *testing.B) {
+		svc := pacing.NewService(pacing.Config{Store: pacing.NewLocal()})
+		e := newEnv(b, envOpts{scale: "medium", store: "none", noWorkers: true, config: func(c *Config) { c.Pacing = svc }})
+		snap := e.src.Acquire()
+		specs := pacing.SpecsFromSnapshot(snap.R)
+		for i := range specs {
+			specs[i].Budget.Daily = 1e12
+		}
+		svc.SetCampaigns(snap.R, specs)
+		snap.Release()
+		for i := range specs {
+			svc.Table().Force(i, 0.9)
+		}
+		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, nil))
+		if e.metric("adedge_selection_skips_total", "reason", "pacing") == 0 {
+			b.Fatal("pacing on, and no candidate was skipped by it: the table is not in the path")
+		}
+	})
+}

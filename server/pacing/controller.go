@@ -364,6 +364,13 @@ func (c *Controller) newDay(key uint32, start, end int64, o Obs) {
 	c.lastOwnServed = float64(o.OwnServed)
 }
 
+// replan recomputes today's plan from the curve (it changed).
+func (c *Controller) replan() {
+	if c.dayKey != 0 {
+		c.plan = newDayPlan(c.curve, c.plan.start, c.plan.end)
+	}
+}
+
 // estServed estimates the fleet's served value today while the store is
 // away: the last good read plus this edge's served value since, times the
 // expected fleet size.

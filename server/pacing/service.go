@@ -111,6 +111,8 @@ type Service struct {
 
 	stats  Stats
 	health atomic.Pointer[string] // "" = ok
+
+	newCurve atomic.Pointer[Curve] // set by SetCurve, installed by the next Tick
 }
 
 // Stats are the counters the metrics export.
@@ -120,6 +122,7 @@ type Stats struct {
 	States                                          [NumStates]atomic.Int64
 	Fallback                                        atomic.Int64 // campaigns paced on own spend
 	OverspendMicros                                 atomic.Int64 // sum over campaigns of spend beyond today's budget
+	CurveRequests                                   atomic.Int64 // requests the warehouse curve in use sums (0 = the configured curve)
 }
 
 // NewService returns a Service; call SetCampaigns before the first Tick.
@@ -242,12 +245,37 @@ func (s *Service) Run(ctx context.Context, sync func()) {
 	}
 }
 
+// SetCurve replaces the traffic curve even pacing plans along (the
+// warehouse's shape, read in the background). The next Tick installs it
+// and re-plans today for every campaign: edges that read the same shape
+// plan alike from then on; the gap to the new plan is made up like any
+// other (Params.Track).
+func (s *Service) SetCurve(c Curve) { s.newCurve.Store(&c) }
+
+// Curve is the traffic curve in use (after the next Tick, the last one
+// set).
+func (s *Service) Curve() Curve {
+	if c := s.newCurve.Load(); c != nil {
+		return *c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Curve
+}
+
 // Tick flushes this edge's spend, reads the fleet's totals in the same
 // call, runs every campaign's controller and publishes the probabilities.
 func (s *Service) Tick(ctx context.Context, now time.Time) {
 	s.stats.Ticks.Add(1)
 	s.mu.Lock()
 	active, idx, tab := s.active, s.idx, s.tab.Load()
+	if c := s.newCurve.Swap(nil); c != nil {
+		// The controllers point at cfg.Curve; only this goroutine reads it.
+		s.cfg.Curve = *c
+		for _, e := range s.entries {
+			e.ctl.replan()
+		}
+	}
 	s.mu.Unlock()
 
 	s.deltas = s.deltas[:0]

@@ -1,19 +1,24 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"log"
 	"time"
 
 	"github.com/adedge/adedge/health"
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/pacing"
 )
 
 // paceFlags are the budget pacing flags (issue 11, docs/PACING.md).
 type paceFlags struct {
 	spend, curve       string
+	curveFrom          string
+	curveTarget        *ship.Target
 	edges              int
 	staleAfter, impLag time.Duration
 	parsedCurve        pacing.Curve
@@ -29,11 +34,26 @@ func (p *paceFlags) register(s *cliflag.Set) {
 			}
 			return ""
 		})
+	g.String(&p.curveFrom, "pacing-curve-from", "", "events warehouse to read even pacing's traffic curve from, hourly: http://HOST:8123/?database=NAME (ClickHouse; the previous 7 days' requests by UTC hour; --pacing-curve until it has enough)",
+		func(v string) string {
+			if v == "" {
+				return ""
+			}
+			if _, err := ship.ParseTarget(v); err != nil {
+				return "http://HOST:PORT/?database=NAME"
+			}
+			return ""
+		})
 	g.Int(&p.edges, "pacing-edges", 1, "expected edges in the fleet: while the spend store is stale each edge spends at most budget / this", cliflag.Between(1, 100000))
 	g.Duration(&p.staleAfter, "pacing-stale-after", 5*time.Second, "fleet totals older than this: pace on this edge's own spend", cliflag.AtLeast(time.Second))
 	g.Duration(&p.impLag, "pacing-imp-lag", time.Minute, "served-but-not-yet-billed window reserved as committed spend", cliflag.AtLeast(time.Second))
 	s.After(func() (err error) {
-		p.parsedCurve, err = pacing.ParseCurve(p.curve)
+		if p.parsedCurve, err = pacing.ParseCurve(p.curve); err != nil {
+			return err
+		}
+		if p.curveFrom != "" {
+			p.curveTarget, err = ship.ParseTarget(p.curveFrom)
+		}
 		return err
 	})
 }
@@ -67,6 +87,11 @@ func (p *paceFlags) start(ecfg *edge.Config, m *edge.Metrics, hc *health.Config)
 	hc.PacingProblem = svc.Problem
 	return func(srv *edge.Server) func() {
 		stop := background(srv.RunPacing)
-		return func() { stop(); _ = store.Close() }
+		stopCurve := func() {}
+		if p.curveTarget != nil {
+			cl := ship.NewClient(p.curveTarget, 30*time.Second)
+			stopCurve = background(func(ctx context.Context) { svc.FollowWarehouse(ctx, cl, time.Hour, log.Printf) })
+		}
+		return func() { stopCurve(); stop(); _ = store.Close() }
 	}, nil
 }
