@@ -404,6 +404,28 @@ func (b *Bucketer) LayerLabels(a Assignment, l int) (layer, test, variant string
 	}
 }
 
+// AppendLayers appends every layer's assignment as
+// "layer:test:variant;layer:test:variant" (the ad event's layers field;
+// Check keeps ':' and ';' out of a layered set's labels). A set without
+// layers appends nothing: the event's test and variant say it all.
+func (b *Bucketer) AppendLayers(dst []byte, a Assignment) []byte {
+	if !b.set.Layered() {
+		return dst
+	}
+	for l := range b.layers {
+		if l > 0 {
+			dst = append(dst, ';')
+		}
+		layer, test, variant := b.LayerLabels(a, l)
+		dst = append(dst, layer...)
+		dst = append(dst, ':')
+		dst = append(dst, test...)
+		dst = append(dst, ':')
+		dst = append(dst, variant...)
+	}
+	return dst
+}
+
 // GroupTest returns the test of layer l's group g (1..3); nil for control
 // or a group the layer does not have.
 func (b *Bucketer) GroupTest(l int, g uint8) *Test {

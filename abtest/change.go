@@ -270,8 +270,11 @@ func (s *Set) CheckChange(prev *Set, retired []Test) []Problem {
 				p += ".segments"
 				why = fmt.Sprintf("%.2f%% of its new users would come from other running tests", m.From*100)
 			}
-			add(p, "test %q is running and %s (%.2f%% of its users move in all); keep running tests where they are, or say \"allow_move\": true on it to restart its results",
-				t.ID, why, m.Moved*100)
+			if m.ToOther > 0 || m.Resalted {
+				why += fmt.Sprintf(" (%.2f%% of its users move in all)", m.Moved*100)
+			}
+			add(p, "test %q is running and %s; keep running tests where they are, or say \"allow_move\": true on it to restart its results",
+				t.ID, why)
 		}
 	}
 	return ps

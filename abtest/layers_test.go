@@ -320,3 +320,29 @@ func TestCountersPerLayer(t *testing.T) {
 		t.Errorf("groups %v", groups)
 	}
 }
+
+func TestAppendLayers(t *testing.T) {
+	b := mustBucketer(t, twoLayers())
+	var buf []byte
+	found := map[string]bool{}
+	for i := 0; i < 2000; i++ {
+		d := []byte("dev-" + strconv.Itoa(i))
+		a := b.Assign(d)
+		buf = b.AppendLayers(buf[:0], a)
+		_, t0, v0 := b.LayerLabels(a, 0)
+		_, t1, v1 := b.LayerLabels(a, 1)
+		if want := "ranking:" + t0 + ":" + v0 + ";floors:" + t1 + ":" + v1; string(buf) != want {
+			t.Fatalf("%s: %q, want %q", d, buf, want)
+		}
+		found[string(buf)] = true
+	}
+	if len(found) != 5 { // 2x2 plus holdout
+		t.Fatalf("combinations %v", found)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = b.AppendLayers(buf[:0], b.Assign([]byte("x"))) }); n != 0 {
+		t.Fatalf("AppendLayers: %v allocs", n)
+	}
+	if got := mustBucketer(t, defaultSet()).AppendLayers(nil, Assignment{}); len(got) != 0 {
+		t.Fatalf("original form: %q", got)
+	}
+}

@@ -38,6 +38,18 @@ if "$bin/adbuilder" build --quiet --input "$work/bad" --out "$work/bad-out"; the
 fi
 test ! -e "$work/bad-out" && echo "(no output directory was created)"
 
+say "6b. experiments: where devices fall (adtool bucket), what halving t1 moves (adtool experiments diff), a change the builder refuses"
+head -4 "$work/inventory/profiles.jsonl" | sed 's/.*"device":"\([^"]*\)".*/\1/' | "$bin/adtool" bucket --snapshot "$snap" --devices -
+mkdir -p "$work/exp-next"
+cp "$work"/inventory/*.json* "$work/exp-next/"
+sed -i 's/"segments": "0-19"/"segments": "0-9"/' "$work/exp-next/experiments.json"
+"$bin/adtool" experiments diff "$snap" "$work/exp-next/experiments.json"
+# t2 takes half of t3's segments: t3's running users would move into t2.
+sed -i 's/"segments": "20-39"/"segments": "20-44"/; s/"segments": "40-49"/"segments": "45-49"/' "$work/exp-next/experiments.json"
+if "$bin/adbuilder" build --quiet --input "$work/exp-next" --out "$work/snapshots" --created 2026-11-22T00:00:00Z; then
+  echo "demo: a change moving t3's users was built" >&2; exit 1
+fi
+
 say "7. start an edge on the demo snapshot with embedded profiles"
 port=${ADEDGE_DEMO_PORT:-18080}
 admin=${ADEDGE_DEMO_ADMIN:-19090}

@@ -205,6 +205,25 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	b = appendJSONString(b, test)
 	b = append(b, `,"variant":`...)
 	b = appendJSONString(b, variant)
+	if bk := exp.bucketer; bk.Set().Layered() {
+		// One (test, variant) per layer; test and variant above are the
+		// first layer's (docs/EXPERIMENTS.md).
+		b = append(b, `,"layers":[`...)
+		for l := 0; l < bk.NumLayers(); l++ {
+			layer, test, variant := bk.LayerLabels(a, l)
+			if l > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"layer":`...)
+			b = appendJSONString(b, layer)
+			b = append(b, `,"test":`...)
+			b = appendJSONString(b, test)
+			b = append(b, `,"variant":`...)
+			b = appendJSONString(b, variant)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `},"snapshot":"`...)
 	b = append(b, snap.Version...)
 	b = append(b, `"}`...)

@@ -26,6 +26,7 @@ import (
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/token"
 	"github.com/adedge/adedge/snapshot"
+	"github.com/adedge/adedge/tools/exptool"
 )
 
 func anyCampaign(*snapshot.Reader, *snapshot.Campaign) bool { return true }
@@ -93,6 +94,25 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 	if ad.Bucket.Env != envName || ad.Bucket.Experiment != e.experimentID() || ad.Bucket.Experiment == "" ||
 		ad.Bucket.Test != wantTest || ad.Bucket.Variant != wantVariant {
 		t.Errorf("bucket %+v, want test %q variant %q", ad.Bucket, wantTest, wantVariant)
+	}
+	// adtool bucket on the serving snapshot file prints the response's
+	// layers, line for line (one bucketing rule, the edge's).
+	if bk, invalid, err := exptool.SnapshotBucketer(filepath.Join(e.dir, version+".snap")); err != nil || invalid != nil {
+		t.Errorf("adtool bucket: %v %v", err, invalid)
+	} else {
+		var out bytes.Buffer
+		_ = exptool.WriteBucket(&out, bk, q.device)
+		var got strings.Builder
+		dev := q.device
+		if dev == "" {
+			dev = "-"
+		}
+		for _, l := range ad.Bucket.Layers {
+			fmt.Fprintf(&got, "%s %s %s %s\n", dev, l.Layer, l.Test, l.Variant)
+		}
+		if len(ad.Bucket.Layers) == 0 || got.String() != out.String() {
+			t.Errorf("response layers %+v, adtool bucket says %q", ad.Bucket.Layers, out.String())
+		}
 	}
 	// The token carries what the tracking endpoints need.
 	var c token.Claims

@@ -388,6 +388,9 @@ type adResponse struct {
 		Experiment string `json:"experiment"`
 		Test       string `json:"test"`
 		Variant    string `json:"variant"`
+		Layers     []struct {
+			Layer, Test, Variant string
+		} `json:"layers"`
 	} `json:"bucket"`
 	Snapshot string `json:"snapshot"`
 }
