@@ -158,7 +158,7 @@ GROUP BY kt, kv, env, experiment, tc, variant, test, shard FORMAT TabSeparated`,
 			fmt.Fprintf(&b, ", sumIf(weight, %s)", cond)
 		}
 		q := fmt.Sprintf(`SELECT toDate(time, 'UTC') AS d, env, experiment, test_code, variant, test, shard%s
-FROM %s WHERE duplicate = 0 AND kind = 'ad' AND %s%s
+FROM %s WHERE duplicate = 0 AND kind = 'ad' AND latency_us > 0 AND %s%s
 GROUP BY d, env, experiment, test_code, variant, test, shard FORMAT TabSeparated`, b.String(), ev, where, envCond)
 		out, err := c.Query(ctx, q)
 		info.Queries++
@@ -168,6 +168,10 @@ GROUP BY d, env, experiment, test_code, variant, test, shard FORMAT TabSeparated
 		lat, err := parseLatency(out, groups)
 		if err != nil {
 			return nil, info, err
+		}
+		if len(lat) == 0 {
+			// Records from before format 2 read latency_us as 0.
+			info.Notes = append(info.Notes, "p99 latency n/a: no decision in the window carries latency_us (records before events format 2)")
 		}
 		byDay = append(byDay, lat...)
 	} else {
@@ -183,6 +187,13 @@ WHERE duplicate = 0 AND kind = 'ad' AND %s%s GROUP BY env, experiment, test_code
 		}
 		if err := parseShares(out, groups); err != nil {
 			return nil, info, err
+		}
+		known := false
+		for _, v := range groups.shares {
+			known = known || v > 0
+		}
+		if !known {
+			info.Notes = append(info.Notes, "sample-ratio check n/a: no decision in the window carries share_bp (records before events format 2)")
 		}
 	} else {
 		info.Notes = append(info.Notes, "sample-ratio check n/a: the events table has no share_bp (events format v1)")
@@ -203,6 +214,9 @@ WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_c
 			if err := parseUsers(out, q.key, groups, users); err != nil {
 				return nil, info, err
 			}
+		}
+		if len(users) == 0 {
+			info.Notes = append(info.Notes, "users, revenue/user and the sample-ratio check n/a: no decision in the window carries a device_hash (anonymous, or records before events format 2)")
 		}
 	} else {
 		info.Notes = append(info.Notes, "users, revenue/user and the sample-ratio check n/a: the events table has no device_hash (events format v1)")
