@@ -1,11 +1,15 @@
 package benchsuite
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adedge/adedge/tools/loadgen"
+	"github.com/adedge/adedge/tools/promtext"
 )
 
 func TestMet(t *testing.T) {
@@ -86,5 +90,37 @@ PASS
 	}
 	if b["BenchmarkServeAd/no-device"][0].metrics["B/fill"] != 787.2 {
 		t.Errorf("custom metric lost")
+	}
+}
+
+// TestLatencyVerdicts: a latency run gets a client and a server row, each
+// judged on its own figure; above the generator's ceiling the client row
+// is invalid while the server row keeps its verdict.
+func TestLatencyVerdicts(t *testing.T) {
+	h := func(le100, inf float64) promtext.Samples {
+		return promtext.Samples{
+			`adedge_ad_request_duration_seconds_bucket{le="0.0001"}`: le100,
+			`adedge_ad_request_duration_seconds_bucket{le="+Inf"}`:   inf,
+		}
+	}
+	before, after := h(0, 0), h(1000, 1000) // every request <= 100 us server-side
+	s := &suite{o: Options{Log: io.Discard}, rep: &Report{}, genMax: 5000}
+	slow := &loadgen.Result{Status: map[string]int{"200": 1000}, LatencyUS: loadgen.Percentiles{P50: 200, P99: 2197, P999: 3000}}
+	s.latencyRows("S", "adedge at 1000 req/s", "", 1000, slow, before, after, "", "cmd")
+	fast := &loadgen.Result{Status: map[string]int{"200": 1000}, LatencyUS: loadgen.Percentiles{P50: 200, P99: 700, P999: 900}}
+	s.latencyRows("S", "adedge at 20k req/s", "", 20000, fast, before, after, "", "cmd")
+	want := []struct{ what, met string }{
+		{"adedge at 1000 req/s, client", "no"}, // 2197 us: the server's 100 us does not rescue it
+		{"adedge at 1000 req/s, server", "yes"},
+		{"adedge at 20k req/s, client", "invalid"}, // above the 5000 req/s ceiling
+		{"adedge at 20k req/s, server", "yes"},
+	}
+	if len(s.rep.Rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(s.rep.Rows), len(want))
+	}
+	for i, w := range want {
+		if r := s.rep.Rows[i]; r.What != w.what || r.Met != w.met {
+			t.Errorf("row %d: %q met %q, want %q met %q (%s)", i, r.What, r.Met, w.what, w.met, r.Figure)
+		}
 	}
 }

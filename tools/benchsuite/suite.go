@@ -56,6 +56,7 @@ type suite struct {
 	step   string  // the step running, stamped on its rows
 	maxRPS float64 // adedge's median wrk throughput
 	p99Max float64 // adedge's highest rate with p99 <= 1 ms
+	genMax float64 // the load generator's own: against the trivial handler
 }
 
 // Run runs the suite and returns the report; steps that cannot run (a

@@ -174,6 +174,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	// The full request URIs are built once: a concatenation per request
+	// was an allocation per request in the generator's own hot loop.
+	full := make([]string, len(targets))
+	for i, t := range targets {
+		full[i] = base + t.URI
+	}
 	// Fewer connections than a rate of one request per connection per
 	// second would leave gaps longer than the run.
 	conns := o.Conns
@@ -232,10 +238,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				} else if -d > lateAfter {
 					w.late++
 				}
-				t := targets[rng.IntN(len(targets))]
+				ti := rng.IntN(len(targets))
+				t := targets[ti]
 				req.Reset()
 				req.Header.SetMethod(t.Method)
-				req.SetRequestURI(base + t.URI)
+				req.SetRequestURI(full[ti])
 				if t.Body != nil {
 					req.Header.SetContentType("application/json")
 					req.SetBody(t.Body)
