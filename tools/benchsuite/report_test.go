@@ -104,7 +104,7 @@ func TestLatencyVerdicts(t *testing.T) {
 		}
 	}
 	before, after := h(0, 0), h(1000, 1000) // every request <= 100 us server-side
-	s := &suite{o: Options{Log: io.Discard}, rep: &Report{}, genMax: 5000}
+	s := &suite{o: Options{Log: io.Discard}, rep: &Report{}, genMax: 5000, genRan: true}
 	slow := &loadgen.Result{Status: map[string]int{"200": 1000}, LatencyUS: loadgen.Percentiles{P50: 200, P99: 2197, P999: 3000}}
 	s.latencyRows("S", "adedge at 1000 req/s", "", 1000, slow, before, after, "", "cmd")
 	fast := &loadgen.Result{Status: map[string]int{"200": 1000}, LatencyUS: loadgen.Percentiles{P50: 200, P99: 700, P999: 900}}

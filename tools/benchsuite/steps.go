@@ -213,7 +213,7 @@ func (s *suite) findMax(ctx context.Context) error {
 		if strings.HasPrefix(t.what, "adedge") {
 			s.p99Max = res.MaxRate
 		} else {
-			s.genMax = res.MaxRate
+			s.genMax, s.genRan = res.MaxRate, true
 		}
 	}
 	return nil
@@ -260,7 +260,7 @@ func (s *suite) latencyRows(section, what, note string, rate float64, r *loadgen
 	l := r.LatencyUS
 	ceiling := "generator ceiling not measured in this run"
 	clientMet := metUnlessFailed(l.P99, "< 1000", r.Bad())
-	if s.genMax > 0 {
+	if s.genRan {
 		ceiling = fmt.Sprintf("generator ceiling %s req/s", fmtRate(s.genMax))
 		if rate > s.genMax {
 			clientMet = "invalid"

@@ -57,6 +57,7 @@ type suite struct {
 	maxRPS float64 // adedge's median wrk throughput
 	p99Max float64 // adedge's highest rate with p99 <= 1 ms
 	genMax float64 // the load generator's own: against the trivial handler
+	genRan bool    // genMax was measured (0 then means no rate passed)
 }
 
 // Run runs the suite and returns the report; steps that cannot run (a
