@@ -108,8 +108,8 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	}
 	s.setEnvHeader(ctx)
-	s.recordDecision(st, snap, exp, a, seq, outcome, now)
 	el := time.Since(start)
+	s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &decisionInfo{device: st.req.Device, latency: el})
 	s.metrics.adLatency.Observe(el.Seconds())
 	if exp.gen != nil {
 		exp.gen.Request(a, st.req.Device, outcome, el)
@@ -164,7 +164,8 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 
 	st.sign = token.Claims{
 		Issued: now.UnixMilli(), PriceMicros: st.res.PriceMicros, CapPeriod: st.res.CapPeriod,
-		Env: s.envCode, Test: a.Test,
+		Env: s.envCode, Test: a.Test, Placement: st.req.Placement, Country: countryCode(st.req.Country),
+		OS: uint8(st.req.OS), DeviceType: st.req.DeviceType, Format: formatCode(&cr),
 		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
 		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
 		Device:   st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),

@@ -171,7 +171,7 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 				au.chosen = append(au.chosen, uint32(res.Campaign))
 			}
 		}
-		s.recordDecision(st, snap, exp, a, seq, outcome, now)
+		s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &decisionInfo{dec: dec, device: device, latency: time.Since(start)})
 		if exp.gen != nil {
 			exp.gen.Request(a, q.Device, outcome, time.Since(start))
 		}
@@ -290,7 +290,9 @@ func (s *Server) appendBid(b []byte, n int, st *reqState, imp *ortb.Imp, snap *s
 	}
 	st.sign = token.Claims{
 		Issued: now.UnixMilli(), PriceMicros: res.PriceMicros, CapPeriod: capPeriod,
-		Env: s.envCode, Test: a.Test,
+		Env: s.envCode, Test: a.Test, Placement: imp.TagID, Country: countryCode(st.sreq.Country),
+		OS: uint8(st.sreq.OS), DeviceType: st.sreq.DeviceType, Format: formatCode(&cr),
+		Privacy: uint8(dec.Level), PrivacySignals: dec.Signals,
 		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
 		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
 		Device:   device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),

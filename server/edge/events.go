@@ -6,11 +6,13 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/events"
+	"github.com/adedge/adedge/server/privacy"
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/server/token"
 	"github.com/adedge/adedge/snapshot"
@@ -22,6 +24,71 @@ type eventState struct {
 	ev      events.Event
 	buf     []byte
 	country [2]byte
+	ip      [48]byte
+}
+
+// decisionInfo is what a decision event needs beyond the selection: the
+// privacy decision (zero on /v1/ad: allowed), the device it may store and
+// the handling time so far.
+type decisionInfo struct {
+	dec     privacy.Decision
+	device  []byte
+	latency time.Duration
+}
+
+// countryCode is a snapshot country index as its two letters (zero when
+// unknown): the token's and the events' spelling.
+func countryCode(c uint16) [2]byte {
+	if c >= snapshot.NumCountries {
+		return [2]byte{}
+	}
+	return [2]byte{'A' + byte(c/26), 'A' + byte(c%26)}
+}
+
+// formatCode is a creative's format in events and tokens (0 = unknown).
+func formatCode(cr *snapshot.Creative) uint8 { return uint8(cr.Format) + 1 }
+
+// appendEventIP writes the request's client address into st's buffer,
+// truncated to its network (/24, /48) when truncate: the events' ip field.
+func (s *Server) appendEventIP(ctx *fasthttp.RequestCtx, st *reqState, truncate bool) []byte {
+	ip := s.clientIP(ctx)
+	if !ip.IsValid() {
+		return nil
+	}
+	if truncate {
+		bits := 24
+		if ip.Is6() && !ip.Is4In6() {
+			bits = 48
+		}
+		if p, err := ip.Unmap().Prefix(bits); err == nil {
+			ip = p.Addr()
+		}
+	}
+	return ip.Unmap().AppendTo(st.evs.ip[:0])
+}
+
+// deviceHash is xxhash64 of a device id the request may store (0 without).
+func deviceHash(device []byte) uint64 {
+	if len(device) == 0 {
+		return 0
+	}
+	return xxhash.Sum64(device)
+}
+
+// shareBP is the configured share of an assignment's group (basis points).
+func shareBP(b *abtest.Bucketer, a abtest.Assignment) uint32 {
+	if a.Unassigned {
+		return 0
+	}
+	tests := b.Set().Tests
+	if a.Test > 0 && int(a.Test) <= len(tests) {
+		return tests[a.Test-1].ShareBP
+	}
+	rest := uint32(abtest.Slots)
+	for i := range tests {
+		rest -= min(rest, tests[i].ShareBP)
+	}
+	return rest
 }
 
 func deviceTypeName(dt uint8) string {
@@ -40,19 +107,28 @@ func bs(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 // answered. It reports whether the pixel is a duplicate (answer as the
 // first time, count nothing) and false, false with the 503 already written
 // when the event could not be recorded.
-func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Claims, click bool, now time.Time) (dup, ok bool) {
+func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Claims, kind events.Kind, now time.Time) (dup, ok bool) {
 	rec := s.cfg.Events
 	if rec == nil {
 		return false, true
 	}
 	e := &st.evs.ev
-	*e = events.Event{Kind: events.KindImp, Env: c.Env, Test: c.Test, Shard: abtest.Shard(c.Device),
+	*e = events.Event{Kind: kind, Env: c.Env, Test: c.Test, Shard: abtest.Shard(c.Device),
 		Time: now.UnixMilli(), Issued: c.Issued, PriceMicros: c.PriceMicros, CapPeriod: c.CapPeriod, Weight: 1,
-		Edge: bs(s.cfg.EdgeName), Snapshot: c.Snapshot, Campaign: c.Campaign, Creative: c.Creative,
-		Experiment: c.Experiment, Variant: c.Variant}
-	if click {
-		e.Kind = events.KindClick
+		Format: c.Format, Privacy: c.Privacy, PrivacySignals: c.PrivacySignals, TokenVersion: c.Version,
+		DeviceHash: deviceHash(c.Device),
+		Edge:       bs(s.cfg.EdgeName), Snapshot: c.Snapshot, Campaign: c.Campaign, Creative: c.Creative,
+		Experiment: c.Experiment, Variant: c.Variant, Placement: c.Placement,
+		OS: bs(snapshot.OS(c.OS).String()), DeviceType: bs(deviceTypeName(c.DeviceType))}
+	if kind != events.KindImp && kind != events.KindClick {
+		e.PriceMicros, e.CapPeriod = 0, 0 // video events are not billable
 	}
+	if c.Country != [2]byte{} {
+		st.evs.country = c.Country
+		e.Country = st.evs.country[:]
+	}
+	// A v1 token does not say what the request allowed: truncate.
+	e.IP = s.appendEventIP(ctx, st, c.Version == token.V1 || c.Privacy >= uint8(privacy.Anonymous))
 	copy(e.ID[:], c.MAC())
 	e.TestID = bs(s.testID(c))
 	dup, err := rec.Track(e, &st.evs.buf)
@@ -84,7 +160,8 @@ func (s *Server) testID(c *token.Claims) string {
 }
 
 // recordDecision queues the decision's event (sampled; never blocks).
-func (s *Server) recordDecision(st *reqState, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment, seq uint64, outcome abtest.Outcome, now time.Time) {
+func (s *Server) recordDecision(ctx *fasthttp.RequestCtx, st *reqState, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment, seq uint64,
+	outcome abtest.Outcome, now time.Time, di *decisionInfo) {
 	rec := s.cfg.Events
 	if rec == nil {
 		return
@@ -97,13 +174,16 @@ func (s *Server) recordDecision(st *reqState, snap *snapsource.Snap, exp *expInf
 	e := &st.evs.ev
 	*e = events.Event{Kind: events.KindAd, Env: s.envCode, Test: a.Test, Shard: a.Shard,
 		Time: now.UnixMilli(), Issued: now.UnixMilli(), Weight: weight,
+		LatencyUS: uint32(min(di.latency.Microseconds(), 1<<32-1)), ShareBP: shareBP(exp.bucketer, a),
+		DeviceHash: deviceHash(di.device), Privacy: uint8(di.dec.Level), PrivacySignals: di.dec.Signals,
 		Edge: bs(s.cfg.EdgeName), Snapshot: bs(snap.Version), Placement: st.req.Placement,
 		Experiment: bs(exp.id), TestID: bs(test), Variant: bs(variant),
 		OS: bs(st.req.OS.String()), DeviceType: bs(deviceTypeName(st.req.DeviceType))}
-	if c := st.req.Country; c < snapshot.NumCountries {
-		st.evs.country = [2]byte{'A' + byte(c/26), 'A' + byte(c%26)}
+	if cc := countryCode(st.req.Country); cc != [2]byte{} {
+		st.evs.country = cc
 		e.Country = st.evs.country[:]
 	}
+	e.IP = s.appendEventIP(ctx, st, di.dec.TruncateIP())
 	binary.BigEndian.PutUint64(e.ID[:8], seq^s.reqSalt) // the response's request_id
 	switch outcome {
 	case abtest.Fill:
@@ -113,7 +193,7 @@ func (s *Server) recordDecision(st *reqState, snap *snapsource.Snap, exp *expInf
 		cr, _ := r.Creative(st.res.Creative)
 		e.Campaign, e.Creative = bs(r.String(camp.ID)), bs(r.String(cr.ID))
 		e.PriceMicros = st.res.PriceMicros
-		e.Format = uint8(cr.Format) + 1
+		e.Format = formatCode(&cr)
 	case abtest.Error:
 		e.Outcome = events.OutcomeError
 	default:

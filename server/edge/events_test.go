@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/events/wal"
+	"github.com/adedge/adedge/server/geo"
 	"github.com/adedge/adedge/server/token"
 )
 
@@ -208,4 +213,131 @@ func BenchmarkServeAdEvents(b *testing.B) {
 		e := newEnv(b, envOpts{scale: "medium", store: "none", noWorkers: true, config: cfg})
 		serveLoop(b, e.srv.Handler, fillMix(b, e, 64, nil))
 	})
+}
+
+// TestEventFieldsV2: an impression's event carries what token v2 carries
+// (placement, country, OS, device type, format, privacy, the token
+// version), the device hash and the client IP; a v1 token still in flight
+// verifies, is recorded once with token version 1 and its IP truncated
+// (its privacy level is unknown); VAST quartile pings are recorded once
+// each as video events; the decision carries latency, share and the
+// device hash.
+func TestEventFieldsV2(t *testing.T) {
+	dir := t.TempDir()
+	withRec, rec := withEvents(t, events.Options{Dir: dir})
+	cfg := func(c *Config) {
+		withRec(c)
+		c.TrustedProxies = geo.Proxies{netip.MustParsePrefix("0.0.0.0/0")} // the in-memory peer: believe X-Forwarded-For
+	}
+	e := newEnv(t, envOpts{httpServer: true, config: cfg})
+	// Pixels come from 203.0.113.77 (through the "balancer").
+	get := func(uri string) int {
+		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(res)
+		req.SetRequestURI("http://edge" + uri)
+		req.Header.Set("X-Forwarded-For", "203.0.113.77")
+		if err := e.client.DoTimeout(req, res, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode()
+	}
+	q := e.search(1, anyCampaign)[0]
+	q.device = "dev-fields-1"
+	ad := checkFill(t, e, e.get(q.uri()), q, "production")
+	if code := get(trackPath(t, ad.ImpressionURL)); code != 204 {
+		t.Fatalf("impression: %d", code)
+	}
+	tok := tokenOf(t, ad.ImpressionURL)
+	for i := 0; i < 2; i++ {
+		if code := get("/v1/video?e=midpoint&t=" + tok); code != 204 {
+			t.Fatalf("midpoint %d: %d", i, code)
+		}
+	}
+	if code := get("/v1/video?e=complete&t=" + tok); code != 204 {
+		t.Fatalf("complete: %d", code)
+	}
+	if got := e.metric("adedge_video_events_total", "event", "midpoint"); got != 1 {
+		t.Errorf("midpoint counted %v times, want 1 (the replay is a duplicate)", got)
+	}
+	// A token of the version before: issued by an edge not yet upgraded.
+	var c token.Claims
+	if err := e.signer.Verify([]byte(tok), time.Now(), &c); err != nil {
+		t.Fatal(err)
+	}
+	old := token.Claims{Version: token.V1, Issued: c.Issued, PriceMicros: 777, Env: c.Env, Test: c.Test,
+		Campaign: []byte(ad.Campaign), Creative: []byte(ad.Creative.ID), Device: []byte("dev-v1"),
+		Experiment: append([]byte(nil), c.Experiment...), Variant: append([]byte(nil), c.Variant...), Snapshot: []byte("old")}
+	v1, err := e.signer.Append(nil, &old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if code := get("/v1/imp?t=" + string(v1)); code != 204 {
+			t.Fatalf("v1 impression %d: %d", i, code)
+		}
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var imp, impV1, dec events.Event
+	video := map[events.Kind][2]int{}
+	for _, ev := range logged(t, dir) {
+		switch {
+		case ev.Kind == events.KindAd:
+			dec = ev
+		case ev.Kind == events.KindImp && !ev.Duplicate() && ev.PriceMicros == 777:
+			impV1 = ev
+		case ev.Kind == events.KindImp && !ev.Duplicate():
+			imp = ev
+		case ev.Kind >= events.KindVideoStart:
+			n := video[ev.Kind]
+			if ev.Duplicate() {
+				n[1]++
+			} else {
+				n[0]++
+			}
+			video[ev.Kind] = n
+		}
+	}
+	dh := xxhash.Sum64String(q.device)
+	if imp.Version != events.Version || imp.TokenVersion != token.Version || string(imp.Placement) != q.placement ||
+		!strings.EqualFold(string(imp.Country), q.country) || string(imp.OS) != q.os || imp.Format == 0 || imp.DeviceHash != dh ||
+		string(imp.IP) != "203.0.113.77" || imp.Privacy != 0 {
+		t.Errorf("impression event %+v (query %+v)", imp, q)
+	}
+	if impV1.TokenVersion != token.V1 || len(impV1.Placement) != 0 || len(impV1.Country) != 0 || string(impV1.IP) != "203.0.113.0" {
+		t.Errorf("v1-token impression event %+v: want token version 1, no placement/country, ip truncated", impV1)
+	}
+	if video[events.KindVideoMidpoint] != [2]int{1, 1} || video[events.KindVideoComplete] != [2]int{1, 0} {
+		t.Errorf("video events (first, duplicates): %v", video)
+	}
+	if dec.LatencyUS == 0 || dec.DeviceHash != dh || dec.ShareBP == 0 || string(dec.Placement) != q.placement || len(dec.IP) == 0 {
+		t.Errorf("decision event %+v", dec)
+	}
+}
+
+// TestEventIPTruncation: the events' ip is the client address, cut to
+// /24 (IPv4) or /48 (IPv6) when the privacy level asks for it.
+func TestEventIPTruncation(t *testing.T) {
+	s := &Server{}
+	st := &reqState{}
+	for _, c := range []struct {
+		peer     string
+		truncate bool
+		want     string
+	}{
+		{"203.0.113.77", false, "203.0.113.77"},
+		{"203.0.113.77", true, "203.0.113.0"},
+		{"2001:db8:1234:5678::9", false, "2001:db8:1234:5678::9"},
+		{"2001:db8:1234:5678::9", true, "2001:db8:1234::"},
+	} {
+		var ctx fasthttp.RequestCtx
+		var req fasthttp.Request
+		ip := netip.MustParseAddr(c.peer)
+		ctx.Init(&req, &net.TCPAddr{IP: ip.AsSlice(), Port: 1}, nil)
+		if got := string(s.appendEventIP(&ctx, st, c.truncate)); got != c.want {
+			t.Errorf("%s truncate=%v: %q, want %q", c.peer, c.truncate, got, c.want)
+		}
+	}
 }

@@ -3,12 +3,17 @@ package edge
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/privacy"
 )
 
 // videoEvents are the VAST tracking events /v1/video counts, in the order
 // of their labels.
 var videoEvents = [...]string{"start", "firstQuartile", "midpoint", "thirdQuartile", "complete", "click"}
+
+// videoKinds are the event kinds /v1/video records (0: not recorded).
+var videoKinds = [len(videoEvents)]events.Kind{events.KindVideoStart, events.KindVideoFirstQuartile,
+	events.KindVideoMidpoint, events.KindVideoThirdQuartile, events.KindVideoComplete, 0}
 
 // sdkMetrics are the OpenRTB endpoint's series (issue 12).
 type sdkMetrics struct {

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/adedge/adedge/abtest"
+	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/token"
 )
 
@@ -25,7 +26,11 @@ func (s *Server) serveTrack(ctx *fasthttp.RequestCtx, click bool) {
 		return
 	}
 	c := &st.claims
-	dup, ok := s.recordTrack(ctx, st, c, click, now)
+	kind := events.KindImp
+	if click {
+		kind = events.KindClick
+	}
+	dup, ok := s.recordTrack(ctx, st, c, kind, now)
 	if !ok {
 		return // 503: not recorded, the SDK retries
 	}

@@ -91,8 +91,12 @@ func appendDuration(b []byte, secs int64) []byte {
 
 // serveVideo answers /v1/video?e=EVENT&t=TOKEN, the VAST tracking pixels:
 // the token is the bid's signed impression token, verified like a pixel's,
-// and the event is counted in adedge_video_events_total. Billing stays on
-// /v1/imp (the VAST Impression): quartiles are not billable.
+// and the event is counted in adedge_video_events_total. With an event log
+// the start and quartile events are recorded like pixels (once per token
+// and event; 503 when the log cannot take them) as video_* events. Billing
+// stays on /v1/imp (the VAST Impression): quartiles are not billable, and
+// the VAST ClickTracking ping is not a click (the ClickThrough via
+// /v1/click is).
 func (s *Server) serveVideo(ctx *fasthttp.RequestCtx) {
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
@@ -107,9 +111,19 @@ func (s *Server) serveVideo(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "e: must be start, firstQuartile, midpoint, thirdQuartile, complete or click", "e")
 		return
 	}
-	if !s.verifyToken(ctx, st, s.cfg.Now()) {
+	now := s.cfg.Now()
+	if !s.verifyToken(ctx, st, now) {
 		return
 	}
-	s.metrics.sdk.videoEvents[idx].Inc()
+	dup := false
+	if k := videoKinds[idx]; k != 0 {
+		var ok bool
+		if dup, ok = s.recordTrack(ctx, st, &st.claims, k, now); !ok {
+			return // 503: not recorded, the player retries
+		}
+	}
+	if !dup {
+		s.metrics.sdk.videoEvents[idx].Inc()
+	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -56,17 +56,73 @@ func FuzzDecode(f *testing.F) {
 	b, _ := e.Append(nil)
 	f.Add(b)
 	f.Add(b[:fixedSize])
+	f.Add(v1Record(&e))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d Event
 		if d.Decode(b) != nil {
 			return
 		}
-		// A record that decodes re-encodes to the same bytes (canonical).
+		// A record that decodes re-encodes to the same bytes (canonical);
+		// a version 1 record re-encodes as version 2 with the same content.
 		out, err := d.Append(nil)
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode differs: %v", err)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if d.Version == V1 {
+			var d2 Event
+			if err := d2.Decode(out); err != nil {
+				t.Fatal(err)
+			}
+			d2.Version = V1
+			if again, _ := d2.Append(nil); !bytes.Equal(again, out) {
+				t.Fatal("a v1 record's content changed through v2")
+			}
+			return
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatal("re-encode differs")
 		}
 	})
+}
+
+// v1Record encodes e the way record version 1 did (56 fixed bytes, eleven
+// strings): what logs written before the upgrade hold.
+func v1Record(e *Event) []byte {
+	b, _ := e.Append(nil)
+	out := append([]byte{V1}, b[1:fixedSizeV1]...)
+	p := fixedSize
+	for i := 0; i < numFieldsV1; i++ {
+		n := int(b[p])
+		out = append(out, b[p:p+1+n]...)
+		p += 1 + n
+	}
+	return out
+}
+
+// TestDecodesV1Records: a log written before record version 2 still reads
+// (the shipper ships it after an upgrade); the v2 fields are zero.
+func TestDecodesV1Records(t *testing.T) {
+	e := sampleImp(3)
+	e.Country = []byte("FR")
+	var d Event
+	if err := d.Decode(v1Record(&e)); err != nil {
+		t.Fatal(err)
+	}
+	if d.Version != V1 || d.ID != e.ID || d.PriceMicros != e.PriceMicros || string(d.Country) != "FR" || string(d.Variant) != "B" ||
+		d.LatencyUS != 0 || d.DeviceHash != 0 || len(d.IP) != 0 || len(d.Layers) != 0 {
+		t.Fatalf("v1 record decoded as %+v", d)
+	}
+	e2 := sampleImp(3)
+	e2.Country, e2.IP, e2.Layers, e2.DeviceHash, e2.LatencyUS, e2.ShareBP = []byte("FR"), []byte("10.1.2.0"), []byte("a:t1:B"), 77, 120, 5000
+	e2.Privacy, e2.PrivacySignals, e2.TokenVersion = 2, 0x10, 2
+	b, _ := e2.Append(nil)
+	if err := d.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if d.Version != Version || string(d.IP) != "10.1.2.0" || string(d.Layers) != "a:t1:B" || d.DeviceHash != 77 || d.LatencyUS != 120 ||
+		d.ShareBP != 5000 || d.Privacy != 2 || d.PrivacySignals != 0x10 || d.TokenVersion != 2 {
+		t.Fatalf("v2 record decoded as %+v", d)
+	}
 }
 
 func TestSeenWindowAndCap(t *testing.T) {

@@ -5,20 +5,31 @@
 // update frequency caps without a snapshot lookup, so those endpoints work
 // across snapshot swaps and on any edge that shares the key.
 //
-// # Wire format (version 1)
+// # Wire format (version 2; version 1 still verifies)
 //
 // token = base64url-without-padding(payload || mac), where mac is
 // HMAC-SHA256(key, payload) truncated to MACSize bytes and payload is,
 // little-endian:
 //
-//	0   uint8   version (1)
+//	0   uint8   version (2)
 //	1   int64   issued, unix milliseconds (> 0)
 //	9   int64   price, micros (>= 0)
 //	17  uint32  frequency-cap period, seconds (0 = no cap)
 //	21  uint8   env (<= MaxEnv)
 //	22  uint8   test (<= MaxTest)
-//	23  then six ids in this order, each a uint8 length and that many bytes:
-//	    campaign, creative, device, experiment, variant, snapshot
+//	23  uint8   privacy level of the request (<= MaxPrivacy; server/privacy.Level)
+//	24  uint16  privacy signals present (server/privacy.Decision.Signals)
+//	26  [2]byte country, ISO 3166 alpha-2 upper case; 0,0 = unknown
+//	28  uint8   OS code (snapshot.OS)
+//	29  uint8   device type code (snapshot.Device*)
+//	30  uint8   creative format code (the events' format byte)
+//	31  then seven ids in this order, each a uint8 length and that many bytes:
+//	    campaign, creative, device, experiment, variant, snapshot, placement
+//
+// Version 1 (tokens signed before the upgrade, valid until their TTL ends)
+// is the same without offsets 23..30 and the placement id: its six ids
+// start at offset 23. Verify reads both and reports which in
+// Claims.Version; Append writes version 2 unless Claims.Version is 1.
 //
 // The encoding is canonical: one Claims value has exactly one token (strict
 // base64, no trailing payload bytes), so tokens can be deduplicated as
@@ -41,8 +52,13 @@ import (
 	"time"
 )
 
-// Version is the payload format version this package writes and reads.
-const Version = 1
+// Version is the payload format version Append writes; Verify also reads
+// version 1 (V1).
+const Version = 2
+
+// V1 is the first payload version: no privacy, country, OS, device type,
+// format or placement. Tokens of it are still in flight after an upgrade.
+const V1 = 1
 
 // Limits and sizes of the format.
 const (
@@ -52,18 +68,21 @@ const (
 	MaxDeviceID = 64  // IDFA/GAID are 36; leaves room, keeps URLs short
 	MaxEnv      = 1   // 0 production, 1 staging
 	MaxTest     = 3   // 0 control, 1..3 A/B tests
+	MaxPrivacy  = 2   // privacy levels: 0 allowed, 1 unpersonalised, 2 anonymous
 	// DefaultMaxSkew is how far in the future a token's issue time may lie:
 	// the edge that signs and the edge that verifies have different clocks.
 	DefaultMaxSkew = 5 * time.Second
 
-	fixedSize   = 23
-	numIDs      = 6
-	minRawSize  = fixedSize + numIDs + MACSize
-	maxRawSize  = fixedSize + numIDs + 5*MaxIDLen + MaxDeviceID + MACSize
+	fixedSizeV1 = 23
+	fixedSize   = 31
+	numIDsV1    = 6
+	numIDs      = 7
+	minRawSize  = fixedSizeV1 + numIDsV1 + MACSize
+	maxRawSize  = fixedSize + numIDs + 6*MaxIDLen + MaxDeviceID + MACSize
 	minTokenLen = (minRawSize*8 + 5) / 6 // base64 without padding
 )
 
-// MaxTokenLen is the longest token Append can produce (999 bytes); Verify
+// MaxTokenLen is the longest token Append can produce (1,181 bytes); Verify
 // refuses longer input before decoding anything.
 const MaxTokenLen = (maxRawSize*8 + 5) / 6
 
@@ -96,7 +115,25 @@ type Claims struct {
 	CapPeriod   uint32 // campaign frequency-cap period in seconds (0 = no cap)
 	Env, Test   uint8  // bucket labels: env 0 production, 1 staging; test 0 control, 1..3
 
-	Campaign, Creative, Device, Experiment, Variant, Snapshot []byte
+	// Version is the payload version Verify read (V1 or Version); for
+	// Append, 0 means Version and V1 writes a version-1 token (tests,
+	// tools that replay old traffic), refused when a v2-only field is set.
+	Version uint8
+	// Privacy is the request's privacy level (<= MaxPrivacy) and
+	// PrivacySignals the signals it carried (server/privacy); the billing
+	// events of the token's pixels carry them (v2; 0 for v1 tokens).
+	Privacy        uint8
+	PrivacySignals uint16
+	// Country is the request's ISO 3166 alpha-2 code (upper case), zero
+	// when unknown; OS, DeviceType and Format are the request's OS and
+	// device type codes and the creative's format code (v2).
+	Country            [2]byte
+	OS, DeviceType     uint8
+	Format             uint8
+	Campaign, Creative []byte
+	Device, Experiment []byte
+	Variant, Snapshot  []byte
+	Placement          []byte // the placement served (v2)
 
 	buf []byte // decoded token; the id fields above alias it after Verify
 	mac []byte // the verified token's MAC (aliases buf)
@@ -112,10 +149,20 @@ func (c *Claims) reset() { *c = Claims{buf: c.buf[:0]} }
 
 // ids lists the id fields in wire order with their limits.
 func (c *Claims) ids() [numIDs]*[]byte {
-	return [numIDs]*[]byte{&c.Campaign, &c.Creative, &c.Device, &c.Experiment, &c.Variant, &c.Snapshot}
+	return [numIDs]*[]byte{&c.Campaign, &c.Creative, &c.Device, &c.Experiment, &c.Variant, &c.Snapshot, &c.Placement}
 }
 
-var idNames = [numIDs]string{"campaign", "creative", "device", "experiment", "variant", "snapshot"}
+var idNames = [numIDs]string{"campaign", "creative", "device", "experiment", "variant", "snapshot", "placement"}
+
+// v2Only reports whether c sets a field version 1 cannot carry.
+func (c *Claims) v2Only() bool {
+	return c.Privacy != 0 || c.PrivacySignals != 0 || c.Country != [2]byte{} || c.OS != 0 || c.DeviceType != 0 ||
+		c.Format != 0 || len(c.Placement) != 0
+}
+
+func validCountry(cc [2]byte) bool {
+	return cc == [2]byte{} || cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' && cc[1] <= 'Z'
+}
 
 func idLimit(i int) int {
 	if i == 2 {
@@ -218,6 +265,21 @@ func check(c *Claims) error {
 	if c.Test > MaxTest {
 		return fmt.Errorf("%w: test %d > %d", ErrInvalidClaims, c.Test, MaxTest)
 	}
+	switch c.Version {
+	case 0, Version:
+	case V1:
+		if c.v2Only() {
+			return fmt.Errorf("%w: a version 1 token cannot carry privacy, country, OS, device type, format or placement", ErrInvalidClaims)
+		}
+	default:
+		return fmt.Errorf("%w: token version %d (want %d or %d)", ErrInvalidClaims, c.Version, V1, Version)
+	}
+	if c.Privacy > MaxPrivacy {
+		return fmt.Errorf("%w: privacy level %d > %d", ErrInvalidClaims, c.Privacy, MaxPrivacy)
+	}
+	if !validCountry(c.Country) {
+		return fmt.Errorf("%w: country %q is not two upper-case letters", ErrInvalidClaims, c.Country[:])
+	}
 	for i, p := range c.ids() {
 		if len(*p) > idLimit(i) {
 			return fmt.Errorf("%w: %s id is %d bytes, max %d", ErrInvalidClaims, idNames[i], len(*p), idLimit(i))
@@ -242,7 +304,20 @@ func (s *Signer) Append(dst []byte, c *Claims) ([]byte, error) {
 	binary.LittleEndian.PutUint32(raw[17:], c.CapPeriod)
 	raw[21] = c.Env
 	raw[22] = c.Test
-	for _, p := range c.ids() {
+	ids := c.ids()
+	if c.Version == V1 {
+		raw, ids[numIDs-1] = raw[:fixedSizeV1], nil
+		raw[0] = V1
+	} else {
+		raw[23] = c.Privacy
+		binary.LittleEndian.PutUint16(raw[24:], c.PrivacySignals)
+		raw[26], raw[27] = c.Country[0], c.Country[1]
+		raw[28], raw[29], raw[30] = c.OS, c.DeviceType, c.Format
+	}
+	for _, p := range ids {
+		if p == nil {
+			break
+		}
 		raw = append(raw, byte(len(*p)))
 		raw = append(raw, *p...)
 	}
@@ -302,9 +377,10 @@ func (k *keyState) verify(payload, tag []byte) bool {
 // not push out-of-range labels into counters) and requires every byte to be
 // consumed, so the encoding stays canonical.
 func decode(p []byte, c *Claims) bool {
-	if len(p) < fixedSize || p[0] != Version {
+	if len(p) < fixedSizeV1 || p[0] != V1 && p[0] != Version {
 		return false
 	}
+	c.Version = p[0]
 	c.Issued = int64(binary.LittleEndian.Uint64(p[1:]))
 	c.PriceMicros = int64(binary.LittleEndian.Uint64(p[9:]))
 	c.CapPeriod = binary.LittleEndian.Uint32(p[17:])
@@ -312,8 +388,26 @@ func decode(p []byte, c *Claims) bool {
 	if c.Issued <= 0 || c.PriceMicros < 0 || c.Env > MaxEnv || c.Test > MaxTest {
 		return false
 	}
-	p = p[fixedSize:]
-	for i, f := range c.ids() {
+	ids := c.ids()
+	if c.Version == V1 {
+		p, ids[numIDs-1] = p[fixedSizeV1:], nil
+	} else {
+		if len(p) < fixedSize {
+			return false
+		}
+		c.Privacy = p[23]
+		c.PrivacySignals = binary.LittleEndian.Uint16(p[24:])
+		c.Country = [2]byte{p[26], p[27]}
+		c.OS, c.DeviceType, c.Format = p[28], p[29], p[30]
+		if c.Privacy > MaxPrivacy || !validCountry(c.Country) {
+			return false
+		}
+		p = p[fixedSize:]
+	}
+	for i, f := range ids {
+		if f == nil {
+			break
+		}
 		if len(p) < 1 {
 			return false
 		}

@@ -35,6 +35,53 @@ func sampleClaims() Claims {
 		Experiment:  []byte("exp-2026-11"),
 		Variant:     []byte("treatment-b"),
 		Snapshot:    []byte("20261122T053000Z-1a2b3c4d"),
+		Placement:   []byte("plc-home-banner"),
+		Privacy:     1, PrivacySignals: 0x41,
+		Country: [2]byte{'D', 'E'}, OS: 2, DeviceType: 1, Format: 3,
+	}
+}
+
+// sampleV1Claims is sampleClaims without what version 1 cannot carry.
+func sampleV1Claims() Claims {
+	c := sampleClaims()
+	c.Version, c.Placement, c.Privacy, c.PrivacySignals, c.Country, c.OS, c.DeviceType, c.Format = V1, nil, 0, 0, [2]byte{}, 0, 0, 0
+	return c
+}
+
+// v1Token is sampleV1Claims signed with testKey by the version-1 code
+// (main before token v2): a token in flight across the upgrade.
+const v1Token = "ARhMXBijAQAAzsojAAAAAACAUQEAAQMKY21wLTAwMDEyMwpjcnYtOTk4ODc3JDZEOTIwNzhBLTgyNDYtNEJBNC1BRTVCLTc2MTA0ODYxRTdEQwtleHAtMjAyNi0xMQt0cmVhdG1lbnQtYhkyMDI2MTEyMlQwNTMwMDBaLTFhMmIzYzRknFZSc6lqtQkS2gejplhHVw"
+
+// TestV1TokensStillVerify: a token the version-1 signer issued verifies
+// with its claims (Version 1, no v2 fields), re-encodes to the same bytes
+// with Version V1, and keeps its MAC (the billing event id).
+func TestV1TokensStillVerify(t *testing.T) {
+	s := newSigner(t, testKey)
+	var got Claims
+	if err := s.Verify([]byte(v1Token), testNow, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := sampleV1Claims()
+	if !sameClaims(&got, &want) || got.Version != V1 {
+		t.Fatalf("v1 token: got %+v\nwant %+v", got, want)
+	}
+	again := mustAppend(t, s, &got)
+	if string(again) != v1Token {
+		t.Fatalf("v1 claims re-encode to\n%s\nwant\n%s", again, v1Token)
+	}
+	v2 := sampleClaims()
+	tok2 := mustAppend(t, s, &v2)
+	var got2 Claims
+	if err := s.Verify(tok2, testNow, &got2); err != nil || got2.Version != Version || !sameClaims(&got2, &v2) {
+		t.Fatalf("v2: %v %+v", err, got2)
+	}
+	if bytes.Equal(got2.MAC(), got.MAC()) {
+		t.Fatal("v1 and v2 tokens of different claims share a MAC")
+	}
+	bad := sampleClaims()
+	bad.Version = V1
+	if _, err := s.Append(nil, &bad); !errors.Is(err, ErrInvalidClaims) {
+		t.Fatalf("v1 with v2 fields: %v", err)
 	}
 }
 
@@ -61,7 +108,9 @@ func sameClaims(a, b *Claims) bool {
 		a.Env == b.Env && a.Test == b.Test &&
 		bytes.Equal(a.Campaign, b.Campaign) && bytes.Equal(a.Creative, b.Creative) &&
 		bytes.Equal(a.Device, b.Device) && bytes.Equal(a.Experiment, b.Experiment) &&
-		bytes.Equal(a.Variant, b.Variant) && bytes.Equal(a.Snapshot, b.Snapshot)
+		bytes.Equal(a.Variant, b.Variant) && bytes.Equal(a.Snapshot, b.Snapshot) &&
+		bytes.Equal(a.Placement, b.Placement) && a.Privacy == b.Privacy && a.PrivacySignals == b.PrivacySignals &&
+		a.Country == b.Country && a.OS == b.OS && a.DeviceType == b.DeviceType && a.Format == b.Format
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -73,6 +122,7 @@ func TestRoundTrip(t *testing.T) {
 	full.Experiment = bytes.Repeat([]byte("e"), MaxIDLen)
 	full.Variant = bytes.Repeat([]byte("v"), MaxIDLen)
 	full.Snapshot = bytes.Repeat([]byte("s"), MaxIDLen)
+	full.Placement = bytes.Repeat([]byte("p"), MaxIDLen)
 	cases := map[string]Claims{
 		"typical": sampleClaims(),
 		"minimal": {Issued: testNow.UnixMilli()},
@@ -275,6 +325,10 @@ func TestAppendRefusesBadClaims(t *testing.T) {
 		"test":       func(c *Claims) { c.Test = MaxTest + 1 },
 		"issued":     func(c *Claims) { c.Issued = 0 },
 		"price":      func(c *Claims) { c.PriceMicros = -1 },
+		"placement":  func(c *Claims) { c.Placement = long },
+		"privacy":    func(c *Claims) { c.Privacy = MaxPrivacy + 1 },
+		"country":    func(c *Claims) { c.Country = [2]byte{'d', 'e'} },
+		"version":    func(c *Claims) { c.Version = 3 },
 	} {
 		c := sampleClaims()
 		mod(&c)
@@ -442,6 +496,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(mustAppend(f, prev, &c))
 	minimal := Claims{Issued: testNow.UnixMilli() - 5}
 	f.Add(mustAppend(f, s, &minimal))
+	f.Add([]byte(v1Token))
 	f.Add([]byte(""))
 	f.Add([]byte(strings.Repeat("A", 60)))
 	f.Fuzz(func(t *testing.T, tok []byte) {
@@ -456,7 +511,8 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		if got.Env > MaxEnv || got.Test > MaxTest || len(got.Device) > MaxDeviceID || got.Issued <= 0 {
+		if got.Env > MaxEnv || got.Test > MaxTest || len(got.Device) > MaxDeviceID || got.Issued <= 0 || got.Privacy > MaxPrivacy ||
+			got.Version != V1 && got.Version != Version {
 			t.Fatalf("accepted out-of-range claims %+v", got)
 		}
 		again, err := s.Append(nil, &got)

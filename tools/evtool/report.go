@@ -36,42 +36,83 @@ func (r *DeliveryRow) ECPMMicros() int64 {
 	return r.SpendMicros * 1000 / r.Impressions
 }
 
-// byExpr maps --by to the column expression.
+// byExpr maps --by to the column expression (the same names in the
+// events table and the delivery_hourly rollup; hour is the issue hour).
 var byExpr = map[string]string{
 	"campaign":  "campaign",
 	"creative":  "creative",
 	"placement": "placement",
 	"country":   "country",
-	"hour":      "toString(toStartOfHour(time))",
+	"hour":      "toString(toStartOfHour(%s))",
 }
 
 // ByValues are the accepted --by values.
 var ByValues = []string{"campaign", "creative", "placement", "country", "hour"}
 
-// DeliverySQL is the report's query: each event once (FINAL, first-seen
-// records), decisions weighted by their sampling, in [from, to).
-func DeliverySQL(table, by string, from, to time.Time) (string, error) {
-	expr, ok := byExpr[by]
-	if !ok {
-		return "", fmt.Errorf("--by %q: want one of %s", by, strings.Join(ByValues, ", "))
+// CheckBy refuses a --by value the report does not know.
+func CheckBy(by string) error {
+	if _, ok := byExpr[by]; !ok {
+		return fmt.Errorf("--by %q: want one of %s", by, strings.Join(ByValues, ", "))
 	}
-	return fmt.Sprintf(`SELECT key,
+	return nil
+}
+
+// DeliverySQL is the report's query over [from, to) of issue time (the
+// hour an ad was served; its impressions and clicks count there too):
+// from the delivery_hourly rollup (whole hours, FINAL keeps each hour's
+// newest rebuild), or with raw from the events table itself (each event
+// once: FINAL, first-seen records; decisions weighted by their sampling).
+// Both agree on hour-aligned windows (TestDeliveryRollupAgreesWithRaw).
+func DeliverySQL(t *ship.Target, by string, from, to time.Time, raw bool) (string, error) {
+	if err := CheckBy(by); err != nil {
+		return "", err
+	}
+	expr := byExpr[by]
+	if raw {
+		if by == "hour" {
+			expr = fmt.Sprintf(expr, "issued")
+		}
+		return fmt.Sprintf(`SELECT key,
     sumIf(weight, kind = 'ad') AS requests,
     sumIf(weight, kind = 'ad' AND outcome = 'fill') AS fills,
     countIf(kind = 'imp') AS impressions,
     countIf(kind = 'click') AS clicks,
     sumIf(price_micros, kind = 'imp') AS spend_micros
 FROM (SELECT %s AS key, kind, weight, outcome, price_micros FROM %s FINAL
-      WHERE duplicate = 0 AND time >= toDateTime(%d) AND time < toDateTime(%d))
+      WHERE duplicate = 0 AND kind IN ('ad', 'imp', 'click') AND issued >= toDateTime(%d) AND issued < toDateTime(%d))
 GROUP BY key ORDER BY spend_micros DESC, key
-FORMAT TabSeparated`, expr, table, from.Unix(), to.Unix()), nil
+FORMAT TabSeparated`, expr, t.TableName(), from.Unix(), to.Unix()), nil
+	}
+	if by == "hour" {
+		expr = fmt.Sprintf(expr, "hour")
+	}
+	return fmt.Sprintf(`SELECT key, sum(requests) AS requests, sum(fills) AS fills, sum(impressions) AS impressions,
+    sum(clicks) AS clicks, sum(spend_micros) AS spend_micros
+FROM (SELECT %s AS key, requests, fills, impressions, clicks, spend_micros FROM %s FINAL
+      WHERE hour >= toDateTime(%d) AND hour < toDateTime(%d))
+GROUP BY key ORDER BY spend_micros DESC, key
+FORMAT TabSeparated`, expr, t.RollupName("delivery_hourly"), from.Unix(), to.Unix()), nil
+}
+
+// DeliveryOptions choose the report's source.
+type DeliveryOptions struct {
+	// Raw reads the events table instead of the delivery_hourly rollup.
+	Raw bool
+	// Refresh rebuilds the window's hours in the rollups first (when no
+	// shipper rolls them up, or to include the last minute's events).
+	Refresh bool
 }
 
 // Delivery runs the delivery report against ClickHouse.
-func Delivery(ctx context.Context, c *ship.Client, by string, from, to time.Time) ([]DeliveryRow, error) {
-	q, err := DeliverySQL(c.T.TableName(), by, from, to)
+func Delivery(ctx context.Context, c *ship.Client, by string, from, to time.Time, o DeliveryOptions) ([]DeliveryRow, error) {
+	q, err := DeliverySQL(c.T, by, from, to, o.Raw)
 	if err != nil {
 		return nil, err
+	}
+	if o.Refresh && !o.Raw {
+		if err := c.Rebuild(ctx, from, to, time.Now().UnixMilli()); err != nil {
+			return nil, err
+		}
 	}
 	out, err := c.Query(ctx, q)
 	if err != nil {

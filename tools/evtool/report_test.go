@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,56 +66,86 @@ func TestDeliveryReport(t *testing.T) {
 	}
 	url := ch.URL() + "?database=rep"
 	tg, _ := ship.ParseTarget(url)
-	s, err := ship.New(rec.Log(), tg, ship.Options{Interval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	// Decisions go through the queue: wait until the log has them all, then
-	// until the shipper has acknowledged the head.
-	deadline := time.Now().Add(60 * time.Second)
-	for rec.Stats().AdWritten < 8 || s.Pos().Less(rec.Log().Head()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not shipped: %+v at %+v", rec.Stats(), s.Pos())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	cli := ship.NewClient(tg, 30*time.Second)
-	rows, err := Delivery(context.Background(), cli, "campaign", time.UnixMilli(now).Add(-time.Hour), time.UnixMilli(now).Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]DeliveryRow{}
-	for _, r := range rows {
-		got[r.Key] = r
-	}
+	from, to := time.UnixMilli(now).Truncate(time.Hour), time.UnixMilli(now).Truncate(time.Hour).Add(time.Hour)
 	want := map[string]DeliveryRow{
 		"c1": {Key: "c1", Requests: 10, Fills: 8, Impressions: 4, Clicks: 1, SpendMicros: 6000},
 		"c2": {Key: "c2", Impressions: 2, SpendMicros: 2000},
 		"":   {Key: "", Requests: 3},
 	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("campaign %q: %+v, want %+v", k, got[k], w)
+	check := func(what string, o DeliveryOptions) {
+		t.Helper()
+		rows, err := Delivery(context.Background(), cli, "campaign", from, to, o)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := map[string]DeliveryRow{}
+		for _, r := range rows {
+			got[r.Key] = r
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: campaign %q: %+v, want %+v", what, k, got[k], w)
+			}
+		}
+		if len(rows) != 3 {
+			t.Errorf("%s: rows %+v", what, rows)
+		}
+		if r := got["c1"]; r.ECPMMicros() != 1_500_000 || r.CTR() != 0.25 {
+			t.Errorf("%s: c1 eCPM %d CTR %v", what, r.ECPMMicros(), r.CTR())
 		}
 	}
-	if len(rows) != 3 {
-		t.Errorf("rows %+v", rows)
+	// Ship it twice: a second shipper from the start of the log is another
+	// edge (or a re-send after a lost acknowledgement) sending every event
+	// again. Each one rolls up the hours it shipped.
+	for round := 0; round < 2; round++ {
+		if round == 1 {
+			if err := os.Remove(filepath.Join(dir, ship.OffsetFile)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := ship.New(rec.Log(), tg, ship.Options{Interval: 10 * time.Millisecond, RollupEvery: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		// Decisions go through the queue: wait until the log has them all,
+		// then until the shipper has acknowledged the head and rolled up.
+		deadline := time.Now().Add(60 * time.Second)
+		for rec.Stats().AdWritten < 8 || s.Pos().Less(rec.Log().Head()) || s.Stats().Rollups == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: not shipped and rolled up: %+v at %+v, %+v", round, rec.Stats(), s.Pos(), s.Stats())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		check(fmt.Sprintf("round %d, rollup", round), DeliveryOptions{})
+		check(fmt.Sprintf("round %d, raw", round), DeliveryOptions{Raw: true})
 	}
-	if r := got["c1"]; r.ECPMMicros() != 1_500_000 || r.CTR() != 0.25 {
-		t.Errorf("c1 eCPM %d CTR %v", r.ECPMMicros(), r.CTR())
+	var n int
+	out, err := cli.Query(context.Background(), "SELECT count() FROM "+tg.TableName()+" WHERE kind = 'imp' FORMAT TSV")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// An empty window has no rows; every --by runs on 18.16.
+	fmt.Sscan(string(out), &n)
+	if n < 2*6 {
+		t.Fatalf("the second round did not re-send: %d impression rows", n)
+	}
+	// Every --by runs on 18.16, and the rollup agrees with the raw table.
 	for _, by := range ByValues {
-		rows, err := Delivery(context.Background(), cli, by, time.UnixMilli(now).Add(-time.Hour), time.UnixMilli(now).Add(time.Hour))
-		if err != nil || len(rows) == 0 {
-			t.Errorf("--by %s: %v %v", by, rows, err)
+		rolled, err := Delivery(context.Background(), cli, by, from, to, DeliveryOptions{Refresh: true})
+		if err != nil || len(rolled) == 0 {
+			t.Errorf("--by %s: %v %v", by, rolled, err)
+		}
+		raw, err := Delivery(context.Background(), cli, by, from, to, DeliveryOptions{Raw: true})
+		if err != nil || fmt.Sprint(raw) != fmt.Sprint(rolled) {
+			t.Errorf("--by %s: rollup %v, raw %v (%v)", by, rolled, raw, err)
 		}
 	}
-	if rows, err := Delivery(context.Background(), cli, "campaign", time.UnixMilli(now).Add(time.Hour), time.UnixMilli(now).Add(2*time.Hour)); err != nil || len(rows) != 0 {
+	if rows, err := Delivery(context.Background(), cli, "campaign", to, to.Add(time.Hour), DeliveryOptions{}); err != nil || len(rows) != 0 {
 		t.Errorf("empty window: %v %v", rows, err)
 	}
 }
@@ -127,7 +160,7 @@ func TestDeliveryCSV(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "campaign,impressions,clicks,spend_micros") || lines[1] != `"c,1",4,1,6000,10,5,0.2500,1500000` {
 		t.Fatalf("csv:\n%s", b.String())
 	}
-	if _, err := DeliverySQL("t", "device", time.Now(), time.Now()); err == nil {
+	if err := CheckBy("device"); err == nil {
 		t.Error("--by device accepted")
 	}
 	if err := WriteDelivery(&b, "campaign", "xml", rows); err == nil {

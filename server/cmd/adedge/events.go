@@ -28,6 +28,7 @@ type eventFlags struct {
 	clickhouse               string
 	shipBatch                int
 	shipInterval, backlogAge time.Duration
+	rollup                   time.Duration
 }
 
 func (e *eventFlags) register(s *cliflag.Set) {
@@ -51,6 +52,13 @@ func (e *eventFlags) register(s *cliflag.Set) {
 	g.Int(&e.shipBatch, "events-ship-batch", 20000, "events per ClickHouse insert", atLeastOne)
 	g.Duration(&e.shipInterval, "events-ship-interval", time.Second, "how often the shipper looks for new events when caught up", positive)
 	g.Duration(&e.backlogAge, "events-backlog-age", time.Minute, "/health is degraded while the oldest unshipped event is older than this", positive)
+	g.Duration(&e.rollup, "events-rollup", time.Minute, "rebuild the ClickHouse rollups (delivery_hourly, experiment_hourly) for the hours this edge shipped, this often; 0 = never (another edge or adtool report --refresh does it)",
+		func(d time.Duration) string {
+			if d < 0 {
+				return "a duration >= 0"
+			}
+			return ""
+		})
 	s.After(e.check)
 }
 
@@ -98,7 +106,7 @@ func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Dura
 	if e.clickhouse != "" {
 		tg, _ := ship.ParseTarget(e.clickhouse) // checked with the flags
 		var last atomic.Int64
-		shipper, err = ship.New(rec.Log(), tg, ship.Options{Batch: e.shipBatch, Interval: e.shipInterval,
+		shipper, err = ship.New(rec.Log(), tg, ship.Options{Batch: e.shipBatch, Interval: e.shipInterval, RollupEvery: e.rollup,
 			OnError: func(err error) {
 				// One line per 10 s at most: an outage must not flood the log.
 				if now := time.Now().Unix(); now-last.Load() >= 10 {

@@ -65,12 +65,41 @@ func (c *Client) Query(ctx context.Context, query string) ([]byte, error) {
 	return c.Exec(ctx, query, nil, true)
 }
 
-// EnsureSchema creates the database and table when missing.
+// EnsureSchema creates the database, the events table and the rollups
+// when missing, and adds the columns a table made for an older record
+// version lacks (18.16 has no ADD COLUMN IF NOT EXISTS: it asks
+// system.columns).
 func (c *Client) EnsureSchema(ctx context.Context) error {
 	for i, st := range Schema(c.T.Database) {
 		if _, err := c.Exec(ctx, st, nil, i > 0); err != nil {
 			return err
 		}
 	}
+	out, err := c.Query(ctx, "SELECT name FROM system.columns WHERE database = '"+escapeString(c.T.Database)+"' AND table = '"+Table+"' FORMAT TabSeparated")
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, n := range strings.Split(string(out), "\n") {
+		have[n] = true
+	}
+	prev := ""
+	for _, col := range Columns {
+		if !have[col.Name] {
+			st := "ALTER TABLE " + c.T.TableName() + " ADD COLUMN " + col.Name + " " + col.Type
+			if prev != "" {
+				st += " AFTER " + prev
+			}
+			if _, err := c.Exec(ctx, st, nil, true); err != nil {
+				return fmt.Errorf("adding column %s: %w", col.Name, err)
+			}
+		}
+		prev = col.Name
+	}
 	return nil
+}
+
+// escapeString escapes s for a single-quoted ClickHouse string literal.
+func escapeString(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }

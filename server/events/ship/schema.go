@@ -19,8 +19,28 @@ const MinClickHouse = "18.16"
 // Table is the events table's name inside the database.
 const Table = "events"
 
-// Schema returns the statements that create the database and the events
-// table; both are idempotent (IF NOT EXISTS).
+// Column is one column of the events table.
+type Column struct{ Name, Type string }
+
+// Columns are the events table's columns in order: the members of
+// events.Event.AppendJSON. Columns after the first version's are added to
+// an older table by EnsureSchema (18.16 has no ADD COLUMN IF NOT EXISTS).
+var Columns = []Column{
+	{"day", "Date"}, {"kind", "String"}, {"event_id", "String"}, {"time", "DateTime"}, {"time_ms", "UInt16"},
+	{"issued", "DateTime"}, {"duplicate", "UInt8"}, {"env", "String"}, {"test_code", "UInt8"}, {"shard", "UInt8"},
+	{"outcome", "String"}, {"format", "UInt8"}, {"price_micros", "Int64"}, {"cap_period", "UInt32"}, {"weight", "UInt32"},
+	// record version 2
+	{"latency_us", "UInt32"}, {"share_bp", "UInt32"}, {"device_hash", "UInt64"}, {"privacy", "UInt8"},
+	{"privacy_signals", "UInt16"}, {"token_version", "UInt8"},
+	// the string fields (events.FieldNames)
+	{"edge", "String"}, {"snapshot", "String"}, {"placement", "String"}, {"campaign", "String"}, {"creative", "String"},
+	{"experiment", "String"}, {"test", "String"}, {"variant", "String"}, {"country", "String"}, {"os", "String"},
+	{"device_type", "String"}, {"layers", "String"}, {"ip", "String"},
+}
+
+// Schema returns the statements that create the database, the events
+// table and the rollups (docs/EVENTS.md); all are idempotent (IF NOT
+// EXISTS).
 //
 // ReplacingMergeTree collapses rows with the same sorting key, (kind,
 // event_id, duplicate), when parts merge; queries use FINAL (or GROUP BY
@@ -29,39 +49,21 @@ const Table = "events"
 // re-send of one event lands in the same partition, where collapsing
 // happens.
 func Schema(db string) []string {
-	return []string{
+	cols := make([]string, len(Columns))
+	for i, c := range Columns {
+		cols[i] = "    " + c.Name + " " + c.Type
+	}
+	out := []string{
 		"CREATE DATABASE IF NOT EXISTS " + quoteIdent(db),
-		`CREATE TABLE IF NOT EXISTS ` + quoteIdent(db) + `.` + Table + ` (
-    day Date,
-    kind String,
-    event_id String,
-    time DateTime,
-    time_ms UInt16,
-    issued DateTime,
-    duplicate UInt8,
-    env String,
-    test_code UInt8,
-    shard UInt8,
-    outcome String,
-    format UInt8,
-    price_micros Int64,
-    cap_period UInt32,
-    weight UInt32,
-    edge String,
-    snapshot String,
-    placement String,
-    campaign String,
-    creative String,
-    experiment String,
-    test String,
-    variant String,
-    country String,
-    os String,
-    device_type String
+		`CREATE TABLE IF NOT EXISTS ` + quoteIdent(db) + `.` + Table + " (\n" + strings.Join(cols, ",\n") + `
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (kind, event_id, duplicate)`,
 	}
+	for _, r := range Rollups {
+		out = append(out, r.create(db))
+	}
+	return out
 }
 
 // quoteIdent backquotes a database name.

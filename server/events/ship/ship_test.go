@@ -290,3 +290,72 @@ func TestParseTarget(t *testing.T) {
 		t.Errorf("redacted %q", got)
 	}
 }
+
+// TestSchemaUpgradesV1Table: a table created by the record-version-1
+// schema gains the v2 columns (18.16 has no ADD COLUMN IF NOT EXISTS), a
+// second EnsureSchema changes nothing, and a v2 row inserts; the rollups
+// exist.
+func TestSchemaUpgradesV1Table(t *testing.T) {
+	ch := chkit.Start(t)
+	tg, err := ParseTarget(ch.URL() + "?database=up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(tg, 30*time.Second)
+	ctx := context.Background()
+	v1 := `CREATE TABLE up.events (day Date, kind String, event_id String, time DateTime, time_ms UInt16, issued DateTime,
+    duplicate UInt8, env String, test_code UInt8, shard UInt8, outcome String, format UInt8, price_micros Int64,
+    cap_period UInt32, weight UInt32, edge String, snapshot String, placement String, campaign String, creative String,
+    experiment String, test String, variant String, country String, os String, device_type String)
+ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (kind, event_id, duplicate)`
+	for _, st := range []string{"CREATE DATABASE up", v1} {
+		if _, err := c.Exec(ctx, st, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := c.EnsureSchema(ctx); err != nil {
+			t.Fatalf("EnsureSchema %d: %v", i, err)
+		}
+	}
+	out, err := c.Query(ctx, "SELECT name FROM system.columns WHERE database = 'up' AND table = 'events' FORMAT TabSeparated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, col := range Columns {
+		want = append(want, col.Name)
+	}
+	if got := strings.Fields(string(out)); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("columns after the upgrade:\n%v\nwant\n%v", got, want)
+	}
+	e := events.Event{Kind: events.KindImp, Time: 1_800_000_000_000, Issued: 1_800_000_000_000, PriceMicros: 5, Weight: 1,
+		IP: []byte("10.0.0.0"), Layers: []byte("l:t:v"), DeviceHash: 42, Privacy: 2}
+	if _, err := c.Exec(ctx, "INSERT INTO "+tg.TableName()+" FORMAT JSONEachRow", e.AppendJSON(nil), true); err != nil {
+		t.Fatalf("v2 row into the upgraded table: %v", err)
+	}
+	// experiment_hourly: a layered decision counts once in each layer, a
+	// legacy one in layer ''; the same decision sent twice counts once.
+	var rows []byte
+	for i, layers := range []string{"L1:t1:A;L2:ctl:control", "L1:t1:A;L2:ctl:control", ""} {
+		d := events.Event{Kind: events.KindAd, Outcome: events.OutcomeFill, Time: 1_800_000_000_000, Issued: 1_800_000_000_000,
+			Weight: 1, Experiment: []byte("x"), TestID: []byte("t1"), Variant: []byte("A"), Layers: []byte(layers)}
+		d.ID[0] = byte(1 + i/2*7) // the first two are one decision sent twice
+		rows = append(d.AppendJSON(rows), '\n')
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO "+tg.TableName()+" FORMAT JSONEachRow", rows, true); err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_800_000_000_000)
+	if err := c.Rebuild(ctx, at, at.Add(time.Minute), 1); err != nil {
+		t.Fatal(err)
+	}
+	out, err = c.Query(ctx, "SELECT layer, test, variant, sum(requests), sum(fills) FROM "+tg.RollupName("experiment_hourly")+
+		" FINAL WHERE experiment = 'x' GROUP BY layer, test, variant ORDER BY layer FORMAT TabSeparated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(out), "\tt1\tA\t1\t1\nL1\tt1\tA\t1\t1\nL2\tctl\tcontrol\t1\t1\n"; got != want {
+		t.Fatalf("experiment_hourly by layer:\n%q\nwant\n%q", got, want)
+	}
+}

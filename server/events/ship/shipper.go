@@ -34,6 +34,10 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait after a failure, doubling
 	// (defaults 100ms and 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// RollupEvery is how often the issue hours this shipper inserted
+	// events for are rebuilt in the rollups (Rollups); 0 = never (another
+	// edge or `adtool events rollup` does it).
+	RollupEvery time.Duration
 	// OnError sees every failure (logging); may be nil.
 	OnError func(error)
 	// Now is the clock (tests).
@@ -74,14 +78,25 @@ type Shipper struct {
 	caughtUp atomic.Bool
 
 	shipped, batches, failures, undecodable atomic.Int64
+	rollups, rollupFailures                 atomic.Int64
 	lastErr                                 atomic.Pointer[string]
+
+	// touched holds the issue hours (unix hour numbers) of events shipped
+	// since the last rollup; Run's goroutine only.
+	touched    map[int64]struct{}
+	lastRollup time.Time
 }
+
+// maxTouched bounds the hours remembered for the next rollup; past it the
+// oldest are rebuilt first anyway (a token is valid for at most a day).
+const maxTouched = 72
 
 // New prepares a shipper for log to target, resuming from the log
 // directory's offset file.
 func New(log *wal.Log, target *Target, opt Options) (*Shipper, error) {
 	opt.defaults()
-	s := &Shipper{log: log, cli: NewClient(target, opt.Timeout), opt: opt, wake: make(chan struct{}, 1)}
+	s := &Shipper{log: log, cli: NewClient(target, opt.Timeout), opt: opt, wake: make(chan struct{}, 1),
+		touched: map[int64]struct{}{}, lastRollup: opt.Now()}
 	p, err := ReadOffset(log.Dir())
 	if err != nil {
 		return nil, err
@@ -189,6 +204,7 @@ func (s *Shipper) Run(ctx context.Context) {
 			}
 			s.oldestMs.Store(0)
 			s.caughtUp.Store(true)
+			s.rollup(ctx, false)
 			t := time.NewTimer(s.opt.Interval)
 			select {
 			case <-ctx.Done():
@@ -211,6 +227,9 @@ func (s *Shipper) Run(ctx context.Context) {
 			if i == 0 && s.oldestMs.Load() == 0 {
 				s.oldestMs.Store(ev.Time)
 			}
+			if s.opt.RollupEvery > 0 && !ev.Duplicate() {
+				s.touch(ev.Issued)
+			}
 			buf = ev.AppendJSON(buf)
 			buf = append(buf, '\n')
 			n++
@@ -232,8 +251,58 @@ func (s *Shipper) Run(ctx context.Context) {
 			}
 		}
 		s.oldestMs.Store(0)
+		s.rollup(ctx, false)
 	}
 }
+
+func (s *Shipper) touch(issuedMs int64) {
+	h := floorDiv(issuedMs, time.Hour.Milliseconds())
+	if _, ok := s.touched[h]; ok || len(s.touched) < maxTouched {
+		s.touched[h] = struct{}{}
+		return
+	}
+	oldest := h
+	for k := range s.touched {
+		oldest = min(oldest, k)
+	}
+	delete(s.touched, oldest) // the newest hours matter most; an old one is rebuilt by its next event or by adtool
+	s.touched[h] = struct{}{}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// rollup rebuilds the touched hours when RollupEvery has passed (or now,
+// with force). An hour whose rebuild fails stays touched for the next try.
+func (s *Shipper) rollup(ctx context.Context, force bool) {
+	now := s.opt.Now()
+	if s.opt.RollupEvery <= 0 || len(s.touched) == 0 || !force && now.Sub(s.lastRollup) < s.opt.RollupEvery {
+		return
+	}
+	s.lastRollup = now
+	version := now.UnixMilli()
+	for h := range s.touched {
+		from := time.UnixMilli(h * time.Hour.Milliseconds())
+		if err := s.cli.Rebuild(ctx, from, from.Add(time.Hour), version); err != nil {
+			s.rollupFailures.Add(1)
+			if s.opt.OnError != nil {
+				s.opt.OnError(err)
+			}
+			continue
+		}
+		delete(s.touched, h)
+		s.rollups.Add(1)
+	}
+}
+
+// RollupNow rebuilds every touched hour at once (tests; Run's goroutine
+// must not be running).
+func (s *Shipper) RollupNow(ctx context.Context) { s.rollup(ctx, true) }
 
 // peekTime is the time of the first unacknowledged event (0 if none).
 func (s *Shipper) peekTime() int64 {
@@ -264,6 +333,7 @@ func (s *Shipper) ack(p wal.Pos, n int) error {
 // Stats are the shipper's counters and backlog.
 type Stats struct {
 	Shipped, Batches, Failures, Undecodable int64
+	Rollups, RollupFailures                 int64 // issue hours rebuilt
 	BacklogBytes                            int64
 	BacklogAge                              time.Duration // 0 when caught up
 	LastError                               string
@@ -274,7 +344,7 @@ type Stats struct {
 // acknowledged position and the log's head).
 func (s *Shipper) Stats() Stats {
 	st := Stats{Shipped: s.shipped.Load(), Batches: s.batches.Load(), Failures: s.failures.Load(),
-		Undecodable: s.undecodable.Load(), Pos: s.Pos()}
+		Undecodable: s.undecodable.Load(), Pos: s.Pos(), Rollups: s.rollups.Load(), RollupFailures: s.rollupFailures.Load()}
 	st.BacklogBytes = wal.Between(s.log.Dir(), st.Pos, s.log.Head())
 	st.BacklogAge = s.BacklogAge(s.opt.Now())
 	if p := s.lastErr.Load(); p != nil {
@@ -317,6 +387,10 @@ func (s *Shipper) Register(reg prometheus.Registerer) {
 			func() float64 { return float64(s.batches.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_events_ship_failures_total", Help: "Failed inserts or schema statements (retried)."},
 			func() float64 { return float64(s.failures.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_events_rollups_total", Help: "Issue hours rebuilt in the ClickHouse rollups (delivery_hourly, experiment_hourly)."},
+			func() float64 { return float64(s.rollups.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "adedge_events_rollup_failures_total", Help: "Failed rollup rebuilds of an hour (retried at the next rollup)."},
+			func() float64 { return float64(s.rollupFailures.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_events_backlog_bytes", Help: "Event log bytes not yet acknowledged by ClickHouse."},
 			func() float64 { return float64(s.Stats().BacklogBytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_events_backlog_events", Help: "Events not yet acknowledged, estimated from the backlog bytes (~200 B per framed record)."},

@@ -17,7 +17,7 @@ func init() {
 }
 
 func runReport(args []string) int {
-	const use = "usage: adtool report delivery --clickhouse URL [--from T] [--to T] [--by campaign|creative|placement|country|hour] [--format table|csv]"
+	const use = "usage: adtool report delivery --clickhouse URL [--from T] [--to T] [--by campaign|creative|placement|country|hour] [--format table|csv] [--raw] [--refresh]"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		fmt.Println(use)
 		return 0
@@ -32,6 +32,8 @@ func runReport(args []string) int {
 	to := fs.String("to", "", "end of the window, exclusive (default now)")
 	by := fs.String("by", "campaign", "one row per "+strings.Join(evtool.ByValues, " | "))
 	format := fs.String("format", "table", "table | csv")
+	raw := fs.Bool("raw", false, "read the events table (FINAL) instead of the delivery_hourly rollup")
+	refresh := fs.Bool("refresh", false, "rebuild the window's hours in the rollups before reading them")
 	if err := fs.Parse(args[1:]); err != nil {
 		return cliflag.ExitCode(err)
 	}
@@ -56,7 +58,7 @@ func runReport(args []string) int {
 			return 2
 		}
 	}
-	if _, err := evtool.DeliverySQL("x", *by, f, t); err != nil {
+	if err := evtool.CheckBy(*by); err != nil {
 		fmt.Fprintf(os.Stderr, "adtool report delivery: %v\n", err)
 		return 2
 	}
@@ -66,7 +68,7 @@ func runReport(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rows, err := evtool.Delivery(ctx, ship.NewClient(tg, 2*time.Minute), *by, f, t)
+	rows, err := evtool.Delivery(ctx, ship.NewClient(tg, 2*time.Minute), *by, f, t, evtool.DeliveryOptions{Raw: *raw, Refresh: *refresh})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "adtool report delivery: %v\n", err)
 		return 1
