@@ -159,8 +159,8 @@ if [ -n "$chpid" ]; then
     [ "$b" = "0" ] && break
     sleep 0.2
   done
-  say "11c. delivery report from ClickHouse (adtool report delivery --by campaign)"
-  "$bin/adtool" report delivery --clickhouse "$churl" --by campaign > "$work/delivery.txt"
+  say "11c. delivery report from ClickHouse (adtool report delivery --by campaign --refresh: the hourly rollup rebuilt, then read)"
+  "$bin/adtool" report delivery --clickhouse "$churl" --by campaign --refresh > "$work/delivery.txt"
   sed -n 1,8p "$work/delivery.txt"
 fi
 
