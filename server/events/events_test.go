@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -354,5 +355,47 @@ func TestKeyNoStructuredCollisions(t *testing.T) {
 			}
 			seen[key] = true
 		}
+	}
+}
+
+// TestReplayStorm: the same pixel 100k times is recorded once; the recent
+// id set holds it once and the heap does not grow with the storm (the
+// duplicates' records go through the bounded queue, dropped when it is
+// full, never kept).
+func TestReplayStorm(t *testing.T) {
+	dir := t.TempDir()
+	r := openRec(t, dir, Options{Queue: 64})
+	e := sampleImp(5)
+	var scratch []byte
+	e.Time = time.Now().UnixMilli()
+	e.Issued = e.Time
+	if dup, err := r.Track(&e, &scratch); dup || err != nil {
+		t.Fatalf("first: %v %v", dup, err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		ev := e
+		if dup, err := r.Track(&ev, &scratch); !dup || err != nil {
+			t.Fatalf("replay %d: dup %v err %v", i, dup, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	st := r.Stats()
+	if st.Tracked != 1 || st.Duplicates != n || st.SeenIDs != 1 {
+		t.Fatalf("after the storm: %+v", st)
+	}
+	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 4<<20 {
+		t.Fatalf("heap grew %d bytes over %d replays", grew, n)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first, dups := countLog(t, dir)
+	if first != 1 || int64(dups)+st.DupDropped != n {
+		t.Fatalf("log: %d first-seen, %d duplicate records (+%d dropped), want 1 and %d", first, dups, st.DupDropped, n)
 	}
 }

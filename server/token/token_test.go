@@ -2,7 +2,10 @@ package token
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -600,5 +603,57 @@ func TestMACIsTheEventID(t *testing.T) {
 	}
 	if s.Verify([]byte("garbage-token-garbage-token-garbage-token-garbage-token-garbage"), testNow, &b) == nil || b.MAC() != nil {
 		t.Fatalf("MAC after a failed Verify: %x", b.MAC())
+	}
+}
+
+// TestSignedButOverLimits: a payload whose MAC matches (a buggy or old
+// signer holding the key) but whose id is over its limit, or whose labels
+// are out of range, is refused as malformed: nothing past the limits
+// reaches counters or events.
+func TestSignedButOverLimits(t *testing.T) {
+	s := newSigner(t, testKey)
+	sign := func(payload []byte) []byte {
+		m := hmac.New(sha256.New, testKey)
+		m.Write(payload)
+		return []byte(base64.RawURLEncoding.EncodeToString(append(payload, m.Sum(nil)[:MACSize]...)))
+	}
+	fixed := func(ver byte) []byte {
+		p := make([]byte, fixedSize)
+		p[0] = ver
+		binary.LittleEndian.PutUint64(p[1:], uint64(testNow.UnixMilli()-1))
+		if ver == V1 {
+			p = p[:fixedSizeV1]
+		}
+		return p
+	}
+	ids := func(p []byte, n int, first []byte) []byte {
+		p = append(p, byte(len(first)))
+		p = append(p, first...)
+		for i := 1; i < n; i++ {
+			p = append(p, 0)
+		}
+		return p
+	}
+	long := bytes.Repeat([]byte("c"), MaxIDLen+1)
+	good := ids(fixed(Version), numIDs, []byte("c"))
+	var c Claims
+	if err := s.Verify(sign(good), testNow, &c); err != nil {
+		t.Fatalf("the well-formed hand-made token: %v", err)
+	}
+	privacy := ids(fixed(Version), numIDs, nil)
+	privacy[23] = MaxPrivacy + 1
+	country := ids(fixed(Version), numIDs, nil)
+	country[26], country[27] = 'u', 's'
+	for name, p := range map[string][]byte{
+		"v2 campaign over MaxIDLen": ids(fixed(Version), numIDs, long),
+		"v1 campaign over MaxIDLen": ids(fixed(V1), numIDsV1, long),
+		"privacy level":             privacy,
+		"lower-case country":        country,
+		"v1 with a seventh id":      ids(fixed(V1), numIDs, nil),
+		"version 3":                 ids(append([]byte{3}, fixed(Version)[1:]...), numIDs, nil),
+	} {
+		if err := s.Verify(sign(p), testNow, &c); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }

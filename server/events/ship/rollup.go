@@ -103,7 +103,10 @@ func (r *Rollup) rebuildSQL(db string, from, to time.Time, version int64) string
 	}
 	names = append(names, "version")
 	sel = append(sel, fmt.Sprintf("toUInt64(%d) AS version", version))
+	// day (the partition key, the issue day in UTC) prunes the scan to the
+	// days the hours fall in.
 	src := "SELECT * FROM " + quoteIdent(db) + "." + Table + " FINAL WHERE duplicate = 0 AND kind IN ('ad', 'imp', 'click')" +
+		fmt.Sprintf(" AND day >= '%s' AND day <= '%s'", from.UTC().Format(time.DateOnly), to.Add(-time.Millisecond).UTC().Format(time.DateOnly)) +
 		fmt.Sprintf(" AND issued >= toDateTime(%d) AND issued < toDateTime(%d)", from.Unix(), to.Unix())
 	if r.arrayJoin != "" {
 		src = "SELECT *, " + r.arrayJoin + " AS lv FROM (" + src + ")"

@@ -45,9 +45,11 @@ var Columns = []Column{
 // ReplacingMergeTree collapses rows with the same sorting key, (kind,
 // event_id, duplicate), when parts merge; queries use FINAL (or GROUP BY
 // event_id) to see each event once before that. The partition is the
-// token's issue month (a pixel's day is its token's issue day), so every
+// token's issue day (a pixel's day is its token's issue day), so every
 // re-send of one event lands in the same partition, where collapsing
-// happens.
+// happens, and a rollup rebuild of an hour reads one day's partition.
+// (Tables made before record version 2 are partitioned by month; they
+// work the same, their rebuilds read the month.)
 func Schema(db string) []string {
 	cols := make([]string, len(Columns))
 	for i, c := range Columns {
@@ -57,7 +59,7 @@ func Schema(db string) []string {
 		"CREATE DATABASE IF NOT EXISTS " + quoteIdent(db),
 		`CREATE TABLE IF NOT EXISTS ` + quoteIdent(db) + `.` + Table + " (\n" + strings.Join(cols, ",\n") + `
 ) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(day)
+PARTITION BY day
 ORDER BY (kind, event_id, duplicate)`,
 	}
 	for _, r := range Rollups {

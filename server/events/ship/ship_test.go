@@ -359,3 +359,54 @@ ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (kind, event_id,
 		t.Fatalf("experiment_hourly by layer:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// FuzzShipperAnswers: whatever ClickHouse answers to the inserts (any
+// status with any body, a dropped connection, an answer past the timeout),
+// in any order, the shipper retries from the same position and in the end
+// every unique impression arrives; nothing is skipped, nothing panics.
+func FuzzShipperAnswers(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4}, []byte("Code: 16, DB::Exception: No such column"))
+	f.Add([]byte{5, 5, 0}, []byte{0xff, 0})
+	f.Add([]byte{}, []byte{})
+	statuses := []int{500, 400, 503, 404, 200, 302, 429, 502}
+	f.Fuzz(func(t *testing.T, script, body []byte) {
+		if len(script) > 8 {
+			script = script[:8]
+		}
+		fc := &fakeCH{ids: map[string]int{}}
+		for _, b := range script {
+			switch b % 10 {
+			case 8: // dropped connection
+				fc.script = append(fc.script, func(w http.ResponseWriter) {
+					if hj, ok := w.(http.Hijacker); ok {
+						c, _, _ := hj.Hijack()
+						c.Close()
+					}
+				})
+			case 9: // past the timeout
+				fc.script = append(fc.script, func(http.ResponseWriter) { time.Sleep(2200 * time.Millisecond) })
+			default:
+				code := statuses[int(b%10)%len(statuses)]
+				if code == 200 {
+					continue // a healthy answer: the fake records the rows
+				}
+				fc.script = append(fc.script, func(w http.ResponseWriter) { w.WriteHeader(code); _, _ = w.Write(body) })
+			}
+		}
+		srv := httptest.NewServer(fc)
+		defer srv.Close()
+		rec := openRecorder(t, t.TempDir())
+		defer rec.Close()
+		wantN, _ := traffic(t, rec, 0, 60)
+		// The timeout is one a healthy answer on a loaded machine never
+		// reaches: only the scripted answers fail.
+		s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 25, Timeout: 2 * time.Second,
+			MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+		defer stop()
+		waitFor(t, "shipping through the scripted answers", 60*time.Second, func() bool {
+			fc.mu.Lock()
+			defer fc.mu.Unlock()
+			return int64(len(fc.ids)) == wantN && len(fc.script) == 0 && caughtUp(s, rec.Log())()
+		})
+	})
+}
