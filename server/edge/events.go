@@ -25,6 +25,30 @@ type eventState struct {
 	buf     []byte
 	country [2]byte
 	ip      [48]byte
+	layers  []byte
+}
+
+// appendLayers writes every layer's assignment as "layer:test:variant"
+// joined by ";" (docs/EVENTS.md layers); nothing for a set of one unnamed
+// layer, whose assignment is the event's test and variant.
+func appendLayers(dst []byte, b *abtest.Bucketer, a abtest.Assignment) []byte {
+	if b.NumLayers() == 1 {
+		if l, _, _ := b.LayerLabels(a, 0); l == "" {
+			return dst
+		}
+	}
+	for l := 0; l < b.NumLayers(); l++ {
+		layer, test, variant := b.LayerLabels(a, l)
+		if l > 0 {
+			dst = append(dst, ';')
+		}
+		dst = append(dst, layer...)
+		dst = append(dst, ':')
+		dst = append(dst, test...)
+		dst = append(dst, ':')
+		dst = append(dst, variant...)
+	}
+	return dst
 }
 
 // decisionInfo is what a decision event needs beyond the selection: the
@@ -75,20 +99,16 @@ func deviceHash(device []byte) uint64 {
 	return xxhash.Sum64(device)
 }
 
-// shareBP is the configured share of an assignment's group (basis points).
+// shareBP is the configured share of an assignment's first-layer group
+// (basis points; the holdout's for a held device, 0 unassigned).
 func shareBP(b *abtest.Bucketer, a abtest.Assignment) uint32 {
-	if a.Unassigned {
+	switch {
+	case a.Unassigned:
 		return 0
+	case a.Held:
+		return b.HoldoutBP()
 	}
-	tests := b.Set().Tests
-	if a.Test > 0 && int(a.Test) <= len(tests) {
-		return tests[a.Test-1].ShareBP
-	}
-	rest := uint32(abtest.Slots)
-	for i := range tests {
-		rest -= min(rest, tests[i].ShareBP)
-	}
-	return rest
+	return b.GroupShareBP(0, a.Test)
 }
 
 func deviceTypeName(dt uint8) string {
@@ -129,6 +149,12 @@ func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Cl
 	}
 	// A v1 token does not say what the request allowed: truncate.
 	e.IP = s.appendEventIP(ctx, st, c.Version == token.V1 || c.Privacy >= uint8(privacy.Anonymous))
+	if x := s.exp.Load(); x != nil && x.id == string(c.Experiment) && len(c.Device) > 0 {
+		// The token carries the first layer's test; the others re-bucket
+		// the device (deterministic: the answer at request time).
+		st.evs.layers = appendLayers(st.evs.layers[:0], x.bucketer, x.bucketer.Assign(c.Device))
+		e.Layers = st.evs.layers
+	}
 	copy(e.ID[:], c.MAC())
 	e.TestID = bs(s.testID(c))
 	dup, err := rec.Track(e, &st.evs.buf)
@@ -184,6 +210,8 @@ func (s *Server) recordDecision(ctx *fasthttp.RequestCtx, st *reqState, snap *sn
 		e.Country = st.evs.country[:]
 	}
 	e.IP = s.appendEventIP(ctx, st, di.dec.TruncateIP())
+	st.evs.layers = appendLayers(st.evs.layers[:0], exp.bucketer, a)
+	e.Layers = st.evs.layers
 	binary.BigEndian.PutUint64(e.ID[:8], seq^s.reqSalt) // the response's request_id
 	switch outcome {
 	case abtest.Fill:

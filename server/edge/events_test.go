@@ -13,6 +13,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/events/wal"
 	"github.com/adedge/adedge/server/geo"
@@ -339,5 +340,29 @@ func TestEventIPTruncation(t *testing.T) {
 		if got := string(s.appendEventIP(&ctx, st, c.truncate)); got != c.want {
 			t.Errorf("%s truncate=%v: %q, want %q", c.peer, c.truncate, got, c.want)
 		}
+	}
+}
+
+// TestAppendLayers: a layered set's events name every layer's assignment;
+// a set of one unnamed layer leaves the field empty (test/variant say it).
+func TestAppendLayers(t *testing.T) {
+	set, err := abtest.ParseSet([]byte(`{"id":"e","salt":"s","layers":[{"id":"a","segments":100},{"id":"b","salt":"x","segments":100}],` +
+		`"tests":[{"id":"t1","layer":"a","variant":"v1","segments":"0-99"},{"id":"t2","layer":"b","variant":"v2","segments":"0-99"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := abtest.NewBucketer(set, abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(appendLayers(nil, b, b.Assign([]byte("dev-1")))); got != "a:t1:v1;b:t2:v2" {
+		t.Errorf("layered: %q", got)
+	}
+	legacy, err := abtest.NewBucketer(abtest.Set{ID: "x", Salt: "s", Tests: []abtest.Test{{ID: "t", Variant: "v", ShareBP: 10000}}}, abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendLayers(nil, legacy, legacy.Assign([]byte("dev-1"))); len(got) != 0 {
+		t.Errorf("legacy set: %q, want empty", got)
 	}
 }
