@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
@@ -81,7 +83,9 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 			w.g.Request(a, dev, o, lat)
 			ad := events.Event{Kind: events.KindAd, Test: a.Test, Shard: a.Shard, Outcome: eo, Time: now.UnixMilli(), Issued: now.UnixMilli(),
 				Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte("exp-1"), TestID: []byte(test), Variant: []byte(variant),
-				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id()}
+				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id(),
+				// What the edge's v2 decision record carries (server/edge recordDecision).
+				LatencyUS: uint32(lat.Microseconds()), DeviceHash: xxhash.Sum64(dev), ShareBP: w.b.GroupShareBP(0, a.Test)}
 			if o == abtest.Fill {
 				ad.PriceMicros, ad.Format = 2000, 1
 			}
