@@ -60,7 +60,7 @@ func TestBuildDeterministicAndVerifiable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = f.WriteString(`{"id":"pl-extra","app":"com.extra.app","format":"banner","floor_micros":0}` + "\n")
+	_, _ = f.WriteString(`{"id":"pl-extra","app":"com.extra.app","formats":["banner"],"floor_micros":0}` + "\n")
 	f.Close()
 	c, err := Build(Options{Input: in, Out: filepath.Join(t.TempDir(), "c"), Created: created})
 	if err != nil {

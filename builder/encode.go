@@ -44,6 +44,7 @@ type encoder struct {
 	err  error // the first string table or pool error (they fail only past 4 GiB)
 
 	advs, cats, segs dict
+	bundles          dict
 	crFormat         []snapshot.Format // creative index -> format (encodeCreatives)
 	plans            []campaignPlan    // campaign index -> what ranking reads (encodeCampaigns)
 	scratch          []uint32
@@ -162,12 +163,19 @@ func newDict(names nameSet) dict {
 // placement blocks count, even when no campaign uses them) and writes their
 // sections. Their names are the first strings in the table.
 func (e *encoder) encodeDictionaries() error {
-	advs, cats, segs := nameSet{}, nameSet{}, nameSet{}
+	advs, cats, segs, bundles := nameSet{}, nameSet{}, nameSet{}, nameSet{}
 	for i := range e.inv.Campaigns {
 		c := &e.inv.Campaigns[i]
 		advs.add(c.Advertiser)
 		cats.add(c.Category)
 		segs.add(c.Targeting.Segments...)
+		bundles.add(c.AllowedBundles...)
+		bundles.add(c.BlockedBundles...)
+	}
+	for i := range e.inv.Creatives {
+		if c := e.inv.Creatives[i].IABCategory; c != "" {
+			cats.add(c)
+		}
 	}
 	for i := range e.inv.Placements {
 		pl := &e.inv.Placements[i]
@@ -177,11 +185,11 @@ func (e *encoder) encodeDictionaries() error {
 	if len(segs) > snapshot.MaxSegments {
 		return fmt.Errorf("%d segments, the format holds %d", len(segs), snapshot.MaxSegments)
 	}
-	e.advs, e.cats, e.segs = newDict(advs), newDict(cats), newDict(segs)
+	e.advs, e.cats, e.segs, e.bundles = newDict(advs), newDict(cats), newDict(segs), newDict(bundles)
 	for _, d := range []struct {
 		d  *dict
 		id uint32
-	}{{&e.advs, snapshot.SecAdvertisers}, {&e.cats, snapshot.SecCategories}, {&e.segs, snapshot.SecSegments}} {
+	}{{&e.advs, snapshot.SecAdvertisers}, {&e.cats, snapshot.SecCategories}, {&e.segs, snapshot.SecSegments}, {&e.bundles, snapshot.SecBundles}} {
 		b := make([]byte, 0, len(d.d.names)*snapshot.RefSize)
 		for _, n := range d.d.names {
 			r := e.str(n)
@@ -199,11 +207,16 @@ func (e *encoder) reserve() error {
 	for i := range e.inv.Creatives {
 		c := &e.inv.Creatives[i]
 		strBytes += len(c.ID) + len(c.AssetURL) + len(c.ClickURL)
+		if c.Video != nil {
+			for j := range c.Video.MediaFiles {
+				strBytes += len(c.Video.MediaFiles[j].URL)
+			}
+		}
 	}
 	for i := range e.inv.Campaigns {
 		c := &e.inv.Campaigns[i]
 		strBytes += len(c.ID) + len(c.PromotedApp)
-		poolLen += len(c.CreativeIDs) + len(c.Targeting.Countries)
+		poolLen += len(c.CreativeIDs) + len(c.Targeting.Countries) + len(c.AllowedBundles) + len(c.BlockedBundles)
 	}
 	for i := range e.inv.Placements {
 		pl := &e.inv.Placements[i]
@@ -215,13 +228,15 @@ func (e *encoder) reserve() error {
 	return nil
 }
 
-// encodeCreatives writes CREATIVES and keeps each creative's format.
+// encodeCreatives writes CREATIVES and MEDIA_FILES and keeps each
+// creative's format.
 func (e *encoder) encodeCreatives() error {
 	crs := e.inv.Creatives
 	b := make([]byte, 0, len(crs)*snapshot.CreativeSize)
+	var media []byte
 	e.crFormat = make([]snapshot.Format, len(crs))
 	for i := range crs {
-		rec, err := e.creativeRecord(&crs[i])
+		rec, err := e.creativeRecord(&crs[i], &media)
 		if err != nil {
 			return err
 		}
@@ -230,11 +245,13 @@ func (e *encoder) encodeCreatives() error {
 	}
 	e.p.Records(len(crs))
 	e.add(snapshot.SecCreatives, snapshot.CreativeSize, b)
+	e.add(snapshot.SecMediaFiles, snapshot.MediaFileSize, media)
 	return nil
 }
 
-// creativeRecord is one creative's record.
-func (e *encoder) creativeRecord(c *inventory.Creative) (snapshot.Creative, error) {
+// creativeRecord is one creative's record; its media files are appended
+// to *media.
+func (e *encoder) creativeRecord(c *inventory.Creative, media *[]byte) (snapshot.Creative, error) {
 	f, ok := snapshot.ParseFormat(c.Format)
 	if !ok {
 		return snapshot.Creative{}, fmt.Errorf("creative %s: format %q", c.ID, c.Format)
@@ -248,6 +265,21 @@ func (e *encoder) creativeRecord(c *inventory.Creative) (snapshot.Creative, erro
 		Height:   c.Height,
 		AssetURL: e.unique(c.AssetURL),
 		ClickURL: e.unique(c.ClickURL),
+		ADomain:  e.str(c.ADomain),
+	}
+	if c.IABCategory != "" {
+		rec.Category = e.cats.index[c.IABCategory] + 1
+	}
+	if v := c.Video; v != nil {
+		rec.DurationSeconds = v.DurationSeconds
+		rec.MediaFiles = snapshot.ListRef{Off: uint32(len(*media) / snapshot.MediaFileSize), Len: uint32(len(v.MediaFiles))}
+		for j := range v.MediaFiles {
+			m := &v.MediaFiles[j]
+			d, _ := snapshot.ParseDelivery(m.Delivery) // "" = progressive
+			mf := snapshot.MediaFile{URL: e.unique(m.URL), MIME: e.str(m.MIME), Width: m.Width, Height: m.Height,
+				BitrateKbps: m.BitrateKbps, Delivery: d}
+			*media = snapshot.AppendMediaFile(*media, &mf)
+		}
 	}
 	return rec, e.err
 }
@@ -328,6 +360,8 @@ func (e *encoder) campaignRecord(c *inventory.Campaign) (snapshot.Campaign, erro
 		return rec, err
 	}
 	rec.Countries = e.countryList(c.Targeting.Countries)
+	rec.AllowedBundles = e.indexSet(c.AllowedBundles, &e.bundles)
+	rec.BlockedBundles = e.indexSet(c.BlockedBundles, &e.bundles)
 	return rec, e.err
 }
 
@@ -363,7 +397,7 @@ func (e *encoder) countryList(codes []string) snapshot.ListRef {
 
 // indexSet stores the dictionary indexes of names ascending and without
 // repeats (U32List.Contains searches them): a placement's blocked
-// advertisers and categories.
+// advertisers and categories, a campaign's bundle lists.
 func (e *encoder) indexSet(names []string, d *dict) snapshot.ListRef {
 	e.scratch = e.scratch[:0]
 	for _, n := range names {
@@ -504,17 +538,30 @@ func (e *encoder) encodePlacements() error {
 
 // placementRecord is one placement's record.
 func (e *encoder) placementRecord(pl *inventory.Placement) (snapshot.Placement, error) {
-	f, ok := snapshot.ParseFormat(pl.Format)
-	if !ok {
-		return snapshot.Placement{}, fmt.Errorf("placement %s: format %q", pl.ID, pl.Format)
+	var formats snapshot.FormatMask
+	for _, name := range pl.Formats {
+		f, ok := snapshot.ParseFormat(name)
+		if !ok {
+			return snapshot.Placement{}, fmt.Errorf("placement %s: format %q", pl.ID, name)
+		}
+		formats |= 1 << f
+	}
+	if formats == 0 {
+		return snapshot.Placement{}, fmt.Errorf("placement %s: no formats", pl.ID)
 	}
 	rec := snapshot.Placement{
 		ID:                 e.unique(pl.ID),
 		App:                e.str(pl.App),
-		Format:             f,
+		Formats:            formats,
 		FloorMicros:        pl.FloorMicros,
 		BlockedAdvertisers: e.indexSet(pl.BlockedAdvertisers, &e.advs),
 		BlockedCategories:  e.indexSet(pl.BlockedCategories, &e.cats),
+	}
+	if pl.Interstitial {
+		rec.Flags |= snapshot.PlacementInterstitial
+	}
+	if pl.Rewarded {
+		rec.Flags |= snapshot.PlacementRewarded
 	}
 	return rec, e.err
 }

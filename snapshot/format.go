@@ -1,7 +1,7 @@
 // Package snapshot defines adedge's read-only serving file: the byte format, a
 // streaming writer used by the builder, and an mmap reader used by the edge.
 //
-// # File layout (format version 1)
+// # File layout (format version 2)
 //
 // All integers are little-endian. Sections start on 64-byte boundaries (zero
 // padding between them) so fixed-width records never straddle more cache lines
@@ -74,7 +74,7 @@
 // (Campaign, Creative, Placement, Candidate); the byte offsets are the
 // *Off constants in records.go.
 //
-// Candidate lists are keyed by (format, country, OS). CANDIDATE_INDEX is a
+// Candidate lists are keyed by (creative format, country, OS). CANDIDATE_INDEX is a
 // dense table of NumKeys ListRef entries (8 bytes each) indexed by KeyIndex;
 // each points at a run of Candidate records in CANDIDATES, sorted by eCPM
 // descending, then campaign index ascending (deterministic tie-break).
@@ -96,7 +96,11 @@ const (
 )
 
 // FormatVersion is the only on-disk format this package reads and writes.
-const FormatVersion uint32 = 1
+// Version 2 (issue 12) replaced version 1's four slot formats with creative
+// formats (banner, video, native) and placement flags, and added video,
+// advertiser domain, IAB category and app-bundle fields; a version 1 file is
+// refused (ErrUnsupportedVersion): nothing was released with it.
+const FormatVersion uint32 = 2
 
 // KnownFlags is every header flag bit this package understands (none yet).
 // A writer that needs readers to do something new sets a new bit; an older
@@ -128,6 +132,8 @@ const (
 	SecCandidates     uint32 = 11 // Candidate records
 	SecExperiments    uint32 = 12 // blob: canonical JSON experiment set
 	SecPacing         uint32 = 13 // optional: CampaignPacing records, one per campaign, in campaign order
+	SecMediaFiles     uint32 = 14 // MediaFile records of video creatives, referenced by Creative.MediaFiles
+	SecBundles        uint32 = 15 // StrRef records: app bundle index -> id, sorted (campaign allow/block lists)
 )
 
 // SectionName names a section id for errors and tools.
@@ -159,23 +165,27 @@ func SectionName(id uint32) string {
 		return "experiments"
 	case SecPacing:
 		return "pacing"
+	case SecMediaFiles:
+		return "media-files"
+	case SecBundles:
+		return "bundles"
 	}
 	return "unknown"
 }
 
-// Format is an ad format. The numeric values are part of the file format.
+// Format is a creative's format: what kind of markup it is. The numeric
+// values are part of the file format (and of the candidate-index key).
 type Format uint8
 
-// Ad formats.
+// Creative formats.
 const (
-	FormatBanner Format = iota
-	FormatInterstitial
-	FormatRewarded
-	FormatNative
-	NumFormats = 4
+	FormatBanner Format = iota // an image or HTML ad of a size (0x0: full screen, interstitials only)
+	FormatVideo                // a linear video with media files, answered as VAST
+	FormatNative               // a native ad the app renders from its assets
+	NumFormats   = 3
 )
 
-var formatNames = [NumFormats]string{"banner", "interstitial", "rewarded", "native"}
+var formatNames = [NumFormats]string{"banner", "video", "native"}
 
 // String returns the format's input name ("banner", ...).
 func (f Format) String() string {
@@ -194,6 +204,53 @@ func ParseFormat(s string) (Format, bool) {
 	}
 	return 0, false
 }
+
+// FormatMask is a set of formats, bit 1<<Format each: what a placement
+// allows and what a request accepts.
+type FormatMask uint8
+
+// AllFormats accepts every format.
+const AllFormats FormatMask = 1<<NumFormats - 1
+
+// Has reports whether f is in the set.
+func (m FormatMask) Has(f Format) bool { return m&(1<<f) != 0 }
+
+// Placement flag bits (Placement.Flags).
+const (
+	PlacementInterstitial uint8 = 1 << 0 // a full-screen slot: 0x0 banners fit it
+	PlacementRewarded     uint8 = 1 << 1 // the user is rewarded for watching (rewarded video)
+	KnownPlacementFlags         = PlacementInterstitial | PlacementRewarded
+)
+
+// Media file delivery methods (MediaFile.Delivery), as VAST names them.
+const (
+	DeliveryProgressive uint8 = 0
+	DeliveryStreaming   uint8 = 1
+	NumDeliveries             = 2
+)
+
+var deliveryNames = [NumDeliveries]string{"progressive", "streaming"}
+
+// DeliveryName is a delivery's VAST name ("" when unknown).
+func DeliveryName(d uint8) string {
+	if int(d) < NumDeliveries {
+		return deliveryNames[d]
+	}
+	return ""
+}
+
+// ParseDelivery maps a VAST delivery name to its code.
+func ParseDelivery(s string) (uint8, bool) {
+	for i, n := range deliveryNames {
+		if n == s {
+			return uint8(i), true
+		}
+	}
+	return 0, false
+}
+
+// Size is a width and height in pixels (0x0: full screen / any).
+type Size struct{ W, H uint16 }
 
 // OS is a device operating system. The numeric values are part of the format.
 type OS uint8
@@ -280,7 +337,7 @@ const MaxSegments = 256
 
 // NumCountries is the size of the country code space: two letters A-Z, index
 // (c0-'A')*26 + (c1-'A'). A dense space keeps the candidate index a plain
-// array, at 43 KiB for every (format, country, OS).
+// array, at 32 KiB for every (format, country, OS).
 const NumCountries = 26 * 26
 
 // NumKeys is the number of (format, country, OS) candidate-list keys.
@@ -391,6 +448,8 @@ type Campaign struct {
 	Creatives         ListRef       // 88: creative indexes in U32POOL
 	Countries         ListRef       // 96: country indexes in U32POOL, ascending
 	Segments          [4]uint64     // 104..136: segment bitset; all zero = no segment targeting
+	AllowedBundles    ListRef       // 136: bundle indexes (BUNDLES) the campaign may serve in, ascending; empty = any
+	BlockedBundles    ListRef       // 144: bundle indexes it never serves in, ascending
 }
 
 // Pacing modes and billing events of CampaignPacing (issue 11).
@@ -416,23 +475,68 @@ type CampaignPacing struct {
 
 // Creative is one creative record (CreativeSize bytes on disk).
 type Creative struct {
-	ID            StrRef // 0
-	Format        Format // 8
-	_             [3]uint8
-	Width, Height uint16 // 12, 14
-	AssetURL      StrRef // 16
-	ClickURL      StrRef // 24
+	ID              StrRef  // 0
+	Format          Format  // 8
+	_               uint8   // 9: reserved
+	DurationSeconds uint16  // 10: video length; 0 for other formats
+	Width, Height   uint16  // 12, 14: 0x0 = full screen / any
+	AssetURL        StrRef  // 16
+	ClickURL        StrRef  // 24
+	MediaFiles      ListRef // 32: records of MEDIA_FILES (Off = first record, Len = count); video only
+	ADomain         StrRef  // 40: the advertiser's domain (OpenRTB bid.adomain); may be empty
+	Category        uint32  // 48: IAB content category as CATEGORIES index + 1; 0 = none
+	_               uint32  // 52: reserved
+}
+
+// HasCategory reports whether the creative names an IAB category, and its
+// CATEGORIES index.
+func (c *Creative) HasCategory() (uint32, bool) { return c.Category - 1, c.Category != 0 }
+
+// MediaFile is one rendition of a video creative (MediaFileSize bytes on disk).
+type MediaFile struct {
+	URL         StrRef  // 0
+	MIME        StrRef  // 8: "video/mp4", ...
+	Width       uint16  // 16
+	Height      uint16  // 18
+	BitrateKbps uint32  // 20: 0 = unknown
+	Delivery    uint8   // 24: DeliveryProgressive or DeliveryStreaming
+	_           [7]byte // 25: reserved
 }
 
 // Placement is one placement record (PlacementSize bytes on disk).
 type Placement struct {
-	ID                 StrRef // 0
-	App                StrRef // 8
-	Format             Format // 16
-	_                  [7]uint8
+	ID                 StrRef     // 0
+	App                StrRef     // 8
+	Formats            FormatMask // 16: creative formats the slot shows (never 0)
+	Flags              uint8      // 17: Placement* bits (interstitial, rewarded)
+	_                  [6]uint8
 	FloorMicros        int64   // 24: minimum eCPM in micros
 	BlockedAdvertisers ListRef // 32: advertiser indexes in U32POOL, ascending
 	BlockedCategories  ListRef // 40: category indexes in U32POOL, ascending
+}
+
+// Interstitial reports the placement's interstitial flag.
+func (p *Placement) Interstitial() bool { return p.Flags&PlacementInterstitial != 0 }
+
+// Rewarded reports the placement's rewarded flag.
+func (p *Placement) Rewarded() bool { return p.Flags&PlacementRewarded != 0 }
+
+// Kind names the placement for reports and tools: "rewarded",
+// "interstitial", else its one format ("banner", "video", "native"), or
+// "mixed" for a non-interstitial slot showing several.
+func (p *Placement) Kind() string {
+	switch {
+	case p.Rewarded():
+		return "rewarded"
+	case p.Interstitial():
+		return "interstitial"
+	}
+	for f := Format(0); f < NumFormats; f++ {
+		if p.Formats == 1<<f {
+			return f.String()
+		}
+	}
+	return "mixed"
 }
 
 // Candidate is one entry of a candidate list (CandidateSize bytes on disk).

@@ -1,7 +1,7 @@
 package snapshot_test
 
-// The golden v1 fixture (pebble's writer_fixture_test.go habit): a small
-// inventory under testdata/golden/v1/inventory, the snapshot the builder
+// The golden v2 fixture (pebble's writer_fixture_test.go habit): a small
+// inventory under testdata/golden/v2/inventory, the snapshot the builder
 // makes of it (golden.snap) and that file's `hexdump -C` (golden.hexdump),
 // all committed. The writer test proves today's builder and Writer still
 // produce the file byte for byte; the reader test proves today's Reader
@@ -10,12 +10,14 @@ package snapshot_test
 //	go test ./snapshot -run Golden -update
 //
 // and the diff of golden.hexdump shows the change for review. When the
-// format version moves on, keep the v1 files (reader test only) as long as
-// the reader still reads version 1.
+// format version moves on, keep the old files: testdata/golden/v1 is the
+// last version 1 file, which this reader refuses by its version
+// (TestGoldenV1Refused).
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -30,13 +32,13 @@ import (
 	"github.com/adedge/adedge/snapshot"
 )
 
-var update = flag.Bool("update", false, "regenerate testdata/golden/v1/golden.{snap,hexdump} (a deliberate format change only)")
+var update = flag.Bool("update", false, "regenerate testdata/golden/v2/golden.{snap,hexdump} (a deliberate format change only)")
 
-const goldenDir = "testdata/golden/v1"
+const goldenDir = "testdata/golden/v2"
 
 var goldenCreated = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
-func TestGoldenV1Writer(t *testing.T) {
+func TestGoldenV2Writer(t *testing.T) {
 	res, err := builder.Build(builder.Options{Input: filepath.Join(goldenDir, "inventory"), Out: t.TempDir(), Created: goldenCreated})
 	if err != nil {
 		t.Fatal(err)
@@ -106,20 +108,29 @@ func firstDiff(a, b []byte) string {
 	return fmt.Sprintf("lengths %d vs %d", len(a), len(b))
 }
 
-// TestGoldenV1Reader reads the committed file (through mmap, as an edge
+// TestGoldenV1Refused: the last version 1 file is refused by its version
+// number, with both numbers in the message, before anything else is read.
+func TestGoldenV1Refused(t *testing.T) {
+	_, err := snapshot.Open("testdata/golden/v1/golden.snap")
+	if !errors.Is(err, snapshot.ErrUnsupportedVersion) || !strings.Contains(err.Error(), "file has version 1, this reader knows version 2") {
+		t.Fatalf("v1 file: %v", err)
+	}
+}
+
+// TestGoldenV2Reader reads the committed file (through mmap, as an edge
 // does) and checks what the inventory says it holds.
-func TestGoldenV1Reader(t *testing.T) {
+func TestGoldenV2Reader(t *testing.T) {
 	r, err := snapshot.Open(filepath.Join(goldenDir, "golden.snap"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	h := r.Header()
-	if h.FormatVersion != 1 || h.Created != goldenCreated.Unix() || !strings.HasPrefix(h.Version, "20261122T000000Z-") ||
+	if h.FormatVersion != 2 || h.Created != goldenCreated.Unix() || !strings.HasPrefix(h.Version, "20261122T000000Z-") ||
 		h.Version[17:] != snapshot.Hex16(h.ContentHash)[:8] {
 		t.Fatalf("header %+v", h)
 	}
-	if r.NumCampaigns() != 4 || r.NumCreatives() != 5 || r.NumPlacements() != 3 {
+	if r.NumCampaigns() != 4 || r.NumCreatives() != 5 || r.NumPlacements() != 4 || r.NumMediaFiles() != 3 {
 		t.Fatalf("counts: %d campaigns, %d creatives, %d placements", r.NumCampaigns(), r.NumCreatives(), r.NumPlacements())
 	}
 	dict := func(n int, at func(uint32) string) string {
@@ -132,8 +143,17 @@ func TestGoldenV1Reader(t *testing.T) {
 	if got := dict(r.NumAdvertisers(), r.Advertiser); got != "Globex Corp,acme,initech" {
 		t.Errorf("advertisers %s", got)
 	}
-	if got := dict(r.NumCategories(), r.Category); got != "finance,gambling,games,tools" {
+	if got := dict(r.NumCategories(), r.Category); got != "IAB13,IAB9-30,finance,gambling,games,tools" {
 		t.Errorf("categories %s", got)
+	}
+	if got := dict(r.NumBundles(), r.Bundle); got != "com.pub.game,com.pub.kids,com.pub.news" {
+		t.Errorf("bundles %s", got)
+	}
+	if i, ok := r.LookupBundle("com.pub.news"); !ok || i != 2 {
+		t.Errorf("bundle com.pub.news at %d %v", i, ok)
+	}
+	if _, ok := r.LookupBundle("com.pub.other"); ok {
+		t.Error("bundle com.pub.other found")
 	}
 	if got := dict(r.NumSegments(), r.Segment); got != "gamers,savers" {
 		t.Errorf("segments %s", got)
@@ -166,6 +186,9 @@ func TestGoldenV1Reader(t *testing.T) {
 	if got := list(a.Countries, func(i uint32) string { return snapshot.CountryCode(uint16(i)) }); got != "GB,US" {
 		t.Errorf("cmp-a countries %s", got)
 	}
+	if got := list(a.BlockedBundles, r.Bundle); got != "com.pub.kids" || a.AllowedBundles.Len != 0 {
+		t.Errorf("cmp-a bundles: blocked %s, %d allowed", got, a.AllowedBundles.Len)
+	}
 	// cmp-c: creatives ordered by format (banner before native), both devices.
 	c, _ := r.Campaign(2)
 	if r.String(c.ID) != "cmp-c" || c.DeviceTypes != snapshot.AllDevices || c.PromotedAppHash != 0 || c.FreqCapCount != 0 ||
@@ -173,22 +196,33 @@ func TestGoldenV1Reader(t *testing.T) {
 		t.Errorf("cmp-c %+v", c)
 	}
 	b, _ := r.Campaign(1)
-	if r.String(b.ID) != "cmp-b" || b.Segments != [4]uint64{3, 0, 0, 0} || b.MinOSVersion[snapshot.OSAndroid] != 8<<16|1<<8 {
+	if r.String(b.ID) != "cmp-b" || b.Segments != [4]uint64{3, 0, 0, 0} || b.MinOSVersion[snapshot.OSAndroid] != 8<<16|1<<8 ||
+		list(b.AllowedBundles, r.Bundle) != "com.pub.game,com.pub.news" || b.BlockedBundles.Len != 0 {
 		t.Errorf("cmp-b %+v", b)
 	}
 
 	// Placements, through the hash index.
 	i, ok := r.LookupPlacement("pl-1")
 	p, _ := r.Placement(i)
-	if !ok || r.String(p.App) != "com.pub.news" || p.Format != snapshot.FormatBanner || p.FloorMicros != 100_000 ||
+	if !ok || r.String(p.App) != "com.pub.news" || p.Formats != 1<<snapshot.FormatBanner || p.Flags != 0 || p.FloorMicros != 100_000 ||
 		list(p.BlockedAdvertisers, r.Advertiser) != "acme,initech" || list(p.BlockedCategories, r.Category) != "gambling" {
 		t.Errorf("pl-1 %d %v %+v", i, ok, p)
 	}
 	if i, ok := r.LookupPlacement("pl-3"); !ok || i != 2 {
 		t.Errorf("pl-3 at %d %v", i, ok)
 	}
-	if _, ok := r.LookupPlacement("pl-4"); ok {
-		t.Error("pl-4 found")
+	if i, ok := r.LookupPlacement("pl-2"); !ok {
+		t.Error("pl-2 missing")
+	} else if p, _ := r.Placement(i); p.Formats != 1<<snapshot.FormatBanner|1<<snapshot.FormatVideo || !p.Interstitial() || p.Rewarded() {
+		t.Errorf("pl-2 %+v", p)
+	}
+	if i, ok := r.LookupPlacement("pl-4"); !ok {
+		t.Error("pl-4 missing")
+	} else if p, _ := r.Placement(i); p.Formats != 1<<snapshot.FormatVideo || !p.Interstitial() || !p.Rewarded() {
+		t.Errorf("pl-4 %+v", p)
+	}
+	if _, ok := r.LookupPlacement("pl-5"); ok {
+		t.Error("pl-5 found")
 	}
 	// Creatives, by binary search.
 	if i, ok := r.LookupCreative("cr-3"); !ok || i != 2 {
@@ -198,6 +232,27 @@ func TestGoldenV1Reader(t *testing.T) {
 	}
 	if i, ok := r.LookupCreative("cr-unused"); !ok || i != 4 {
 		t.Errorf("cr-unused at %d %v", i, ok)
+	}
+	// The banner's domain and IAB category, the video's duration and media files.
+	if cr, _ := r.Creative(0); r.String(cr.ADomain) != "acme.com" || cr.Format != snapshot.FormatBanner {
+		t.Errorf("cr-1 %+v", cr)
+	} else if ci, ok := cr.HasCategory(); !ok || r.Category(ci) != "IAB9-30" {
+		t.Errorf("cr-1 category %d %v", ci, ok)
+	}
+	if cr, _ := r.Creative(2); cr.Category == 0 || r.Category(cr.Category-1) != "IAB13" || cr.ADomain.Len != 0 {
+		t.Errorf("cr-3 %+v", cr)
+	}
+	cr2, _ := r.Creative(1)
+	if cr2.Format != snapshot.FormatVideo || cr2.DurationSeconds != 15 || cr2.MediaFiles.Len != 2 || cr2.Category != 0 {
+		t.Errorf("cr-2 %+v", cr2)
+	}
+	var files []string
+	for k := 0; k < int(cr2.MediaFiles.Len); k++ {
+		m, _ := r.MediaFile(int(cr2.MediaFiles.Off) + k)
+		files = append(files, fmt.Sprintf("%s %s %dx%d %d %s", r.String(m.URL), r.String(m.MIME), m.Width, m.Height, m.BitrateKbps, snapshot.DeliveryName(m.Delivery)))
+	}
+	if got, want := strings.Join(files, "; "), "https://cdn.example.com/cr-2-720.mp4 video/mp4 1280x720 1500 progressive; https://cdn.example.com/cr-2.m3u8 application/x-mpegURL 1280x720 0 streaming"; got != want {
+		t.Errorf("cr-2 media files %q, want %q", got, want)
 	}
 
 	// Candidate lists: ranked by eCPM (predictions or the defaults), the
@@ -221,7 +276,8 @@ func TestGoldenV1Reader(t *testing.T) {
 	}{
 		{snapshot.FormatBanner, snapshot.OSiOS, "cmp-a:8000000:0.02:cr-1 cmp-c:1500000:0.002:cr-1"},
 		{snapshot.FormatBanner, snapshot.OSAndroid, "cmp-b:25000000:0.05:cr-3 cmp-a:400000:0.002:cr-1"},
-		{snapshot.FormatInterstitial, snapshot.OSiOS, "cmp-a:8000000:0.02:cr-2"},
+		{snapshot.FormatVideo, snapshot.OSiOS, "cmp-a:8000000:0.02:cr-2"},
+		{snapshot.FormatVideo, snapshot.OSAndroid, "cmp-a:400000:0.002:cr-2"},
 		{snapshot.FormatNative, snapshot.OSiOS, "cmp-c:1500000:0.002:cr-4"},
 		{snapshot.FormatNative, snapshot.OSAndroid, ""},
 	} {

@@ -64,6 +64,8 @@ type Reader struct {
 	keys        section
 	cands       section
 	pacing      section // optional (n == 0 when absent)
+	media       section
+	bundles     section
 	experiments []byte
 }
 
@@ -208,7 +210,8 @@ func parse(b []byte) (*Reader, error) {
 		}
 	}
 	for _, id := range []uint32{SecStrings, SecU32Pool, SecAdvertisers, SecCategories, SecSegments, SecCampaigns,
-		SecCreatives, SecPlacements, SecPlacementIndex, SecCandidateIndex, SecCandidates, SecExperiments} {
+		SecCreatives, SecPlacements, SecPlacementIndex, SecCandidateIndex, SecCandidates, SecExperiments,
+		SecMediaFiles, SecBundles} {
 		if !seen[id] {
 			return nil, corrupt("required section %s missing", SectionName(id))
 		}
@@ -275,6 +278,10 @@ func (r *Reader) attach(s SectionInfo, b []byte) error {
 		return rec(&r.cands, CandidateSize)
 	case SecPacing:
 		return rec(&r.pacing, PacingSize)
+	case SecMediaFiles:
+		return rec(&r.media, MediaFileSize)
+	case SecBundles:
+		return rec(&r.bundles, RefSize)
 	}
 	return nil // unknown sections: written by a newer compatible builder; skipped
 }
@@ -386,6 +393,43 @@ func (r *Reader) NumSegments() int { return r.segments.n }
 // Segment returns the name of segment bit i.
 func (r *Reader) Segment(i uint32) string { return r.dictString(&r.segments, i) }
 
+// NumBundles is the size of the app bundle dictionary.
+func (r *Reader) NumBundles() int { return r.bundles.n }
+
+// Bundle returns app bundle i's id.
+func (r *Reader) Bundle(i uint32) string { return r.dictString(&r.bundles, i) }
+
+// LookupBundle finds an app bundle id in the (sorted) dictionary: the
+// index campaign allow and block lists hold. It does not allocate.
+func (r *Reader) LookupBundle(s string) (uint32, bool) {
+	lo, hi := 0, r.bundles.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.dictString(&r.bundles, uint32(m)) < s {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < r.bundles.n && s != "" && r.dictString(&r.bundles, uint32(lo)) == s {
+		return uint32(lo), true
+	}
+	return 0, false
+}
+
+// NumMediaFiles is the number of media file records.
+func (r *Reader) NumMediaFiles() int { return r.media.n }
+
+// MediaFile returns media file record i (Creative.MediaFiles.Off + k).
+func (r *Reader) MediaFile(i int) (MediaFile, bool) {
+	var m MediaFile
+	b, ok := r.media.rec(i)
+	if ok {
+		decodeMediaFile(b, &m)
+	}
+	return m, ok
+}
+
 // NumCampaigns is the number of campaign records.
 func (r *Reader) NumCampaigns() int { return r.campaigns.n }
 
@@ -483,7 +527,7 @@ func (r *Reader) LookupCreativeBytes(id []byte) (int, bool) {
 	return r.LookupCreative(unsafe.String(unsafe.SliceData(id), len(id)))
 }
 
-// CandidateList is one (format, country, OS) run of candidates in eCPM order,
+// CandidateList is one (creative format, country, OS) run of candidates in eCPM order,
 // read in place.
 type CandidateList struct {
 	b      []byte

@@ -5,11 +5,12 @@ import (
 	"math"
 )
 
-// On-disk record sizes for format version 1. A file may declare larger
+// On-disk record sizes for format version 2. A file may declare larger
 // records (fields appended by a newer writer); never smaller.
 const (
-	CampaignSize  = 136
-	CreativeSize  = 32
+	CampaignSize  = 152
+	CreativeSize  = 56
+	MediaFileSize = 32
 	PlacementSize = 48
 	CandidateSize = 24
 	RefSize       = 8  // StrRef and ListRef records
@@ -69,6 +70,8 @@ func AppendCampaign(dst []byte, c *Campaign) []byte {
 	for i, w := range c.Segments {
 		le.PutUint64(b[104+8*i:], w)
 	}
+	putRef(b[136:], c.AllowedBundles.Off, c.AllowedBundles.Len)
+	putRef(b[144:], c.BlockedBundles.Off, c.BlockedBundles.Len)
 	return append(dst, b[:]...)
 }
 
@@ -96,6 +99,8 @@ func decodeCampaign(b []byte, c *Campaign) {
 	for i := range c.Segments {
 		c.Segments[i] = le.Uint64(b[104+8*i:])
 	}
+	c.AllowedBundles = getListRef(b[136:])
+	c.BlockedBundles = getListRef(b[144:])
 }
 
 // AppendCreative appends c's CreativeSize-byte encoding to dst.
@@ -103,21 +108,51 @@ func AppendCreative(dst []byte, c *Creative) []byte {
 	var b [CreativeSize]byte
 	putRef(b[0:], c.ID.Off, c.ID.Len)
 	b[8] = byte(c.Format)
+	le.PutUint16(b[10:], c.DurationSeconds)
 	le.PutUint16(b[12:], c.Width)
 	le.PutUint16(b[14:], c.Height)
 	putRef(b[16:], c.AssetURL.Off, c.AssetURL.Len)
 	putRef(b[24:], c.ClickURL.Off, c.ClickURL.Len)
+	putRef(b[32:], c.MediaFiles.Off, c.MediaFiles.Len)
+	putRef(b[40:], c.ADomain.Off, c.ADomain.Len)
+	le.PutUint32(b[48:], c.Category)
 	return append(dst, b[:]...)
+}
+
+// AppendMediaFile appends m's MediaFileSize-byte encoding to dst.
+func AppendMediaFile(dst []byte, m *MediaFile) []byte {
+	var b [MediaFileSize]byte
+	putRef(b[0:], m.URL.Off, m.URL.Len)
+	putRef(b[8:], m.MIME.Off, m.MIME.Len)
+	le.PutUint16(b[16:], m.Width)
+	le.PutUint16(b[18:], m.Height)
+	le.PutUint32(b[20:], m.BitrateKbps)
+	b[24] = m.Delivery
+	return append(dst, b[:]...)
+}
+
+func decodeMediaFile(b []byte, m *MediaFile) {
+	_ = b[MediaFileSize-1]
+	m.URL = getStrRef(b[0:])
+	m.MIME = getStrRef(b[8:])
+	m.Width = le.Uint16(b[16:])
+	m.Height = le.Uint16(b[18:])
+	m.BitrateKbps = le.Uint32(b[20:])
+	m.Delivery = b[24]
 }
 
 func decodeCreative(b []byte, c *Creative) {
 	_ = b[CreativeSize-1]
 	c.ID = getStrRef(b[0:])
 	c.Format = Format(b[8])
+	c.DurationSeconds = le.Uint16(b[10:])
 	c.Width = le.Uint16(b[12:])
 	c.Height = le.Uint16(b[14:])
 	c.AssetURL = getStrRef(b[16:])
 	c.ClickURL = getStrRef(b[24:])
+	c.MediaFiles = getListRef(b[32:])
+	c.ADomain = getStrRef(b[40:])
+	c.Category = le.Uint32(b[48:])
 }
 
 // AppendPlacement appends p's PlacementSize-byte encoding to dst.
@@ -125,7 +160,8 @@ func AppendPlacement(dst []byte, p *Placement) []byte {
 	var b [PlacementSize]byte
 	putRef(b[0:], p.ID.Off, p.ID.Len)
 	putRef(b[8:], p.App.Off, p.App.Len)
-	b[16] = byte(p.Format)
+	b[16] = byte(p.Formats)
+	b[17] = p.Flags
 	le.PutUint64(b[24:], uint64(p.FloorMicros))
 	putRef(b[32:], p.BlockedAdvertisers.Off, p.BlockedAdvertisers.Len)
 	putRef(b[40:], p.BlockedCategories.Off, p.BlockedCategories.Len)
@@ -136,7 +172,8 @@ func decodePlacement(b []byte, p *Placement) {
 	_ = b[PlacementSize-1]
 	p.ID = getStrRef(b[0:])
 	p.App = getStrRef(b[8:])
-	p.Format = Format(b[16])
+	p.Formats = FormatMask(b[16])
+	p.Flags = b[17]
 	p.FloorMicros = int64(le.Uint64(b[24:]))
 	p.BlockedAdvertisers = getListRef(b[32:])
 	p.BlockedCategories = getListRef(b[40:])

@@ -89,7 +89,7 @@ func (fx fixture) build(tb testing.TB) []byte {
 		must(err)
 		blocked, err := pool.Add([]uint32{1})
 		must(err)
-		pls = AppendPlacement(pls, &Placement{ID: id, App: app, Format: Format(i % NumFormats), FloorMicros: int64(i), BlockedAdvertisers: blocked})
+		pls = AppendPlacement(pls, &Placement{ID: id, App: app, Formats: 1 << (i % NumFormats), FloorMicros: int64(i), BlockedAdvertisers: blocked})
 	}
 	var out bytes.Buffer
 	w, err := NewWriter(&out, Header{Created: 1_800_000_000, ContentHash: 42, Version: "20270115T080000Z-0000002a"})
@@ -106,6 +106,8 @@ func (fx fixture) build(tb testing.TB) []byte {
 	must(w.WriteSection(SecCandidateIndex, RefSize, keys))
 	must(w.WriteSection(SecCandidates, CandidateSize, cands))
 	must(w.WriteSection(SecExperiments, 0, []byte(`{"id":"exp","salt":"s","tests":[]}`)))
+	must(w.WriteSection(SecMediaFiles, MediaFileSize, nil))
+	must(w.WriteSection(SecBundles, RefSize, nil))
 	sum, err := w.Close()
 	must(err)
 	if sum.Size != int64(out.Len()) || sum.XXHash64 != xxhash.Sum64(out.Bytes()) {
@@ -152,20 +154,20 @@ func TestRoundTrip(t *testing.T) {
 	}
 	us, _ := CountryIndex("US")
 	l := r.Candidates(FormatBanner, us, OSiOS)
-	if l.Len() != 10 {
-		t.Fatalf("banner/US/ios has %d candidates, want 10", l.Len())
+	if want := (40 + NumFormats - 1) / NumFormats; l.Len() != want {
+		t.Fatalf("banner/US/ios has %d candidates, want %d", l.Len(), want)
 	}
 	for i := 0; i < l.Len(); i++ {
 		c := l.At(i)
 		camp, ok := r.Campaign(int(c.Campaign))
-		if !ok || r.String(camp.ID) != fmt.Sprintf("c-%06d", 4*i) {
+		if !ok || r.String(camp.ID) != fmt.Sprintf("c-%06d", NumFormats*i) {
 			t.Fatalf("candidate %d: campaign %d %q", i, c.Campaign, r.String(camp.ID))
 		}
 		if i > 0 && c.ECPMMicros > l.At(i-1).ECPMMicros {
 			t.Fatal("candidates not sorted by eCPM")
 		}
 		cr, _ := r.Creative(int(r.List(ListRef{c.CreativesOff, uint32(c.CreativesLen)}).At(0)))
-		if cr.Format != FormatBanner || r.String(cr.ID) != fmt.Sprintf("cr-%06d", 4*i) {
+		if cr.Format != FormatBanner || r.String(cr.ID) != fmt.Sprintf("cr-%06d", NumFormats*i) {
 			t.Fatalf("creative %+v", cr)
 		}
 	}
@@ -213,7 +215,7 @@ func TestWriterDeterministic(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	good := fixture{nPlacements: 20, nCampaigns: 8}.build(t)
 	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
-	versioned := mut(func(b []byte) []byte { le.PutUint32(b[8:], 2); return b })
+	versioned := mut(func(b []byte) []byte { le.PutUint32(b[8:], FormatVersion+1); return b })
 	// A flag bit this reader does not know, under a valid header checksum:
 	// a newer writer's feature, refused rather than misread.
 	flagged := mut(func(b []byte) []byte {
@@ -234,7 +236,7 @@ func TestRefusals(t *testing.T) {
 		{"truncated-half", good[:len(good)/2], ErrTruncated, "footer"},
 		{"truncated-one-byte", good[:len(good)-1], ErrTruncated, "footer"},
 		{"appended", append(append([]byte(nil), good...), 0), ErrTruncated, "footer"},
-		{"wrong-version", versioned, ErrUnsupportedVersion, "version 2"},
+		{"wrong-version", versioned, ErrUnsupportedVersion, "version 3"},
 		{"unknown-flag", flagged, ErrUnsupportedVersion, "flags 0x4"},
 		{"bitflip-header", mut(func(b []byte) []byte { b[40] ^= 1; return b }), ErrChecksum, "header"},
 		{"bitflip-strings", mut(func(b []byte) []byte { b[HeaderSize+3] ^= 0x10; return b }), ErrChecksum, "section strings"},
@@ -425,7 +427,7 @@ func BenchmarkCandidates(b *testing.B) {
 	b.ResetTimer()
 	var sum int64
 	for i := 0; i < b.N; i++ {
-		l := r.Candidates(Format(i&3), us, OS(i&1))
+		l := r.Candidates(Format(i%NumFormats), us, OS(i&1))
 		for j := 0; j < 8 && j < l.Len(); j++ {
 			sum += l.At(j).ECPMMicros
 		}

@@ -27,6 +27,10 @@ say "4. verify checksums against the manifest"
 say "5. look up a placement: ranked candidates with eCPM"
 pl=$(head -1 "$work/inventory/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 "$bin/adtool" lookup --snapshot "$snap" --placement "$pl" --country US --os android --limit 8
+rwpl=$(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+echo
+echo "format decisions at a rewarded placement for a player taking mp4 videos of at most 15 s:"
+"$bin/adtool" lookup --snapshot "$snap" --placement "$rwpl" --country US --os android --osv 12 --formats video --mimes video/mp4 --maxduration 15 --limit 6
 
 say "6. a bad inventory is refused with file:line, and nothing is written"
 mkdir -p "$work/bad"
@@ -96,6 +100,18 @@ curl -s -w '  -> HTTP %{http_code}\n' -X POST -d "{\"placement\":\"$pl\",\"count
 echo "bad input: GET /v1/ad?placement=$pl&country=USA&os=android"
 curl -s -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/v1/ad?placement=$pl&country=USA&os=android"
 
+echo "a rewarded video on /v1/ad: the answer carries the VAST"
+rv=""
+for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+  rv=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$rpl&country=US&os=android&osv=12")
+  case "$rv" in *'"format":"video"'*'"rewarded":true'*) break;; esac
+  rv=""
+done
+if [ -z "$rv" ]; then
+  echo "demo: no rewarded placement answered a video on /v1/ad" >&2; exit 1
+fi
+echo "GET /v1/ad?placement=$rpl&country=US&os=android&osv=12  -> $(echo "$rv" | cut -c1-300)..."
+
 say "9. fire the impression and click URLs of a fill"
 resp=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev")
 imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
@@ -116,8 +132,8 @@ ortb_req() { # $1 extra members, $2.. imps
   echo "{\"id\":\"demo-1\",\"imp\":[$imps],\"app\":{\"bundle\":\"com.example.game\"},\"device\":{\"ifa\":\"$dev\",\"os\":\"android\",\"osv\":\"12\",\"devicetype\":4,\"geo\":{\"country\":\"USA\"}}$extra}"
 }
 got=""
-for bpl in $(grep '"format":"banner"' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
-  for rpl in $(grep '"format":"rewarded"' "$work/inventory/placements.jsonl" | head -20 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+for bpl in $(grep '"formats":\["banner"\]' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+  for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -20 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
     body=$(ortb_req "" "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}" \
       "{\"id\":\"rewarded-1\",\"tagid\":\"$rpl\",\"instl\":1,\"rwdd\":1,\"video\":{\"mimes\":[\"video/mp4\"],\"maxduration\":30,\"w\":1080,\"h\":1920}}")
     resp=$(curl -s -X POST -d "$body" "http://127.0.0.1:$port/openrtb2/auction")

@@ -136,9 +136,10 @@ type lineDecoder struct {
 	times  *interner
 	arena  arena
 
-	strTmp []string   // reused list buffers
-	osTmp  []OSTarget //
-	cid    []byte     // prediction campaign id, copied out of the scanner
+	strTmp []string    // reused list buffers
+	osTmp  []OSTarget  //
+	mfTmp  []MediaFile //
+	cid    []byte      // prediction campaign id, copied out of the scanner
 }
 
 func newLineDecoder() *lineDecoder {
@@ -439,12 +440,14 @@ func (d *lineDecoder) beginObj() bool {
 // Field names, in the order of the *Field constants below.
 var (
 	campaignFieldNames = []string{"id", "advertiser", "category", "bid_type", "bid_micros", "daily_budget_micros", "start", "end", "targeting", "frequency_cap", "promoted_app", "creative_ids",
-		"lifetime_budget_micros", "pacing", "billing_event", "time_zone"}
+		"lifetime_budget_micros", "pacing", "billing_event", "time_zone", "allowed_bundles", "blocked_bundles"}
 	targetingFieldNames  = []string{"countries", "os", "device_types", "segments"}
 	osTargetFieldNames   = []string{"name", "min_version"}
 	freqCapFieldNames    = []string{"count", "period_seconds"}
-	creativeFieldNames   = []string{"id", "format", "width", "height", "asset_url", "click_url"}
-	placementFieldNames  = []string{"id", "app", "format", "floor_micros", "blocked_advertisers", "blocked_categories"}
+	creativeFieldNames   = []string{"id", "format", "width", "height", "asset_url", "click_url", "adomain", "iab_category", "video"}
+	videoFieldNames      = []string{"duration_seconds", "media_files"}
+	mediaFileFieldNames  = []string{"url", "mime", "width", "height", "bitrate_kbps", "delivery"}
+	placementFieldNames  = []string{"id", "app", "formats", "floor_micros", "blocked_advertisers", "blocked_categories", "interstitial", "rewarded", "format"}
 	predictionFieldNames = []string{"campaign_id", "country", "os", "ctr", "install_rate"}
 )
 
@@ -466,6 +469,8 @@ const (
 	campPacing
 	campBilling
 	campTimeZone
+	campAllowedBundles
+	campBlockedBundles
 )
 
 const (
@@ -482,15 +487,35 @@ const (
 	crHeight
 	crAsset
 	crClick
+	crADomain
+	crIABCategory
+	crVideo
+)
+
+const (
+	vidDuration = 1 << iota
+	vidMediaFiles
+)
+
+const (
+	mfURL = 1 << iota
+	mfMIME
+	mfWidth
+	mfHeight
+	mfBitrate
+	mfDelivery
 )
 
 const (
 	plID = 1 << iota
 	plApp
-	plFormat
+	plFormats
 	plFloor
 	plBlockedAdv
 	plBlockedCat
+	plInterstitial
+	plRewarded
+	plLegacyFormat // format version 1's "format": refused with a hint
 )
 
 const (
@@ -578,6 +603,10 @@ func (d *lineDecoder) campaign(line []byte, c *Campaign) (present uint32, ok boo
 			got = d.strInto(&c.BillingEvent, convLabel)
 		case campTimeZone:
 			got = d.strInto(&c.TimeZone, convLabel)
+		case campAllowedBundles:
+			got = d.strList(&c.AllowedBundles, convLabel)
+		case campBlockedBundles:
+			got = d.strList(&c.BlockedBundles, convLabel)
 		}
 		return got
 	})
@@ -604,16 +633,33 @@ func (d *lineDecoder) targeting(t *Targeting) bool {
 }
 
 func (d *lineDecoder) osList(dst *[]OSTarget) {
+	if l, ok := objectArray(d, &d.osTmp, func(o *OSTarget) {
+		d.members(osTargetFieldNames, func(f int) bool {
+			if f == 0 {
+				return d.strInto(&o.Name, convOS)
+			}
+			return d.strInto(&o.MinVersion, convTime) // versions repeat like timestamps
+		})
+	}); ok {
+		*dst = l
+	}
+}
+
+// objectArray decodes an array of objects into a right-sized slice, each
+// element's members through elem; buf is the decoder's reused scratch
+// list. ok is false for null (absent) or a type mismatch (reported); a
+// non-object element is reported at its index and skipped.
+func objectArray[T any](d *lineDecoder, buf *[]T, elem func(v *T)) (out []T, ok bool) {
 	if d.s.null() {
-		return
+		return nil, false
 	}
 	if !d.s.beginArray() {
 		if !d.s.failed() {
 			d.typeErr("an array of objects")
 		}
-		return
+		return nil, false
 	}
-	tmp := d.osTmp[:0]
+	tmp := (*buf)[:0]
 	first := true
 	for i := 0; d.s.nextElem(&first); i++ {
 		d.index(i)
@@ -624,23 +670,18 @@ func (d *lineDecoder) osList(dst *[]OSTarget) {
 			d.typeErr("an object")
 			continue
 		}
-		var o OSTarget
-		d.members(osTargetFieldNames, func(f int) bool {
-			if f == 0 {
-				return d.strInto(&o.Name, convOS)
-			}
-			return d.strInto(&o.MinVersion, convTime) // versions repeat like timestamps
-		})
-		tmp = append(tmp, o)
+		var v T
+		elem(&v)
+		tmp = append(tmp, v)
 	}
 	d.index(-1)
-	if len(tmp) > 0 {
-		*dst = slices.Clone(tmp)
-	} else {
-		*dst = []OSTarget{}
+	out = slices.Clone(tmp)
+	if out == nil {
+		out = []T{}
 	}
 	clear(tmp)
-	d.osTmp = tmp[:0]
+	*buf = tmp[:0]
+	return out, true
 }
 
 func (d *lineDecoder) freqCap(fc *FrequencyCap) {
@@ -668,9 +709,76 @@ func (d *lineDecoder) creative(line []byte, c *Creative) (present uint32, ok boo
 			got = d.strInto(&c.AssetURL, convArena)
 		case crClick:
 			got = d.strInto(&c.ClickURL, convArena)
+		case crADomain:
+			got = d.strInto(&c.ADomain, convLabel)
+		case crIABCategory:
+			got = d.strInto(&c.IABCategory, convLabel)
+		case crVideo:
+			if d.beginObj() {
+				got = true
+				c.Video = &Video{}
+				c.Video.present = d.video(c.Video)
+			}
 		}
 		return got
 	})
+}
+
+// video decodes a creative's video object.
+func (d *lineDecoder) video(v *Video) (present uint32) {
+	return d.members(videoFieldNames, func(f int) bool {
+		if 1<<f == vidDuration {
+			return d.uint16Into(&v.DurationSeconds)
+		}
+		return d.mediaFiles(&v.MediaFiles)
+	})
+}
+
+// mediaFiles decodes video.media_files: an array of objects.
+func (d *lineDecoder) mediaFiles(dst *[]MediaFile) bool {
+	l, ok := objectArray(d, &d.mfTmp, func(m *MediaFile) {
+		m.present = d.members(mediaFileFieldNames, func(f int) bool {
+			switch 1 << f {
+			case mfURL:
+				return d.strInto(&m.URL, convArena)
+			case mfMIME:
+				return d.strInto(&m.MIME, convLabel)
+			case mfWidth:
+				return d.uint16Into(&m.Width)
+			case mfHeight:
+				return d.uint16Into(&m.Height)
+			case mfBitrate:
+				return d.uint32Into(&m.BitrateKbps)
+			}
+			return d.strInto(&m.Delivery, convLabel)
+		})
+	})
+	if ok {
+		*dst = l
+	}
+	return ok
+}
+
+// boolInto reads true or false; false for null (absent) or a type
+// mismatch (reported).
+func (d *lineDecoder) boolInto(dst *bool) bool {
+	if d.s.null() {
+		return false
+	}
+	switch d.s.peek() {
+	case 't':
+		d.s.literal("true")
+		*dst = true
+		return !d.s.failed()
+	case 'f':
+		d.s.literal("false")
+		*dst = false
+		return !d.s.failed()
+	}
+	if !d.s.failed() {
+		d.typeErr("true or false")
+	}
+	return false
 }
 
 // placement decodes one placements.jsonl line; see campaign.
@@ -681,8 +789,17 @@ func (d *lineDecoder) placement(line []byte, p *Placement) (present uint32, ok b
 			got = d.strInto(&p.ID, convArena)
 		case plApp:
 			got = d.strInto(&p.App, convLabel)
-		case plFormat:
-			got = d.strInto(&p.Format, convFormat)
+		case plFormats:
+			got = d.strList(&p.Formats, convFormat)
+		case plInterstitial:
+			got = d.boolInto(&p.Interstitial)
+		case plRewarded:
+			got = d.boolInto(&p.Rewarded)
+		case plLegacyFormat:
+			start := d.s.pos
+			d.s.skipValue()
+			d.valueErr(start, "replaced in snapshot format 2 by formats (a list of banner, video, native), interstitial and rewarded (docs/INPUTS.md)")
+			got = true
 		case plFloor:
 			got = d.int64Into(&p.FloorMicros)
 		case plBlockedAdv:

@@ -59,20 +59,23 @@ func genInventory(tb testing.TB, dir string, cfg genConfig) int {
 		}
 	}
 
-	formats := []string{"banner", "interstitial", "rewarded", "native"}
+	formats := []string{"banner", "video", "native"}
+	placementFormats := []string{`"formats":["banner"]`, `"formats":["banner","video"],"interstitial":true`, `"formats":["video"],"interstitial":true,"rewarded":true`, `"formats":["native"]`}
 	nCreatives := cfg.Campaigns * cfg.CreativesPerCampaign
 	f, w := create(CreativesFile)
 	for _, i := range order(nCreatives) {
-		format := formats[i%4]
-		wd, ht := 0, 0
+		format := formats[i%3]
+		wd, ht, video := 0, 0, ""
 		switch format {
 		case "banner":
 			wd, ht = 320, 50
 		case "native":
 			wd, ht = 1200, 627
+		case "video":
+			video = fmt.Sprintf(`,"video":{"duration_seconds":30,"media_files":[{"url":"https://cdn.adedge.example/assets/cr-%08d.mp4","mime":"video/mp4","width":1280,"height":720,"bitrate_kbps":1800}]}`, i)
 		}
-		fmt.Fprintf(w, `{"id":"cr-%08d","format":"%s","width":%d,"height":%d,"asset_url":"https://cdn.adedge.example/assets/cr-%08d.png","click_url":"https://click.adedge.example/c/cr-%08d?src=edge"}`+"\n",
-			i, format, wd, ht, i, i)
+		fmt.Fprintf(w, `{"id":"cr-%08d","format":"%s","width":%d,"height":%d,"asset_url":"https://cdn.adedge.example/assets/cr-%08d.png","click_url":"https://click.adedge.example/c/cr-%08d?src=edge","adomain":"adv-%05d.example","iab_category":"IAB%d"%s}`+"\n",
+			i, format, wd, ht, i, i, i%20000, 1+i%26, video)
 	}
 	done(f, w)
 
@@ -124,8 +127,8 @@ func genInventory(tb testing.TB, dir string, cfg genConfig) int {
 	f, w = create(PlacementsFile)
 	for _, i := range order(cfg.Placements) {
 		seed(2, i)
-		fmt.Fprintf(w, `{"id":"pl-%08d","app":"com.pub.app%d","format":"%s","floor_micros":%d,"blocked_advertisers":["adv-%05d"],"blocked_categories":["IAB%d"]}`+"\n",
-			i, i%50000, formats[i%4], r.IntN(2_000_000), i%20000, 1+i%26)
+		fmt.Fprintf(w, `{"id":"pl-%08d","app":"com.pub.app%d",%s,"floor_micros":%d,"blocked_advertisers":["adv-%05d"],"blocked_categories":["IAB%d"]}`+"\n",
+			i, i%50000, placementFormats[i%4], r.IntN(2_000_000), i%20000, 1+i%26)
 	}
 	done(f, w)
 

@@ -31,12 +31,12 @@ func baseFiles() map[string][]string {
 		},
 		CreativesFile: {
 			`{"id":"cr-1","format":"banner","width":320,"height":50,"asset_url":"https://cdn.example.com/cr-1.png","click_url":"https://click.example.com/c/1?x=y"}`,
-			`{"id":"cr-2","format":"interstitial","width":0,"height":0,"asset_url":"https://cdn.example.com/cr-2.mp4","click_url":"https://click.example.com/c/2"}`,
+			`{"id":"cr-2","format":"video","width":0,"height":0,"asset_url":"https://cdn.example.com/cr-2.mp4","click_url":"https://click.example.com/c/2","adomain":"acme.com","iab_category":"IAB9-30","video":{"duration_seconds":15,"media_files":[{"url":"https://cdn.example.com/cr-2.mp4","mime":"video/mp4","width":1280,"height":720,"bitrate_kbps":1500}]}}`,
 			`{"id":"cr-3","format":"native","width":1200,"height":627,"asset_url":"https://cdn.example.com/cr-3.jpg","click_url":"https://click.example.com/c/3"}`,
 		},
 		PlacementsFile: {
-			`{"id":"pl-1","app":"com.pub.news","format":"banner","floor_micros":100000,"blocked_advertisers":["nobody-uses-this"],"blocked_categories":["gambling"]}`,
-			`{"id":"pl-2","app":"com.pub.news","format":"interstitial"}`,
+			`{"id":"pl-1","app":"com.pub.news","formats":["banner"],"floor_micros":100000,"blocked_advertisers":["nobody-uses-this"],"blocked_categories":["gambling"]}`,
+			`{"id":"pl-2","app":"com.pub.news","formats":["banner","video"],"interstitial":true}`,
 		},
 		PredictionsFile: {
 			`{"campaign_id":"cmp-a","country":"US","os":"ios","ctr":0.02,"install_rate":0.004}`,
@@ -325,14 +325,14 @@ func TestMalformedJSON(t *testing.T) {
 		{"trailing garbage", func(f *files) { f.set(PlacementsFile, 1, f.m[PlacementsFile][0]+` x`) },
 			[]string{fmt.Sprintf(`placements.jsonl:1: malformed JSON at column %d: unexpected data after the JSON value (one object per line)`, len(baseFiles()[PlacementsFile][0])+2)}},
 		{"two objects on a line", func(f *files) { f.set(PlacementsFile, 2, f.m[PlacementsFile][1]+f.m[PlacementsFile][1]) },
-			[]string{`placements.jsonl:2: malformed JSON at column 59: unexpected data after the JSON value`}},
+			[]string{`placements.jsonl:2: malformed JSON at column 84: unexpected data after the JSON value`}},
 		{"line too long", func(f *files) {
 			f.set(PredictionsFile, 2, `{"campaign_id":"`+strings.Repeat("a", MaxLineBytes)+`"}`)
 			f.replace(PredictionsFile, 3, `"ctr":0.01`, `"ctr":2`) // the reader resynchronises on the next line
 		}, []string{`predictions.jsonl:2: line too long: 1048594 bytes, the limit is 1048576`, `predictions.jsonl:3: ctr: must be a probability in [0, 1], got 2`}},
 		{"too deep", func(f *files) {
-			f.replace(PlacementsFile, 2, `"format":"interstitial"`, `"format":"interstitial","x":`+strings.Repeat("[", 100)+strings.Repeat("]", 100))
-		}, []string{`placements.jsonl:2: malformed JSON at column 126: nested deeper than 64 levels`}},
+			f.replace(PlacementsFile, 2, `"interstitial":true`, `"interstitial":true,"x":`+strings.Repeat("[", 100)+strings.Repeat("]", 100))
+		}, []string{`placements.jsonl:2: malformed JSON at column 151: nested deeper than 64 levels`}},
 		{"missing file", func(f *files) { f.remove(PlacementsFile) }, []string{`placements.jsonl: required file is missing`}},
 		{"missing experiments", func(f *files) { f.remove(ExperimentsFile) }, []string{`experiments.json: required file is missing`}},
 		{"empty experiments", func(f *files) { f.m[ExperimentsFile] = []string{"  "} }, []string{`experiments.json: empty file; expected a JSON object`}},
@@ -364,11 +364,67 @@ func TestUnknownFieldsAndValues(t *testing.T) {
 		{"nested unknown field", func(f *files) { f.replace(CampaignsFile, 1, `"countries":`, `"country":`) },
 			[]string{`campaigns.jsonl:1: targeting: unknown field "country"`, `campaigns.jsonl:1: targeting.countries: must list at least one`}},
 		{"repeated field", func(f *files) {
-			f.replace(PlacementsFile, 2, `"format":"interstitial"`, `"format":"interstitial","format":"banner"`)
+			f.replace(PlacementsFile, 2, `"interstitial":true`, `"interstitial":true,"interstitial":false`)
 		},
-			[]string{`placements.jsonl:2: field "format" appears twice`}},
-		{"format", func(f *files) { f.replace(CreativesFile, 2, `"interstitial"`, `"video"`) },
-			[]string{`creatives.jsonl:2: format: unknown value "video"; expected one of banner, interstitial, rewarded, native`}},
+			[]string{`placements.jsonl:2: field "interstitial" appears twice`}},
+		{"format", func(f *files) { f.replace(CreativesFile, 3, `"native"`, `"audio"`) },
+			[]string{`creatives.jsonl:3: format: unknown value "audio"; expected one of banner, video, native`}},
+		{"format v1", func(f *files) { f.replace(CreativesFile, 2, `"format":"video"`, `"format":"rewarded"`) },
+			[]string{`creatives.jsonl:2: format: "rewarded" is a placement property since snapshot format 2: give the creative format (banner, video or native) here and set interstitial or rewarded on the placement`}},
+		{"placement format v1", func(f *files) {
+			f.replace(PlacementsFile, 2, `"formats":["banner","video"]`, `"format":"interstitial"`)
+		},
+			[]string{`placements.jsonl:2: format: replaced in snapshot format 2 by formats (a list of banner, video, native), interstitial and rewarded (docs/INPUTS.md)`}},
+		{"placement formats", func(f *files) { f.replace(PlacementsFile, 2, `["banner","video"]`, `["banner","Video","banner"]`) },
+			[]string{`placements.jsonl:2: formats[1]: unknown value "Video"; expected one of banner, video, native (values are lower-case: "video")`,
+				`placements.jsonl:2: formats[2]: duplicate "banner" (also at [0])`}},
+		{"placement no formats", func(f *files) { f.replace(PlacementsFile, 1, `"formats":["banner"],`, ``) },
+			[]string{`placements.jsonl:1: formats: required field missing (a list of banner, video, native)`}},
+		{"placement empty formats", func(f *files) { f.replace(PlacementsFile, 1, `["banner"]`, `[]`) },
+			[]string{`placements.jsonl:1: formats: must list at least one of banner, video, native`}},
+		{"placement flag type", func(f *files) {
+			f.replace(PlacementsFile, 2, `"interstitial":true`, `"interstitial":1,"rewarded":"yes"`)
+		},
+			[]string{`placements.jsonl:2: interstitial: expected true or false, got number 1`, `placements.jsonl:2: rewarded: expected true or false, got string "yes"`}},
+		{"video missing", func(f *files) {
+			f.replace(CreativesFile, 2, `,"video":{"duration_seconds":15,"media_files":[{"url":"https://cdn.example.com/cr-2.mp4","mime":"video/mp4","width":1280,"height":720,"bitrate_kbps":1500}]}`, ``)
+		}, []string{`creatives.jsonl:2: video: required for format video (duration_seconds and media_files)`}},
+		{"video on a banner", func(f *files) {
+			f.replace(CreativesFile, 1, `"click_url"`, `"video":{"duration_seconds":15,"media_files":[]},"click_url"`)
+		}, []string{`creatives.jsonl:1: video: only for format video, this creative is banner`}},
+		{"video fields", func(f *files) {
+			f.replace(CreativesFile, 2, `"duration_seconds":15`, `"duration_seconds":0`)
+			f.replace(CreativesFile, 2, `"mime":"video/mp4"`, `"mime":"mp4"`)
+			f.replace(CreativesFile, 2, `"width":1280,"height":720`, `"width":1280`)
+			f.replace(CreativesFile, 2, `"bitrate_kbps":1500`, `"bitrate_kbps":150000,"delivery":"download","codec":"h264"`)
+		}, []string{`creatives.jsonl:2: video.media_files[0]: unknown field "codec" (expected one of: url, mime, width, height, bitrate_kbps, delivery)`,
+			`creatives.jsonl:2: video.duration_seconds: must be in [1, 3600], got 0`,
+			`creatives.jsonl:2: video.media_files[0].mime: "mp4" is not a media type`,
+			`creatives.jsonl:2: video.media_files[0].width, height: both required and > 0 pixels, got 1280 x 0`,
+			`creatives.jsonl:2: video.media_files[0].bitrate_kbps: must be at most 100000, got 150000`,
+			`creatives.jsonl:2: video.media_files[0].delivery: unknown value "download"; expected one of progressive, streaming`}},
+		{"video no media", func(f *files) {
+			f.replace(CreativesFile, 2, `"media_files":[{"url":"https://cdn.example.com/cr-2.mp4","mime":"video/mp4","width":1280,"height":720,"bitrate_kbps":1500}]`, `"media_files":[7]`)
+		}, []string{`creatives.jsonl:2: video.media_files[0]: expected an object, got number 7`, `creatives.jsonl:2: video.media_files: must list 1 to 16 renditions, got 0`}},
+		{"media url", func(f *files) {
+			f.replace(CreativesFile, 2, `"url":"https://cdn.example.com/cr-2.mp4"`, `"url":"http://cdn.example.com/cr-2.mp4"`)
+		},
+			[]string{`creatives.jsonl:2: video.media_files[0].url: must use https, got scheme "http"`}},
+		{"adomain", func(f *files) { f.replace(CreativesFile, 2, `"acme.com"`, `"https://acme.com/"`) },
+			[]string{`creatives.jsonl:2: adomain: "https://acme.com/" is not a domain name: lower-case letters, digits, '-' and '.' only, no scheme or path (e.g. acme.com)`}},
+		{"adomain no dot", func(f *files) { f.replace(CreativesFile, 2, `"acme.com"`, `"acme"`) },
+			[]string{`creatives.jsonl:2: adomain: "acme" is not a domain name (e.g. acme.com)`}},
+		{"iab category", func(f *files) { f.replace(CreativesFile, 2, `"IAB9-30"`, `"games"`) },
+			[]string{`creatives.jsonl:2: iab_category: "games" is not an IAB content category (taxonomy 1.0: IAB1 to IAB26, or a subcategory such as IAB9-30)`}},
+		{"iab category range", func(f *files) { f.replace(CreativesFile, 2, `"IAB9-30"`, `"IAB27"`) },
+			[]string{`creatives.jsonl:2: iab_category: "IAB27" is not an IAB content category`}},
+		{"half size", func(f *files) { f.replace(CreativesFile, 3, `"height":627`, `"height":0`) },
+			[]string{`creatives.jsonl:3: height: must be > 0 when width is (give both, or neither for full screen / any size), got 1200 x 0`}},
+		{"bundles", func(f *files) {
+			f.replace(CampaignsFile, 1, `"creative_ids"`, `"allowed_bundles":["com.pub.news","com.pub.news","bad id"],"blocked_bundles":["com.pub.news"],"creative_ids"`)
+		}, []string{`campaigns.jsonl:1: allowed_bundles[2]: must not contain whitespace`,
+			`campaigns.jsonl:1: allowed_bundles[1]: duplicate bundle "com.pub.news" (also at [0])`,
+			`campaigns.jsonl:1: blocked_bundles[0]: "com.pub.news" is also in allowed_bundles`}},
 		{"bid type", func(f *files) { f.replace(CampaignsFile, 2, `"cpm"`, `"CPM"`) },
 			[]string{`campaigns.jsonl:2: bid_type: unknown value "CPM"; expected one of cpm, cpc, cpi (values are lower-case: "cpm")`}},
 		{"os name", func(f *files) { f.replace(CampaignsFile, 1, `"name":"android"`, `"name":"windows"`) },
@@ -547,10 +603,8 @@ func TestImpossibleValues(t *testing.T) {
 			[]string{`campaigns.jsonl:1: frequency_cap.count: must be >= 1 impression, got 0`}},
 		{"frequency cap period", func(f *files) { f.replace(CampaignsFile, 1, `"period_seconds":3600`, `"period_seconds":30`) },
 			[]string{`campaigns.jsonl:1: frequency_cap.period_seconds: must be >= 60, got 30`}},
-		{"banner without size", func(f *files) { f.replace(CreativesFile, 1, `"width":320,"height":50`, `"width":0`) },
-			[]string{`creatives.jsonl:1: width: must be > 0 pixels for a banner, got 0`, `creatives.jsonl:1: height: must be > 0 pixels for a banner, got 0`}},
-		{"half a size", func(f *files) { f.replace(CreativesFile, 3, `"height":627`, `"height":0`) },
-			[]string{`creatives.jsonl:3: width, height: give both or neither for native (0 x 0 = fullscreen/any size), got 1200 x 0`}},
+		{"banner half a size", func(f *files) { f.replace(CreativesFile, 1, `"width":320,"height":50`, `"height":50`) },
+			[]string{`creatives.jsonl:1: width: must be > 0 when height is (give both, or neither for full screen / any size), got 0 x 50`}},
 		{"size too big", func(f *files) { f.replace(CreativesFile, 3, `"height":627`, `"height":65536`) },
 			[]string{`creatives.jsonl:3: height: expected an integer in [0, 65535], got 65536`}},
 		{"no creatives", func(f *files) { f.replace(CampaignsFile, 2, `["cr-3"]`, `[]`) },
@@ -613,7 +667,7 @@ func TestAllowedOddities(t *testing.T) {
 	// 0% (shares sum to 100%), a test without params (A/A), null as absent.
 	f.replace(PredictionsFile, 2, `"install_rate":0.03`, `"install_rate":0.5`)
 	f.replace(ExperimentsFile, 7, `"share_bp": 1000`, `"share_bp": 6000`)
-	f.replace(PlacementsFile, 2, `"format":"interstitial"`, `"format":"interstitial","floor_micros":null,"blocked_categories":[]`)
+	f.replace(PlacementsFile, 2, `"interstitial":true`, `"interstitial":true,"floor_micros":null,"blocked_categories":[]`)
 	f.replace(CampaignsFile, 2, `"bid_type":"cpm"`, `"bid_type":"cpm","frequency_cap":null,"daily_budget_micros":null`)
 	inv, err := loadFiles(t, f)
 	if err != nil {
@@ -724,14 +778,14 @@ func TestProblemOrder(t *testing.T) {
 		f.add(PredictionsFile, `{`)
 	}
 	f.replace(ExperimentsFile, 2, `"exp-1"`, `""`)
-	f.replace(CreativesFile, 3, `"native"`, `"video"`)
+	f.replace(CreativesFile, 3, `"native"`, `"audio"`)
 	f.replace(CampaignsFile, 2, `["cr-3"]`, `["cr-3","cr-404"]`) // found last, after all files
 	_, err := loadFiles(t, f)
 	ve := expectProblems(t, err)
 	got := ve.Problems[:3]
 	want := []Problem{
 		{CampaignsFile, 2, `creative_ids[1]: creative "cr-404" not found in creatives.jsonl`},
-		{CreativesFile, 3, `format: unknown value "video"; expected one of banner, interstitial, rewarded, native`},
+		{CreativesFile, 3, `format: unknown value "audio"; expected one of banner, video, native`},
 		{PredictionsFile, 4, `malformed JSON at column 2: expected a string (object key), found end of input`},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -33,6 +33,10 @@ type Campaign struct {
 	FrequencyCap      *FrequencyCap `json:"frequency_cap,omitempty"` // absent: no cap
 	PromotedApp       string        `json:"promoted_app,omitempty"`  // app id; users who have it installed are skipped
 	CreativeIDs       []string      `json:"creative_ids"`
+	// App bundles (publisher app ids) the campaign may serve in (empty =
+	// any) and never serves in; matched against the request's app.
+	AllowedBundles []string `json:"allowed_bundles,omitempty"`
+	BlockedBundles []string `json:"blocked_bundles,omitempty"`
 	// Budget pacing (issue 11, docs/PACING.md); all optional.
 	LifetimeBudgetMicros int64  `json:"lifetime_budget_micros,omitempty"` // absent = no lifetime limit
 	Pacing               string `json:"pacing,omitempty"`                 // even (default) | asap
@@ -62,20 +66,45 @@ type FrequencyCap struct {
 
 // Creative is one line of creatives.jsonl.
 type Creative struct {
-	ID       string `json:"id"`
-	Format   string `json:"format"`    // banner | interstitial | rewarded | native
-	Width    uint16 `json:"width"`     // pixels; banner: > 0; other formats: 0 x 0 = fullscreen/any
-	Height   uint16 `json:"height"`    // pixels; given with Width (both 0 or both > 0)
-	AssetURL string `json:"asset_url"` // https URL
-	ClickURL string `json:"click_url"` // https URL
+	ID          string `json:"id"`
+	Format      string `json:"format"`                 // banner | video | native
+	Width       uint16 `json:"width"`                  // pixels; 0 x 0 = full screen (a banner then serves interstitials only)
+	Height      uint16 `json:"height"`                 // pixels; given with Width (both 0 or both > 0)
+	AssetURL    string `json:"asset_url"`              // https URL
+	ClickURL    string `json:"click_url"`              // https URL
+	ADomain     string `json:"adomain,omitempty"`      // the advertiser's domain, for the exchange's and publisher's checks
+	IABCategory string `json:"iab_category,omitempty"` // IAB content category (taxonomy 1.0: IAB1 .. IAB26-n)
+	Video       *Video `json:"video,omitempty"`        // format video only, required there
+}
+
+// Video is a video creative's playable part.
+type Video struct {
+	DurationSeconds uint16      `json:"duration_seconds"` // 1 to MaxVideoSeconds
+	MediaFiles      []MediaFile `json:"media_files"`      // 1 to MaxMediaFiles renditions
+
+	present uint32 // the members the line gave (for validation)
+}
+
+// MediaFile is one rendition of a video (a VAST MediaFile).
+type MediaFile struct {
+	URL         string `json:"url"`                    // https URL
+	MIME        string `json:"mime"`                   // video/mp4, video/webm, application/x-mpegURL ...
+	Width       uint16 `json:"width"`                  // pixels, > 0
+	Height      uint16 `json:"height"`                 // pixels, > 0
+	BitrateKbps uint32 `json:"bitrate_kbps,omitempty"` // optional, up to MaxBitrateKbps
+	Delivery    string `json:"delivery,omitempty"`     // progressive (default) | streaming
+
+	present uint32 // the members the line gave (for validation)
 }
 
 // Placement is one line of placements.jsonl.
 type Placement struct {
 	ID                 string   `json:"id"`
 	App                string   `json:"app"`
-	Format             string   `json:"format"`
-	FloorMicros        int64    `json:"floor_micros"` // minimum eCPM, micros; optional, 0 = no floor
+	Formats            []string `json:"formats"`                // creative formats the slot shows, at least one
+	Interstitial       bool     `json:"interstitial,omitempty"` // a full-screen slot
+	Rewarded           bool     `json:"rewarded,omitempty"`     // the user is rewarded for watching
+	FloorMicros        int64    `json:"floor_micros"`           // minimum eCPM, micros; optional, 0 = no floor
 	BlockedAdvertisers []string `json:"blocked_advertisers,omitempty"`
 	BlockedCategories  []string `json:"blocked_categories,omitempty"`
 }
@@ -117,5 +146,9 @@ const (
 	MaxFloorMicros  = 200_000_000   // a 200-unit CPM floor: anything above blocks every sane bid
 	MaxBudgetMicros = 1_000_000_000_000_000
 	MaxLineBytes    = 1 << 20 // a longer line is refused, not buffered
+	MaxVideoSeconds = 3600    // a video creative's duration
+	MaxMediaFiles   = 16      // renditions per video creative
+	MaxBitrateKbps  = 100_000 // 100 Mbit/s: above any mobile rendition
+	MaxBundles      = 1000    // entries per campaign bundle list
 	MaxProblems     = 100     // reported in full; the rest are counted
 )

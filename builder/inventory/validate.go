@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -267,6 +268,29 @@ func validateCampaign(c *Campaign, present uint32, f *campaignFacts, out *msgs) 
 	for _, d := range firstDups(c.CreativeIDs) {
 		out.addf("creative_ids[%d]: duplicate creative %q (also at [%d])", d[0], c.CreativeIDs[d[0]], d[1])
 	}
+	idList(out, "allowed_bundles", "bundle", c.AllowedBundles, MaxBundles)
+	idList(out, "blocked_bundles", "bundle", c.BlockedBundles, MaxBundles)
+	for i, b := range c.BlockedBundles {
+		if slices.Contains(c.AllowedBundles, b) {
+			out.addf("blocked_bundles[%d]: %q is also in allowed_bundles", i, b)
+		}
+	}
+}
+
+// idList checks a list of ids: the id rule for each, no repeats, at most
+// max entries.
+func idList(out *msgs, field, what string, list []string, max int) {
+	if len(list) > max {
+		out.addf("%s: at most %d entries, got %d", field, max, len(list))
+	}
+	for i, id := range list {
+		if p := checkID(id); p != "" {
+			out.addf("%s[%d]: %s", field, i, p)
+		}
+	}
+	for _, d := range firstDups(list) {
+		out.addf("%s[%d]: duplicate %s %q (also at [%d])", field, d[0], what, list[d[0]], d[1])
+	}
 }
 
 func orDefault(v, def string) string {
@@ -381,17 +405,16 @@ func validateCreative(c *Creative, present uint32, out *msgs) {
 	switch {
 	case present&crFormat == 0:
 		out.addf("format: required field missing (one of %s)", strings.Join(formatNames, ", "))
+	case !ok && (c.Format == "interstitial" || c.Format == "rewarded"):
+		out.addf("format: %q is a placement property since snapshot format 2: give the creative format (banner, video or native) here and set interstitial or rewarded on the placement", c.Format)
 	case !ok:
 		out.addf("format: %s", enumHint(c.Format, formatNames))
-	case f == snapshot.FormatBanner:
-		if c.Width == 0 {
-			out.addf("width: must be > 0 pixels for a banner, got 0")
-		}
-		if c.Height == 0 {
-			out.addf("height: must be > 0 pixels for a banner, got 0")
-		}
-	case (c.Width == 0) != (c.Height == 0):
-		out.addf("width, height: give both or neither for %s (0 x 0 = fullscreen/any size), got %d x %d", c.Format, c.Width, c.Height)
+	}
+	switch {
+	case c.Width == 0 && c.Height != 0:
+		out.addf("width: must be > 0 when height is (give both, or neither for full screen / any size), got 0 x %d", c.Height)
+	case c.Height == 0 && c.Width != 0:
+		out.addf("height: must be > 0 when width is (give both, or neither for full screen / any size), got %d x 0", c.Width)
 	}
 	if p := checkURL(c.AssetURL); p != "" {
 		out.addf("asset_url: %s", p)
@@ -399,6 +422,130 @@ func validateCreative(c *Creative, present uint32, out *msgs) {
 	if p := checkURL(c.ClickURL); p != "" {
 		out.addf("click_url: %s", p)
 	}
+	if present&crADomain != 0 {
+		if p := checkDomain(c.ADomain); p != "" {
+			out.addf("adomain: %s", p)
+		}
+	}
+	if present&crIABCategory != 0 && !iabCategory(c.IABCategory) {
+		out.addf("iab_category: %q is not an IAB content category (taxonomy 1.0: IAB1 to IAB26, or a subcategory such as IAB9-30)", preview([]byte(c.IABCategory)))
+	}
+	switch {
+	case ok && f == snapshot.FormatVideo && c.Video == nil:
+		out.addf("video: required for format video (duration_seconds and media_files)")
+	case ok && f != snapshot.FormatVideo && c.Video != nil:
+		out.addf("video: only for format video, this creative is %s", c.Format)
+	case c.Video != nil:
+		validateVideo(c.Video, out)
+	}
+}
+
+// validateVideo checks a video creative's duration and media files.
+func validateVideo(v *Video, out *msgs) {
+	switch {
+	case v.present&vidDuration == 0:
+		out.addf("video.duration_seconds: required field missing (seconds, 1 to %d)", MaxVideoSeconds)
+	case v.DurationSeconds == 0 || v.DurationSeconds > MaxVideoSeconds:
+		out.addf("video.duration_seconds: must be in [1, %d], got %d", MaxVideoSeconds, v.DurationSeconds)
+	}
+	switch n := len(v.MediaFiles); {
+	case v.present&vidMediaFiles == 0:
+		out.addf("video.media_files: required field missing (1 to %d renditions)", MaxMediaFiles)
+		return
+	case n == 0 || n > MaxMediaFiles:
+		out.addf("video.media_files: must list 1 to %d renditions, got %d", MaxMediaFiles, n)
+	}
+	for i := range v.MediaFiles {
+		m := &v.MediaFiles[i]
+		at := fmt.Sprintf("video.media_files[%d]", i)
+		if m.present&mfURL == 0 {
+			out.addf("%s.url: required field missing", at)
+		} else if p := checkURL(m.URL); p != "" {
+			out.addf("%s.url: %s", at, p)
+		}
+		if m.present&mfMIME == 0 {
+			out.addf("%s.mime: required field missing (e.g. video/mp4)", at)
+		} else if !mimeType(m.MIME) {
+			out.addf("%s.mime: %q is not a media type (type/subtype, e.g. video/mp4, application/x-mpegURL)", at, preview([]byte(m.MIME)))
+		}
+		if m.Width == 0 || m.Height == 0 {
+			out.addf("%s.width, height: both required and > 0 pixels, got %d x %d", at, m.Width, m.Height)
+		}
+		if m.BitrateKbps > MaxBitrateKbps {
+			out.addf("%s.bitrate_kbps: must be at most %d, got %d", at, MaxBitrateKbps, m.BitrateKbps)
+		}
+		if m.present&mfDelivery != 0 {
+			if _, ok := snapshot.ParseDelivery(m.Delivery); !ok {
+				out.addf("%s.delivery: %s", at, enumHint(m.Delivery, deliveryNames))
+			}
+		}
+	}
+}
+
+// deliveryNames are the media file delivery methods (snapshot.ParseDelivery).
+var deliveryNames = []string{"progressive", "streaming"}
+
+// checkDomain checks an advertiser domain: lower-case host name labels,
+// at least two, no scheme or path ("acme.com", not "https://acme.com/").
+func checkDomain(v string) string {
+	if v == "" || len(v) > 253 {
+		return fmt.Sprintf("must be a domain name of 1 to 253 bytes, got %d bytes", len(v))
+	}
+	labels := strings.Split(v, ".")
+	if len(labels) < 2 {
+		return fmt.Sprintf("%q is not a domain name (e.g. acme.com)", preview([]byte(v)))
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Sprintf("%q is not a domain name (e.g. acme.com)", preview([]byte(v)))
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Sprintf("%q is not a domain name: lower-case letters, digits, '-' and '.' only, no scheme or path (e.g. acme.com)", preview([]byte(v)))
+			}
+		}
+	}
+	return ""
+}
+
+// iabCategory reports whether v is an IAB content taxonomy 1.0 id:
+// IAB1..IAB26, optionally -n with n of one to three digits.
+func iabCategory(v string) bool {
+	rest, ok := strings.CutPrefix(v, "IAB")
+	if !ok {
+		return false
+	}
+	top, sub, hasSub := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(top)
+	if err != nil || n < 1 || n > 26 || top[0] == '0' {
+		return false
+	}
+	if hasSub {
+		m, err := strconv.Atoi(sub)
+		if err != nil || m < 1 || len(sub) > 3 || sub[0] == '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// mimeType reports whether v looks like a media type: type/subtype of
+// token characters, at most 64 bytes.
+func mimeType(v string) bool {
+	typ, sub, ok := strings.Cut(v, "/")
+	if !ok || typ == "" || sub == "" || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '/' && i == len(typ) {
+			continue
+		}
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&-^_.+", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // validatePlacement appends the problems of one decoded placement to out.
@@ -409,12 +556,19 @@ func validatePlacement(p *Placement, present uint32, out *msgs) {
 	if m := checkID(p.App); m != "" {
 		out.addf("app: %s", m)
 	}
-	if _, ok := snapshot.ParseFormat(p.Format); !ok {
-		if present&plFormat == 0 {
-			out.addf("format: required field missing (one of %s)", strings.Join(formatNames, ", "))
-		} else {
-			out.addf("format: %s", enumHint(p.Format, formatNames))
+	switch {
+	case present&plFormats == 0 && present&plLegacyFormat == 0:
+		out.addf("formats: required field missing (a list of %s)", strings.Join(formatNames, ", "))
+	case present&plFormats != 0 && len(p.Formats) == 0:
+		out.addf("formats: must list at least one of %s", strings.Join(formatNames, ", "))
+	}
+	for i, f := range p.Formats {
+		if _, ok := snapshot.ParseFormat(f); !ok {
+			out.addf("formats[%d]: %s", i, enumHint(f, formatNames))
 		}
+	}
+	for _, d := range firstDups(p.Formats) {
+		out.addf("formats[%d]: duplicate %q (also at [%d])", d[0], p.Formats[d[0]], d[1])
 	}
 	if p.FloorMicros < 0 || p.FloorMicros > MaxFloorMicros {
 		out.addf("floor_micros: must be in [0, %d] (micros of CPM; 0 = no floor), got %d", MaxFloorMicros, p.FloorMicros)

@@ -16,6 +16,7 @@ import (
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/server/token"
+	"github.com/adedge/adedge/snapshot"
 )
 
 func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
@@ -70,7 +71,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	seq := s.reqSeq.Add(1)
 	st.sreq = selection.Request{
 		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,
-		OSVersion: st.req.OSVersion, DeviceType: st.req.DeviceType, Now: now.Unix(), Seed: seq,
+		OSVersion: st.req.OSVersion, DeviceType: st.req.DeviceType, Now: now.Unix(), Seed: seq, App: st.req.App,
 	}
 	s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a), &st.res)
 	res := &st.res
@@ -190,6 +191,25 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	b = strconv.AppendUint(b, uint64(cr.Height), 10)
 	b = append(b, `,"asset_url":`...)
 	b = appendJSONString(b, r.String(cr.AssetURL))
+	if v := r.String(cr.ADomain); v != "" {
+		b = append(b, `,"adomain":`...)
+		b = appendJSONString(b, v)
+	}
+	pl, _ := r.Placement(st.res.Placement)
+	if pl.Interstitial() {
+		b = append(b, `,"interstitial":true`...)
+	}
+	if pl.Rewarded() {
+		b = append(b, `,"rewarded":true`...)
+	}
+	if cr.Format == snapshot.FormatVideo {
+		b = append(b, `,"duration_seconds":`...)
+		b = strconv.AppendUint(b, uint64(cr.DurationSeconds), 10)
+		b = append(b, `,"vast":"`...)
+		st.auc.adm = s.appendVAST(st.auc.adm[:0], st, r, &cr, campID, crID, &st.sreq)
+		b = appendJSONStringBody(b, unsafe.String(unsafe.SliceData(st.auc.adm), len(st.auc.adm)))
+		b = append(b, '"')
+	}
 	b = append(b, `},"impression_url":"`...)
 	b = s.appendTrackURL(b, "/v1/imp?t=", st.tok)
 	b = append(b, `","click_url":"`...)

@@ -3,7 +3,6 @@ package edge
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -148,8 +147,9 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 		q.Placement = imp.TagID
 		st.sreq = selection.Request{
 			Placement: imp.TagID, Country: q.Country, OS: q.OS, OSVersion: q.OSVersion, DeviceType: q.DeviceType,
-			Now: now.Unix(), Seed: seq, MinECPMMicros: floorMicros(imp), Exclude: au.chosen,
+			Now: now.Unix(), Seed: seq, MinECPMMicros: floorMicros(imp), Exclude: au.chosen, App: q.App,
 		}
+		slotOf(imp, &st.sreq)
 		s.sel.Select(snap.R, &st.sreq, prof, exp.bucketer.Params(a), &st.res)
 		res := &st.res
 		s.metrics.adRequests[res.Outcome].Inc()
@@ -242,47 +242,39 @@ func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	return geo.ClientIP(peer, ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies)
 }
 
-// isVideo reports whether a creative's asset is a video file the VAST
-// answer can carry, and its mime type.
-func isVideo(asset string) (string, bool) {
-	if i := strings.IndexByte(asset, '?'); i >= 0 {
-		asset = asset[:i]
+// slotOf copies what an imp says about its slot into the selection
+// request: selection matches the creatives against it (docs/API.md,
+// "Formats").
+func slotOf(imp *ortb.Imp, q *selection.Request) {
+	if imp.HasBanner {
+		q.Accept |= 1 << snapshot.FormatBanner
+		q.Sizes = imp.Banner.Sizes()
 	}
-	switch {
-	case len(asset) > 4 && asset[len(asset)-4:] == ".mp4":
-		return "video/mp4", true
-	case len(asset) > 5 && asset[len(asset)-5:] == ".webm":
-		return "video/webm", true
+	if imp.HasVideo {
+		v := &imp.Video
+		q.Accept |= 1 << snapshot.FormatVideo
+		q.Mimes = v.MimeList()
+		q.MinDuration, q.MaxDuration, q.Protocols = v.MinDuration, v.MaxDuration, v.Protocols
 	}
-	return "", false
+	if imp.HasNative {
+		q.Accept |= 1 << snapshot.FormatNative
+	}
+	q.Interstitial = imp.Instl || (imp.HasVideo && imp.Video.Plcmt == 3) // AdCOM plcmt 3: interstitial
 }
 
 // appendBid appends one bid (with the seatbid header before the first)
-// for the selection in st.res. It returns false, appending nothing, when
-// the creative does not fit the imp (a video-only imp and a non-video
-// creative, a mime the player does not take, a banner size not asked for)
-// or its token cannot be signed.
+// for the selection in st.res, whose creative selection matched to the
+// imp. It returns false, appending nothing, when its token cannot be
+// signed.
 func (s *Server) appendBid(b []byte, n int, st *reqState, imp *ortb.Imp, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment,
 	device []byte, dec privacy.Decision, now time.Time) ([]byte, bool) {
 	r := snap.R
 	res := &st.res
 	camp, _ := r.Campaign(res.Campaign)
 	cr, _ := r.Creative(res.Creative)
+	pl, _ := r.Placement(res.Placement)
 	campID, crID, asset := r.String(camp.ID), r.String(cr.ID), r.String(cr.AssetURL)
-	mime, video := isVideo(asset)
-	vast := video && imp.HasVideo
-	switch {
-	case vast:
-		if imp.Video.NMimes > 0 && !hasMime(imp.Video.MimeList(), mime) {
-			return b, false
-		}
-	case imp.HasVideo && !imp.HasBanner && !imp.HasNative:
-		return b, false // a video slot and no video creative
-	case imp.HasBanner && cr.Format == snapshot.FormatBanner && imp.Banner.NFormat > 0:
-		if !hasSize(imp.Banner.Sizes(), cr.Width, cr.Height) {
-			return b, false
-		}
-	}
+	vast := cr.Format == snapshot.FormatVideo
 	_, variant := exp.bucketer.Labels(a)
 	capPeriod := res.CapPeriod
 	if !dec.UpdateCaps() {
@@ -322,7 +314,7 @@ func (s *Server) appendBid(b []byte, n int, st *reqState, imp *ortb.Imp, snap *s
 	b = append(b, `,"adm":"`...)
 	adm := st.auc.adm[:0]
 	if vast {
-		adm = s.appendVAST(adm, st, campID, crID, asset, mime, cr.Width, cr.Height, imp)
+		adm = s.appendVAST(adm, st, r, &cr, campID, crID, &st.sreq)
 	} else {
 		adm = s.appendMarkup(adm, st, asset, cr.Width, cr.Height)
 	}
@@ -334,6 +326,16 @@ func (s *Server) appendBid(b []byte, n int, st *reqState, imp *ortb.Imp, snap *s
 	b = appendJSONString(b, crID)
 	b = append(b, `,"cid":`...)
 	b = appendJSONString(b, campID)
+	if v := r.String(cr.ADomain); v != "" {
+		b = append(b, `,"adomain":[`...)
+		b = appendJSONString(b, v)
+		b = append(b, ']')
+	}
+	if ci, ok := cr.HasCategory(); ok {
+		b = append(b, `,"cat":[`...)
+		b = appendJSONString(b, r.Category(ci))
+		b = append(b, ']')
+	}
 	if v := r.String(camp.PromotedApp); v != "" {
 		b = append(b, `,"bundle":`...)
 		b = appendJSONString(b, v)
@@ -342,35 +344,28 @@ func (s *Server) appendBid(b []byte, n int, st *reqState, imp *ortb.Imp, snap *s
 	b = strconv.AppendUint(b, uint64(cr.Width), 10)
 	b = append(b, `,"h":`...)
 	b = strconv.AppendUint(b, uint64(cr.Height), 10)
-	if vast {
-		b = append(b, `,"mtype":2`...) // AdCOM markup type: video
-	} else {
-		b = append(b, `,"mtype":1`...) // banner
+	switch cr.Format { // AdCOM markup types
+	case snapshot.FormatVideo:
+		b = append(b, `,"mtype":2,"dur":`...)
+		b = strconv.AppendUint(b, uint64(cr.DurationSeconds), 10)
+	case snapshot.FormatNative:
+		b = append(b, `,"mtype":4`...)
+	default:
+		b = append(b, `,"mtype":1`...)
 	}
 	b = append(b, `,"ext":{"format":"`...)
 	b = append(b, cr.Format.String()...)
 	b = append(b, `","privacy":"`...)
 	b = append(b, dec.Level.String()...)
-	b = append(b, `"}}`...)
+	b = append(b, '"')
+	if pl.Rewarded() || imp.Rwdd {
+		b = append(b, `,"rewarded":true`...)
+	}
+	if pl.Interstitial() || st.sreq.Interstitial {
+		b = append(b, `,"interstitial":true`...)
+	}
+	b = append(b, `}}`...)
 	return b, true
-}
-
-func hasMime(list [][]byte, mime string) bool {
-	for _, m := range list {
-		if string(m) == mime {
-			return true
-		}
-	}
-	return false
-}
-
-func hasSize(sizes []ortb.Size, w, h uint16) bool {
-	for _, s := range sizes {
-		if s.W == w && s.H == h {
-			return true
-		}
-	}
-	return false
 }
 
 // appendTrackURL appends PublicURL + path + token (JSON-safe: the token is base64url).

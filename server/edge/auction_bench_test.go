@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/adedge/adedge/snapshot"
 )
 
 // formRequest is one request of a form: method, URI and body.
@@ -22,7 +20,7 @@ type formRequest struct {
 func forms(tb testing.TB, e *env) map[string][]formRequest {
 	tb.Helper()
 	out := map[string][]formRequest{}
-	banners := e.queriesForTB(tb, snapshot.FormatBanner, 32)
+	banners := e.queriesForTB(tb, "banner", 32)
 	for _, q := range banners {
 		out["get"] = append(out["get"], formRequest{"GET", []byte("http://edge" + q.uri()), nil})
 		out["json"] = append(out["json"], formRequest{"POST", []byte("http://edge/v1/ad"), q.json()})
@@ -30,7 +28,7 @@ func forms(tb testing.TB, e *env) map[string][]formRequest {
 		out["openrtb-4imp"] = append(out["openrtb-4imp"], formRequest{"POST", []byte("http://edge/openrtb2/auction"),
 			ortbBody(q, "", imp{"1", q.placement, "bannerany"}, imp{"2", q.placement, "bannerany"}, imp{"3", q.placement, "bannerany"}, imp{"4", q.placement, "bannerany"})})
 	}
-	for _, q := range e.queriesForTB(tb, snapshot.FormatRewarded, 32) {
+	for _, q := range e.queriesForTB(tb, "rewarded", 32) {
 		out["openrtb-vast"] = append(out["openrtb-vast"], formRequest{"POST", []byte("http://edge/openrtb2/auction"), ortbBody(q, "", imp{"1", q.placement, "rewarded"})})
 	}
 	return out

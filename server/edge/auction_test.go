@@ -30,20 +30,25 @@ type bidResponse struct {
 }
 
 type bid struct {
-	ID     string  `json:"id"`
-	ImpID  string  `json:"impid"`
-	Price  float64 `json:"price"`
-	Adm    string  `json:"adm"`
-	BURL   string  `json:"burl"`
-	CrID   string  `json:"crid"`
-	CID    string  `json:"cid"`
-	Bundle string  `json:"bundle"`
-	W      int     `json:"w"`
-	H      int     `json:"h"`
-	MType  int     `json:"mtype"`
-	Ext    struct {
-		Format  string `json:"format"`
-		Privacy string `json:"privacy"`
+	ID      string   `json:"id"`
+	ImpID   string   `json:"impid"`
+	Price   float64  `json:"price"`
+	Adm     string   `json:"adm"`
+	BURL    string   `json:"burl"`
+	CrID    string   `json:"crid"`
+	CID     string   `json:"cid"`
+	Bundle  string   `json:"bundle"`
+	ADomain []string `json:"adomain"`
+	Cat     []string `json:"cat"`
+	W       int      `json:"w"`
+	H       int      `json:"h"`
+	MType   int      `json:"mtype"`
+	Dur     int      `json:"dur"`
+	Ext     struct {
+		Format       string `json:"format"`
+		Privacy      string `json:"privacy"`
+		Rewarded     bool   `json:"rewarded"`
+		Interstitial bool   `json:"interstitial"`
 	} `json:"ext"`
 }
 
@@ -102,13 +107,13 @@ func ortbBody(q adQuery, extra string, imps ...imp) []byte {
 	return []byte(`{"id":"req-1","tmax":100,"imp":[` + strings.Join(is, ",") + `],"app":{"bundle":"com.example.app"},` + dev + extra + `}`)
 }
 
-// queriesFor finds requests that fill on placements of format f.
-func (e *env) queriesFor(t *testing.T, f snapshot.Format, limit int) []adQuery {
+// queriesFor finds requests that fill on placements of a kind (snapshot.Placement.Kind).
+func (e *env) queriesFor(t *testing.T, kind string, limit int) []adQuery {
 	t.Helper()
-	return e.queriesForTB(t, f, limit)
+	return e.queriesForTB(t, kind, limit)
 }
 
-func (e *env) queriesForTB(t testing.TB, f snapshot.Format, limit int) []adQuery {
+func (e *env) queriesForTB(t testing.TB, kind string, limit int) []adQuery {
 	t.Helper()
 	snap := e.src.Acquire()
 	defer snap.Release()
@@ -118,20 +123,20 @@ func (e *env) queriesForTB(t testing.TB, f snapshot.Format, limit int) []adQuery
 		if !ok {
 			continue
 		}
-		if pl, _ := snap.R.Placement(pi); pl.Format == f && len(out) < limit {
+		if pl, _ := snap.R.Placement(pi); pl.Kind() == kind && len(out) < limit {
 			out = append(out, q)
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("no filling placement of format %v", f)
+		t.Fatalf("no filling %s placement", kind)
 	}
 	return out
 }
 
 func TestAuctionBannerAndRewardedVideo(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true})
-	banners := e.queriesFor(t, snapshot.FormatBanner, 50)
-	rewarded := e.queriesFor(t, snapshot.FormatRewarded, 50)
+	banners := e.queriesFor(t, "banner", 50)
+	rewarded := e.queriesFor(t, "rewarded", 50)
 	// A request pairing a banner and a rewarded slot for the same user.
 	var sawVAST bool
 	for _, bq := range banners {
@@ -163,7 +168,7 @@ func TestAuctionBannerAndRewardedVideo(t *testing.T) {
 						t.Fatalf("banner bid %+v", b)
 					}
 				case "v1":
-					if b.Ext.Format != "rewarded" {
+					if !b.Ext.Rewarded || !b.Ext.Interstitial || (b.Ext.Format == "video") != (b.MType == 2) {
 						t.Fatalf("rewarded bid %+v", b)
 					}
 					if b.MType == 2 {
@@ -194,11 +199,17 @@ func TestAuctionBannerAndRewardedVideo(t *testing.T) {
 // validates against the IAB's schema.
 func checkVAST(t *testing.T, e *env, b bid) {
 	t.Helper()
+	if b.Dur < 1 || b.Dur > 30 {
+		t.Fatalf("video of %d s for an imp of maxduration 30: %+v", b.Dur, b)
+	}
 	for _, want := range []string{`<VAST version="4.2"`, "<MediaFiles>", `type="video/mp4"`, "<Impression", `event="start"`, `event="firstQuartile"`,
-		`event="midpoint"`, `event="thirdQuartile"`, `event="complete"`, "<ClickThrough", "<ClickTracking", "<Duration>00:00:30</Duration>"} {
+		`event="midpoint"`, `event="thirdQuartile"`, `event="complete"`, "<ClickThrough", "<ClickTracking", fmt.Sprintf("<Duration>00:00:%02d</Duration>", b.Dur)} {
 		if !strings.Contains(b.Adm, want) {
 			t.Fatalf("VAST lacks %s: %s", want, b.Adm)
 		}
+	}
+	if strings.Contains(b.Adm, `type="video/webm"`) || strings.Contains(b.Adm, "m3u8") {
+		t.Fatalf("VAST carries a media file the player did not ask for (mimes: video/mp4): %s", b.Adm)
 	}
 	validateVAST(t, b.Adm)
 	i := strings.Index(b.Adm, `<Tracking event="firstQuartile">`)
@@ -250,7 +261,7 @@ func TestVASTValidatorRefuses(t *testing.T) {
 // Four imps on one placement: four different campaigns, or fewer bids.
 func TestAuctionNeverRepeatsACampaign(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true})
-	q := e.queriesFor(t, snapshot.FormatBanner, 1)[0]
+	q := e.queriesFor(t, "banner", 1)[0]
 	r := e.do("POST", "/openrtb2/auction", ortbBody(q, "",
 		imp{"1", q.placement, "bannerany"}, imp{"2", q.placement, "bannerany"}, imp{"3", q.placement, "bannerany"}, imp{"4", q.placement, "bannerany"}))
 	_, bids := decodeBids(t, r)
@@ -271,7 +282,7 @@ func TestAuctionNeverRepeatsACampaign(t *testing.T) {
 
 func TestAuctionPrivacy(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true})
-	q := e.queriesFor(t, snapshot.FormatBanner, 1)[0]
+	q := e.queriesFor(t, "banner", 1)[0]
 	q.device = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
 	cases := []struct {
 		name, extra, signal, action string
@@ -324,7 +335,7 @@ func TestAuctionPrivacy(t *testing.T) {
 
 func TestAuctionErrors(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true})
-	q := e.queriesFor(t, snapshot.FormatBanner, 1)[0]
+	q := e.queriesFor(t, "banner", 1)[0]
 	cases := []struct {
 		body        string
 		code        int
@@ -390,7 +401,7 @@ func TestAuctionGeo(t *testing.T) {
 // usBanner is a request filling a banner placement in the US.
 func usBanner(t *testing.T, e *env) adQuery {
 	t.Helper()
-	for _, c := range e.queriesFor(t, snapshot.FormatBanner, 100) {
+	for _, c := range e.queriesFor(t, "banner", 100) {
 		if c.country == "US" {
 			return c
 		}

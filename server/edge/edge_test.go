@@ -71,10 +71,15 @@ func checkFill(t *testing.T, e *env, r *resp, q adQuery, envName string) *adResp
 	if ad.Creative.Format != cr.format || ad.Creative.Width != cr.width || ad.Creative.Height != cr.height || ad.Creative.AssetURL != cr.asset {
 		t.Errorf("creative %+v, snapshot has %+v", ad.Creative, cr)
 	}
-	// 0 x 0 means fullscreen, allowed for every format but banners.
+	// 0 x 0 means full screen: a banner only in an interstitial slot. A
+	// video carries its duration and VAST.
 	if ad.Creative.AssetURL == "" || ad.Creative.Format == "" || (ad.Creative.Width == 0) != (ad.Creative.Height == 0) ||
-		(ad.Creative.Format == "banner" && ad.Creative.Width == 0) {
+		(ad.Creative.Format == "banner" && ad.Creative.Width == 0 && !ad.Creative.Interstitial) ||
+		(ad.Creative.Format == "video") != (ad.Creative.VAST != "" && ad.Creative.DurationSeconds > 0) {
 		t.Errorf("creative incomplete: %+v", ad.Creative)
+	}
+	if ad.Creative.VAST != "" {
+		validateVAST(t, ad.Creative.VAST)
 	}
 	tok := tokenOf(t, ad.ImpressionURL)
 	if want := publicURL + "/v1/imp?t=" + tok; ad.ImpressionURL != want {

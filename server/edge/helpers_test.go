@@ -373,11 +373,16 @@ type adResponse struct {
 	RequestID string `json:"request_id"`
 	Campaign  string `json:"campaign"`
 	Creative  struct {
-		ID       string `json:"id"`
-		Format   string `json:"format"`
-		Width    int    `json:"width"`
-		Height   int    `json:"height"`
-		AssetURL string `json:"asset_url"`
+		ID              string `json:"id"`
+		Format          string `json:"format"`
+		Width           int    `json:"width"`
+		Height          int    `json:"height"`
+		AssetURL        string `json:"asset_url"`
+		ADomain         string `json:"adomain"`
+		Interstitial    bool   `json:"interstitial"`
+		Rewarded        bool   `json:"rewarded"`
+		DurationSeconds int    `json:"duration_seconds"`
+		VAST            string `json:"vast"`
 	} `json:"creative"`
 	ImpressionURL string `json:"impression_url"`
 	ClickURL      string `json:"click_url"`

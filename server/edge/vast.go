@@ -5,27 +5,18 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/adedge/adedge/server/ortb"
+	"github.com/adedge/adedge/server/selection"
+	"github.com/adedge/adedge/snapshot"
 )
 
-// defaultVideoSeconds is the VAST Duration when the request gives no
-// maxduration: the snapshot does not carry a creative's duration yet
-// (docs/API.md, "VAST").
-const defaultVideoSeconds = 30
-
 // appendVAST appends an inline VAST 4.2 document for a video creative:
-// the asset as its one progressive MediaFile, the signed impression URL as
-// Impression, start/quartile/complete tracking and ClickTracking through
-// /v1/video, and ClickThrough through the signed /v1/click redirect. It
-// validates against the IAB's vast_4.2.xsd (TestVASTValidatesAgainstXSD).
-func (s *Server) appendVAST(b []byte, st *reqState, campID, crID, asset, mime string, w, h uint16, imp *ortb.Imp) []byte {
-	if w == 0 || h == 0 { // a full-screen creative: the player's size
-		w, h = imp.Video.W, imp.Video.H
-	}
-	secs := int64(defaultVideoSeconds)
-	if d := imp.Video.MaxDuration; d > 0 && int64(d) < secs {
-		secs = int64(d)
-	}
+// its media files (those of a mime type the player takes, when it names
+// any) with their sizes, bitrates and delivery, its duration, the signed
+// impression URL as Impression, start/quartile/complete tracking and
+// ClickTracking through /v1/video, and ClickThrough through the signed
+// /v1/click redirect. It validates against the IAB's vast_4.2.xsd
+// (TestVASTValidatesAgainstXSD).
+func (s *Server) appendVAST(b []byte, st *reqState, r *snapshot.Reader, cr *snapshot.Creative, campID, crID string, q *selection.Request) []byte {
 	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><VAST version="4.2" xmlns="http://www.iab.com/VAST"><Ad id="`...)
 	b = appendXMLAttr(b, crID)
 	b = append(b, `"><InLine><AdSystem version="1">adedge</AdSystem><Impression id="adedge">`...)
@@ -47,16 +38,34 @@ func (s *Server) appendVAST(b []byte, st *reqState, campID, crID, asset, mime st
 		b = append(b, `</Tracking>`...)
 	}
 	b = append(b, `</TrackingEvents><Duration>`...)
-	b = appendDuration(b, secs)
-	b = append(b, `</Duration><MediaFiles><MediaFile delivery="progressive" type="`...)
-	b = append(b, mime...)
-	b = append(b, `" width="`...)
-	b = strconv.AppendUint(b, uint64(w), 10)
-	b = append(b, `" height="`...)
-	b = strconv.AppendUint(b, uint64(h), 10)
-	b = append(b, `">`...)
-	b = appendXMLAttr(b, asset)
-	b = append(b, `</MediaFile></MediaFiles><VideoClicks><ClickTracking id="adedge">`...)
+	b = appendDuration(b, int64(cr.DurationSeconds))
+	b = append(b, `</Duration><MediaFiles>`...)
+	for k := 0; k < int(cr.MediaFiles.Len); k++ {
+		m, ok := r.MediaFile(int(cr.MediaFiles.Off) + k)
+		if !ok {
+			break
+		}
+		mime := r.String(m.MIME)
+		if !selection.AcceptsMIME(q.Mimes, mime) {
+			continue
+		}
+		b = append(b, `<MediaFile delivery="`...)
+		b = append(b, snapshot.DeliveryName(m.Delivery)...)
+		b = append(b, `" type="`...)
+		b = appendXMLAttr(b, mime)
+		b = append(b, `" width="`...)
+		b = strconv.AppendUint(b, uint64(m.Width), 10)
+		b = append(b, `" height="`...)
+		b = strconv.AppendUint(b, uint64(m.Height), 10)
+		if m.BitrateKbps > 0 {
+			b = append(b, `" bitrate="`...)
+			b = strconv.AppendUint(b, uint64(m.BitrateKbps), 10)
+		}
+		b = append(b, `">`...)
+		b = appendXMLAttr(b, r.String(m.URL))
+		b = append(b, `</MediaFile>`...)
+	}
+	b = append(b, `</MediaFiles><VideoClicks><ClickTracking id="adedge">`...)
 	b = s.appendXMLURL(b, "/v1/video?e=", st.tok, "click")
 	b = append(b, `</ClickTracking><ClickThrough id="adedge">`...)
 	b = s.appendXMLURL(b, "/v1/click?t=", st.tok, "")

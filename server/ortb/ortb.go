@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/adedge/adedge/server/adreq"
+	"github.com/adedge/adedge/snapshot"
 )
 
 // Limits on a request's shape. An in-app request is 1-3 KiB with a few
@@ -72,8 +73,9 @@ const (
 	Yes   Tri = 1
 )
 
-// Size is a banner size.
-type Size struct{ W, H uint16 }
+// Size is a banner size: the snapshot's type, so selection matches the
+// request's sizes against creatives without a copy.
+type Size = snapshot.Size
 
 // Banner is imp.banner.
 type Banner struct {
@@ -595,7 +597,7 @@ func (p *parser) banner(o *fastjson.Object, b *Banner) {
 			b.NFormat--
 		}
 		copy(b.Format[1:b.NFormat+1], b.Format[:b.NFormat])
-		b.Format[0] = Size{w, h}
+		b.Format[0] = Size{W: w, H: h}
 		b.NFormat++
 	}
 }

@@ -49,7 +49,7 @@ func TestParseInApp(t *testing.T) {
 	if string(b.ID) != "1" || string(b.TagID) != "banner-home" || !b.HasBanner || b.HasVideo || b.BidFloor != 0.5 || string(b.FloorCur) != "USD" {
 		t.Fatalf("imp 0: %+v", b)
 	}
-	if got := b.Banner.Sizes(); len(got) != 3 || got[0] != (Size{320, 50}) || got[2] != (Size{300, 250}) {
+	if got := b.Banner.Sizes(); len(got) != 3 || got[0] != (Size{W: 320, H: 50}) || got[2] != (Size{W: 300, H: 250}) {
 		t.Fatalf("banner sizes %v", got)
 	}
 	v := r.Imp[1]
@@ -123,7 +123,7 @@ func TestIABExamples(t *testing.T) {
 		if strings.Contains(f, "video") && (!r.Imp[0].HasVideo || r.Imp[0].Video.MaxDuration != 30 || r.Imp[0].Video.NMimes != 3) {
 			t.Errorf("%s: video %+v", f, r.Imp[0].Video)
 		}
-		if strings.Contains(f, "mobile") && (string(r.App.Bundle) != "12345" || string(r.Device.IFA) == "" || r.Imp[0].Banner.Sizes()[0] != (Size{728, 90})) {
+		if strings.Contains(f, "mobile") && (string(r.App.Bundle) != "12345" || string(r.Device.IFA) == "" || r.Imp[0].Banner.Sizes()[0] != (Size{W: 728, H: 90})) {
 			t.Errorf("%s: app %+v device %+v", f, r.App, r.Device)
 		}
 	}
@@ -223,7 +223,7 @@ func TestBannerFormatBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	sz := r.Imp[0].Banner.Sizes()
-	if len(sz) != MaxFormats || sz[0] != (Size{1, 2}) || sz[1] != (Size{3, 4}) {
+	if len(sz) != MaxFormats || sz[0] != (Size{W: 1, H: 2}) || sz[1] != (Size{W: 3, H: 4}) {
 		t.Fatalf("%v", sz)
 	}
 }

@@ -31,21 +31,35 @@ func (v Verdict) String() string {
 
 // Explained is one candidate and its verdict.
 type Explained struct {
-	Rank      int // 0-based position in the candidate list
+	Rank      int             // 0-based position in the merged candidate list
+	Format    snapshot.Format // the list it came from: the format of its creatives
 	Candidate snapshot.Candidate
 	Campaign  snapshot.Campaign // zero when the record is missing (Skip is SkipCorrupt)
 	Verdict   Verdict
 	Skip      int     // a Skip* reason when Verdict is Skipped, else -1
 	Score     float64 // eCPM times the bid type's weight: what the ranking compares
+	// Creatives is how each creative of the candidate fits the slot, in
+	// the order pick tries them for this request (judged for every
+	// candidate the campaign rules admit).
+	Creatives []CreativeFit
+}
+
+// CreativeFit is one creative and whether it fits the slot.
+type CreativeFit struct {
+	Creative int // creative index
+	Fit      Fit
 }
 
 // Explanation is what Explain reports: the Result Select gives, the floor
 // and weights it used, and a verdict for every candidate of the list.
 type Explanation struct {
 	Result
-	Floor      float64 // micros, after the floor multiplier
-	Weights    [snapshot.NumBidTypes]float64
-	Candidates []Explained
+	Floor   float64 // micros, after the floor multiplier
+	Weights [snapshot.NumBidTypes]float64
+	// Interstitial is whether the slot counted as full screen (the
+	// placement's flag or the request's).
+	Interstitial bool
+	Candidates   []Explained
 }
 
 // Explain is Select for tools (adtool lookup): the same Result, plus why each
@@ -63,27 +77,32 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 		return ex
 	}
 	pl, _ := r.Placement(ex.Placement)
-	ex.Floor = floorOf(&pl, p, req)
-	var userSeg [4]uint64
-	if prof != nil {
-		userSeg = UserSegments(r, prof)
-	}
-	blockedAdv, blockedCat := r.List(pl.BlockedAdvertisers), r.List(pl.BlockedCategories)
-	list := r.Candidates(pl.Format, req.Country, req.OS)
+	var sc scan
+	sc.prepare(r, &pl, req, prof, p)
+	ex.Floor, ex.Interstitial = sc.floor, sc.instl
 	maxScan := s.maxScan()
 	pc := s.pacer(r)
-	ex.Candidates = make([]Explained, list.Len())
-	for i := range ex.Candidates {
-		c := list.At(i)
+	ex.Candidates = make([]Explained, 0, sc.lists.n)
+	for i := 0; ; i++ {
+		c, f, more := sc.lists.next()
+		if !more {
+			break
+		}
+		ex.Candidates = append(ex.Candidates, Explained{Rank: i, Format: f, Candidate: c, Skip: -1})
 		e := &ex.Candidates[i]
-		*e = Explained{Rank: i, Candidate: c, Skip: -1}
 		camp, ok := r.Campaign(int(c.Campaign))
 		if ok {
 			e.Campaign = camp
 			e.Score = float64(c.ECPMMicros) * weightOf(&ex.Weights, camp.BidType)
 		}
+		eligible := -1
+		if ok {
+			if eligible = sc.eligible(r, &camp, &c, req, prof, p); eligible < 0 {
+				e.Creatives = sc.fits(r, &c, req)
+			}
+		}
 		switch {
-		case ex.Outcome == Filled && int(c.Campaign) == ex.Campaign:
+		case ex.Outcome == Filled && i == ex.Rank:
 			e.Verdict = Won
 		case float64(c.ECPMMicros) < ex.Floor:
 			e.Verdict = UnderFloor
@@ -91,8 +110,10 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 			e.Verdict = NotScanned
 		case !ok:
 			e.Verdict, e.Skip = Skipped, SkipCorrupt
+		case eligible >= 0:
+			e.Verdict, e.Skip = Skipped, eligible
 		default:
-			if reason := eligible(r, &camp, &c, req, prof, &userSeg, blockedAdv, blockedCat, p); reason >= 0 {
+			if cr, reason := sc.pick(r, &c, req); cr < 0 {
 				e.Verdict, e.Skip = Skipped, reason
 			} else if pc.on() && pc.throttled(r, int(c.Campaign), &camp, req.Seed) {
 				e.Verdict, e.Skip = Skipped, SkipPacing
@@ -102,4 +123,21 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 		}
 	}
 	return ex
+}
+
+// fits judges every creative of the candidate in pick's order.
+func (sc *scan) fits(r *snapshot.Reader, c *snapshot.Candidate, req *Request) []CreativeFit {
+	crs := r.List(snapshot.ListRef{Off: c.CreativesOff, Len: uint32(c.CreativesLen)})
+	n := crs.Len()
+	if n == 0 {
+		return nil
+	}
+	out := make([]CreativeFit, 0, n)
+	start := int(req.Seed % uint64(n))
+	for k := 0; k < n; k++ {
+		idx := int(crs.At((start + k) % n))
+		cr, _ := r.Creative(idx)
+		out = append(out, CreativeFit{Creative: idx, Fit: sc.fit(r, &cr, req)})
+	}
+	return out
 }

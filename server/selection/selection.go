@@ -1,6 +1,8 @@
 // Package selection picks the ad for one request from a snapshot: placement
-// -> format, floor and blocks -> the (format, country, OS) candidate list ->
-// skip the ineligible -> the best weighted eCPM at or above the floor.
+// -> the creative formats it allows and the request accepts, floor and
+// blocks -> the (format, country, OS) candidate lists, read as one list in
+// eCPM order -> skip the ineligible campaigns and the creatives that do not
+// fit the slot -> the best weighted eCPM at or above the floor.
 //
 // It runs on every request, so it reads records in place and allocates
 // nothing; A/B tests change its behaviour only through abtest.Params.
@@ -9,6 +11,7 @@ package selection
 import (
 	"math"
 	"strings"
+	"unsafe"
 
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/pacing"
@@ -31,7 +34,31 @@ type Request struct {
 	// Exclude lists campaign indexes that may not win (those already in
 	// the same multi-imp response); nil for a single ad.
 	Exclude []uint32
+
+	// App is the app bundle the ad shows in (OpenRTB app.bundle, /v1/ad
+	// app), matched against campaigns' bundle lists; empty = the
+	// placement's app.
+	App []byte
+	// What the slot takes (OpenRTB imp); zero values take anything the
+	// placement allows (/v1/ad).
+	Accept       snapshot.FormatMask // formats: the imp's banner, video, native objects; 0 = all
+	Interstitial bool                // imp.instl=1 (or video.plcmt=3): full-screen banners fit
+	Sizes        []snapshot.Size     // banner sizes accepted; empty = any
+	Mimes        [][]byte            // video mime types the player plays; empty = any
+	MinDuration  int32               // video seconds; 0 = no bound
+	MaxDuration  int32               // video seconds; 0 = no bound
+	Protocols    uint64              // video protocols accepted (bit n: AdCOM protocol n); 0 = not given
 }
+
+// MinInterstitialSide is the shorter side a sized banner needs to fill an
+// interstitial slot that names no size (320x480, 480x320, 768x1024 do;
+// 320x50 and 300x250 do not).
+const MinInterstitialSide = 320
+
+// VAST4Protocols are the AdCOM video protocols of the inline VAST 4.2 the
+// edge writes (VAST 4.0, 4.1, 4.2): a player that names protocols and none
+// of these gets no video.
+const VAST4Protocols uint64 = 1<<7 | 1<<11 | 1<<13
 
 // Outcome says how a selection ended.
 type Outcome uint8
@@ -70,11 +97,38 @@ const (
 	SkipCorrupt
 	SkipPacing    // throttled by its budget's serve probability (or its fleet totals not read yet)
 	SkipDuplicate // already chosen for another imp of the same request
+	SkipBundle    // the app is not in the campaign's allowed bundles, or is in its blocked ones
+	SkipFormat    // none of the campaign's creatives of this format fits the slot (Fit says why)
 	NumSkips
 )
 
 // SkipNames label the skip reasons in metrics.
-var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt", "pacing", "duplicate"}
+var SkipNames = [NumSkips]string{"schedule", "device_type", "os_version", "blocked", "segment", "frequency_cap", "installed", "min_ctr", "corrupt", "pacing", "duplicate", "bundle", "format"}
+
+// Fit says whether one creative fits the slot, and if not why.
+type Fit uint8
+
+// Fits, checked in this order (the first that fails is the answer).
+const (
+	Fits          Fit = iota
+	FitCategory       // the creative's IAB category is blocked by the placement
+	FitFullScreen     // a full-screen (0x0) banner for a slot that is not interstitial
+	FitSize           // a banner size the slot did not ask for
+	FitTooSmall       // a sized banner under 320 x 320 for an interstitial slot that names no size
+	FitDuration       // a video shorter than minduration or longer than maxduration
+	FitMime           // no media file of a mime type the player takes
+	NumFits
+)
+
+var fitNames = [NumFits]string{"fits", "category_blocked", "full_screen_not_interstitial", "size_not_requested", "too_small_for_interstitial", "duration_out_of_range", "mime_not_accepted"}
+
+// String names the fit for tools ("size_not_requested", ...).
+func (f Fit) String() string {
+	if f < NumFits {
+		return fitNames[f]
+	}
+	return "unknown"
+}
 
 // DefaultMaxScan bounds how many candidates one request may examine, so a
 // huge list of ineligible campaigns cannot blow the latency budget.
@@ -86,8 +140,11 @@ type Result struct {
 	Placement   int
 	Campaign    int
 	Creative    int
-	ECPMMicros  int64 // the winner's eCPM
-	PriceMicros int64 // charged per impression: eCPM / 1000
+	Rank        int                 // the winner's position in the merged candidate list
+	Format      snapshot.Format     // the winning creative's format
+	Formats     snapshot.FormatMask // the formats the request could get at the placement
+	ECPMMicros  int64               // the winner's eCPM
+	PriceMicros int64               // charged per impression: eCPM / 1000
 	CapPeriod   uint32
 	Scanned     int  // candidates examined
 	Truncated   bool // the scan stopped at MaxScan
@@ -131,7 +188,7 @@ func UserSegments(r *snapshot.Reader, prof *profiles.Profile) (set [4]uint64) {
 // a profile (segment targeting) are then skipped, caps and installs are not
 // known and so not applied.
 func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profile, p *abtest.Params, out *Result) {
-	*out = Result{Placement: -1, Campaign: -1, Creative: -1}
+	*out = Result{Placement: -1, Campaign: -1, Creative: -1, Rank: -1}
 	pi, ok := r.LookupPlacementBytes(req.Placement)
 	if !ok {
 		out.Outcome = UnknownPlacement
@@ -139,37 +196,35 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	}
 	out.Placement = pi
 	pl, _ := r.Placement(pi)
-	list := r.Candidates(pl.Format, req.Country, req.OS)
-	n := list.Len()
-	if n == 0 {
+	var sc scan
+	sc.prepare(r, &pl, req, prof, p)
+	out.Formats = sc.formats
+	if sc.lists.n == 0 {
 		out.Outcome = NoCandidates
 		return
 	}
-	floor := floorOf(&pl, p, req)
 	weights := weightsOf(p)
 	maxW := max(weights[0], weights[1], weights[2])
 	uniform := weights[0] == weights[1] && weights[1] == weights[2]
-	var userSeg [4]uint64
-	if prof != nil {
-		userSeg = UserSegments(r, prof)
-	}
-	blockedAdv := r.List(pl.BlockedAdvertisers)
-	blockedCat := r.List(pl.BlockedCategories)
 	maxScan := s.maxScan()
 	pc := s.pacer(r)
 
-	best, bestScore := -1, math.Inf(-1)
+	best, bestScore, bestCreative := -1, math.Inf(-1), -1
 	var bestCand snapshot.Candidate
 	var bestCamp snapshot.Campaign
+	var bestFormat snapshot.Format
 	aboveFloor := false
-	for i := 0; i < n; i++ {
+	for i := 0; ; i++ {
+		c, f, more := sc.lists.next()
+		if !more {
+			break
+		}
 		if i >= maxScan {
 			out.Truncated = true
 			break
 		}
-		c := list.At(i)
 		e := float64(c.ECPMMicros)
-		if e < floor {
+		if e < sc.floor {
 			break // sorted by eCPM: nothing below can pass the floor
 		}
 		if best >= 0 && e*maxW <= bestScore {
@@ -182,7 +237,12 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 			out.Skipped[SkipCorrupt]++
 			continue
 		}
-		if reason := eligible(r, &camp, &c, req, prof, &userSeg, blockedAdv, blockedCat, p); reason >= 0 {
+		if reason := sc.eligible(r, &camp, &c, req, prof, p); reason >= 0 {
+			out.Skipped[reason]++
+			continue
+		}
+		cr, reason := sc.pick(r, &c, req)
+		if cr < 0 {
 			out.Skipped[reason]++
 			continue
 		}
@@ -191,7 +251,7 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 			continue
 		}
 		if score := e * weightOf(&weights, camp.BidType); score > bestScore {
-			best, bestScore, bestCand, bestCamp = i, score, c, camp
+			best, bestScore, bestCand, bestCamp, bestCreative, bestFormat = i, score, c, camp, cr, f
 		}
 		if uniform {
 			break // weights keep the list order: the first eligible wins
@@ -206,15 +266,11 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		}
 		return
 	}
-	crs := r.List(snapshot.ListRef{Off: bestCand.CreativesOff, Len: uint32(bestCand.CreativesLen)})
-	if crs.Len() == 0 {
-		out.Outcome = AllIneligible
-		out.Skipped[SkipCorrupt]++
-		return
-	}
 	out.Outcome = Filled
 	out.Campaign = int(bestCand.Campaign)
-	out.Creative = int(crs.At(int(req.Seed % uint64(crs.Len()))))
+	out.Creative = bestCreative
+	out.Rank = best
+	out.Format = bestFormat
 	out.ECPMMicros = bestCand.ECPMMicros
 	out.PriceMicros = bestCand.ECPMMicros / 1000
 	out.CapPeriod = bestCamp.FreqCapPeriod
@@ -224,6 +280,200 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 	if pc.pt != nil {
 		pc.pt.Served(out.Campaign, out.PriceMicros)
 	}
+}
+
+// lists is a request's candidate lists, one per format it may get, read
+// as one list: a merge by eCPM descending, then campaign index ascending
+// (each list is sorted so), then format.
+type lists struct {
+	l    [snapshot.NumFormats]snapshot.CandidateList
+	pos  [snapshot.NumFormats]int
+	head [snapshot.NumFormats]snapshot.Candidate
+	n    int // candidates in all lists
+}
+
+func (m *lists) init(r *snapshot.Reader, formats snapshot.FormatMask, country uint16, os snapshot.OS) {
+	*m = lists{}
+	for f := snapshot.Format(0); f < snapshot.NumFormats; f++ {
+		if formats.Has(f) {
+			m.l[f] = r.Candidates(f, country, os)
+			if n := m.l[f].Len(); n > 0 {
+				m.head[f] = m.l[f].At(0)
+				m.n += n
+			}
+		}
+	}
+}
+
+// next returns the next candidate in merged order and its list's format;
+// false at the end.
+func (m *lists) next() (snapshot.Candidate, snapshot.Format, bool) {
+	best := -1
+	for f := range m.l {
+		if m.pos[f] >= m.l[f].Len() {
+			continue
+		}
+		if h := &m.head[f]; best < 0 || h.ECPMMicros > m.head[best].ECPMMicros ||
+			(h.ECPMMicros == m.head[best].ECPMMicros && h.Campaign < m.head[best].Campaign) {
+			best = f
+		}
+	}
+	if best < 0 {
+		return snapshot.Candidate{}, 0, false
+	}
+	c := m.head[best]
+	if m.pos[best]++; m.pos[best] < m.l[best].Len() {
+		m.head[best] = m.l[best].At(m.pos[best])
+	}
+	return c, snapshot.Format(best), true
+}
+
+// scan is what one request's selection derives once from the request and
+// the placement, for every candidate: Select and Explain both fill it
+// with prepare, so they judge with the same values.
+type scan struct {
+	formats                snapshot.FormatMask
+	lists                  lists
+	floor                  float64
+	userSeg                [4]uint64
+	blockedAdv, blockedCat snapshot.U32List
+	app                    uint32 // BUNDLES index of the request's app
+	appKnown               bool   // the app is in BUNDLES (else no allow list admits it, no block list names it)
+	instl                  bool
+}
+
+func (sc *scan) prepare(r *snapshot.Reader, pl *snapshot.Placement, req *Request, prof *profiles.Profile, p *abtest.Params) {
+	*sc = scan{formats: FormatsFor(pl, req), floor: floorOf(pl, p, req),
+		blockedAdv: r.List(pl.BlockedAdvertisers), blockedCat: r.List(pl.BlockedCategories),
+		instl: pl.Interstitial() || req.Interstitial}
+	if prof != nil {
+		sc.userSeg = UserSegments(r, prof)
+	}
+	app := unsafe.String(unsafe.SliceData(req.App), len(req.App))
+	if app == "" {
+		app = r.String(pl.App)
+	}
+	sc.app, sc.appKnown = r.LookupBundle(app)
+	sc.lists.init(r, sc.formats, req.Country, req.OS)
+}
+
+// FormatsFor is the creative formats a request may get at a placement:
+// those the placement allows and the request accepts, without video when
+// the request names video protocols and none is a VAST 4 the edge writes.
+func FormatsFor(pl *snapshot.Placement, req *Request) snapshot.FormatMask {
+	m := pl.Formats & snapshot.AllFormats
+	if req.Accept != 0 {
+		m &= req.Accept
+	}
+	if req.Protocols != 0 && req.Protocols&VAST4Protocols == 0 {
+		m &^= 1 << snapshot.FormatVideo
+	}
+	return m
+}
+
+// pick chooses the candidate's creative for the slot: the first that fits
+// in rotation order from the request's seed (so a campaign's fitting
+// creatives share its traffic), or -1 and the skip reason: SkipBlocked when
+// every creative's category is blocked, else SkipFormat.
+func (sc *scan) pick(r *snapshot.Reader, c *snapshot.Candidate, req *Request) (int, int) {
+	crs := r.List(snapshot.ListRef{Off: c.CreativesOff, Len: uint32(c.CreativesLen)})
+	n := crs.Len()
+	if n == 0 {
+		return -1, SkipCorrupt
+	}
+	start := int(req.Seed % uint64(n))
+	blockedOnly := true
+	for k := 0; k < n; k++ {
+		idx := int(crs.At((start + k) % n))
+		cr, ok := r.Creative(idx)
+		if !ok {
+			return -1, SkipCorrupt
+		}
+		switch sc.fit(r, &cr, req) {
+		case Fits:
+			return idx, -1
+		case FitCategory:
+		default:
+			blockedOnly = false
+		}
+	}
+	if blockedOnly {
+		return -1, SkipBlocked
+	}
+	return -1, SkipFormat
+}
+
+// fit is the one rule for whether a creative fits the slot.
+func (sc *scan) fit(r *snapshot.Reader, cr *snapshot.Creative, req *Request) Fit {
+	if ci, ok := cr.HasCategory(); ok && sc.blockedCat.Len() > 0 && sc.blockedCat.Contains(ci) {
+		return FitCategory
+	}
+	switch cr.Format {
+	case snapshot.FormatBanner:
+		if cr.Width == 0 && cr.Height == 0 {
+			if !sc.instl {
+				return FitFullScreen
+			}
+			return Fits // full screen: whatever size the slot has
+		}
+		switch {
+		case len(req.Sizes) > 0:
+			if !hasSize(req.Sizes, cr.Width, cr.Height) {
+				return FitSize
+			}
+		case sc.instl && min(cr.Width, cr.Height) < MinInterstitialSide:
+			return FitTooSmall
+		}
+	case snapshot.FormatVideo:
+		d := int32(cr.DurationSeconds)
+		if (req.MinDuration > 0 && d < req.MinDuration) || (req.MaxDuration > 0 && d > req.MaxDuration) {
+			return FitDuration
+		}
+		if len(req.Mimes) > 0 && MediaFileFor(r, cr, req.Mimes) < 0 {
+			return FitMime
+		}
+	}
+	return Fits
+}
+
+func hasSize(sizes []snapshot.Size, w, h uint16) bool {
+	for _, s := range sizes {
+		if s.W == w && s.H == h {
+			return true
+		}
+	}
+	return false
+}
+
+// MediaFileFor is the MEDIA_FILES index of the video creative's first
+// media file whose mime type is in mimes (any, when mimes is empty); -1
+// when none is.
+func MediaFileFor(r *snapshot.Reader, cr *snapshot.Creative, mimes [][]byte) int {
+	for k := 0; k < int(cr.MediaFiles.Len); k++ {
+		i := int(cr.MediaFiles.Off) + k
+		m, ok := r.MediaFile(i)
+		if !ok {
+			return -1
+		}
+		if AcceptsMIME(mimes, r.String(m.MIME)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// AcceptsMIME reports whether a player that takes mimes plays a media file
+// of type mime (every type, when mimes is empty).
+func AcceptsMIME(mimes [][]byte, mime string) bool {
+	if len(mimes) == 0 {
+		return true
+	}
+	for _, m := range mimes {
+		if string(m) == mime {
+			return true
+		}
+	}
+	return false
 }
 
 // The rules Select and Explain share.
@@ -284,8 +534,7 @@ func weightOf(weights *[snapshot.NumBidTypes]float64, bt snapshot.BidType) float
 
 // eligible returns -1 when the campaign may serve this request, else the
 // skip reason.
-func eligible(r *snapshot.Reader, camp *snapshot.Campaign, c *snapshot.Candidate, req *Request, prof *profiles.Profile,
-	userSeg *[4]uint64, blockedAdv, blockedCat snapshot.U32List, p *abtest.Params) int {
+func (sc *scan) eligible(r *snapshot.Reader, camp *snapshot.Campaign, c *snapshot.Candidate, req *Request, prof *profiles.Profile, p *abtest.Params) int {
 	if req.Now < camp.Start || req.Now >= camp.End {
 		return SkipSchedule
 	}
@@ -305,11 +554,18 @@ func eligible(r *snapshot.Reader, camp *snapshot.Campaign, c *snapshot.Candidate
 	if p.MinCTR > 0 && camp.BidType != snapshot.BidCPM && float64(c.CTR) < p.MinCTR {
 		return SkipMinCTR
 	}
-	if (blockedAdv.Len() > 0 && blockedAdv.Contains(camp.Advertiser)) || (blockedCat.Len() > 0 && blockedCat.Contains(camp.Category)) {
+	if (sc.blockedAdv.Len() > 0 && sc.blockedAdv.Contains(camp.Advertiser)) || (sc.blockedCat.Len() > 0 && sc.blockedCat.Contains(camp.Category)) {
 		return SkipBlocked
 	}
+	if camp.AllowedBundles.Len > 0 && (!sc.appKnown || !r.List(camp.AllowedBundles).Contains(sc.app)) {
+		return SkipBundle
+	}
+	if camp.BlockedBundles.Len > 0 && sc.appKnown && r.List(camp.BlockedBundles).Contains(sc.app) {
+		return SkipBundle
+	}
 	if seg := camp.Segments; seg != [4]uint64{} {
-		if seg[0]&userSeg[0]|seg[1]&userSeg[1]|seg[2]&userSeg[2]|seg[3]&userSeg[3] == 0 {
+		u := &sc.userSeg
+		if seg[0]&u[0]|seg[1]&u[1]|seg[2]&u[2]|seg[3]&u[3] == 0 {
 			return SkipSegment
 		}
 	}

@@ -78,12 +78,19 @@ func (w *world) oracle(pl *inventory.Placement, req *Request, prof *profiles.Pro
 		if !osOK {
 			continue
 		}
-		hasFormat := false
+		app := string(req.App)
+		if app == "" {
+			app = pl.App
+		}
+		if (len(c.AllowedBundles) > 0 && !slices.Contains(c.AllowedBundles, app)) || slices.Contains(c.BlockedBundles, app) {
+			continue
+		}
+		hasFit := false
 		for _, id := range c.CreativeIDs {
 			i, _ := w.inv.CreativeIndex(id)
-			hasFormat = hasFormat || w.inv.Creatives[i].Format == pl.Format
+			hasFit = hasFit || oracleFits(&w.inv.Creatives[i], pl, req)
 		}
-		if !hasFormat {
+		if !hasFit {
 			continue
 		}
 		dev := "phone"
@@ -125,6 +132,51 @@ func (w *world) oracle(pl *inventory.Placement, req *Request, prof *profiles.Pro
 	return campaign, ecpm
 }
 
+// oracleFits is the format rules of docs/API.md written out on the
+// inventory: the placement allows the creative's format and the request
+// accepts it (a video only with a VAST 4 protocol when protocols are
+// named), its IAB category is not blocked, a full-screen banner only in an
+// interstitial slot, a sized banner only in a size asked for, a video
+// within the durations and with a media file of an accepted mime.
+func oracleFits(cr *inventory.Creative, pl *inventory.Placement, req *Request) bool {
+	f, _ := snapshot.ParseFormat(cr.Format)
+	if !slices.Contains(pl.Formats, cr.Format) || (req.Accept != 0 && req.Accept&(1<<f) == 0) {
+		return false
+	}
+	if cr.IABCategory != "" && slices.Contains(pl.BlockedCategories, cr.IABCategory) {
+		return false
+	}
+	switch cr.Format {
+	case "banner":
+		instl := pl.Interstitial || req.Interstitial
+		switch {
+		case cr.Width == 0:
+			return instl
+		case len(req.Sizes) > 0:
+			return slices.Contains(req.Sizes, snapshot.Size{W: cr.Width, H: cr.Height})
+		}
+		return !instl || (cr.Width >= 320 && cr.Height >= 320)
+	case "video":
+		if req.Protocols != 0 && req.Protocols&(1<<7|1<<11|1<<13) == 0 {
+			return false
+		}
+		d := int32(cr.Video.DurationSeconds)
+		if (req.MinDuration > 0 && d < req.MinDuration) || (req.MaxDuration > 0 && d > req.MaxDuration) {
+			return false
+		}
+		if len(req.Mimes) == 0 {
+			return true
+		}
+		for _, m := range cr.Video.MediaFiles {
+			if slices.ContainsFunc(req.Mimes, func(b []byte) bool { return string(b) == m.MIME }) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
 // TestSelectMatchesOracle runs thousands of random requests, profiles and
 // parameter sets through Select and through the oracle and demands the same
 // winner every time; it also demands that every skip rule fired somewhere,
@@ -137,11 +189,12 @@ func TestSelectMatchesOracle(t *testing.T) {
 	for i := 0; i < w.r.NumSegments(); i++ {
 		segNames = append(segNames, w.r.Segment(uint32(i)))
 	}
-	var apps []string
+	var apps, bundles []string
 	for _, c := range w.inv.Campaigns {
 		if c.PromotedApp != "" {
 			apps = append(apps, c.PromotedApp)
 		}
+		bundles = append(append(bundles, c.AllowedBundles...), c.BlockedBundles...)
 	}
 	paramSets := []abtest.Params{
 		abtest.Defaults,
@@ -176,6 +229,7 @@ func TestSelectMatchesOracle(t *testing.T) {
 		if rng.IntN(8) == 0 {
 			req.MinECPMMicros = rng.Int64N(20_000_000)
 		}
+		randomSlot(rng, &req, bundles)
 		var prof *profiles.Profile
 		if rng.IntN(3) > 0 {
 			prof = &profiles.Profile{}
@@ -217,9 +271,9 @@ func TestSelectMatchesOracle(t *testing.T) {
 			if res.ECPMMicros != wantE || res.PriceMicros != wantE/1000 {
 				t.Fatalf("eCPM %d price %d, want %d", res.ECPMMicros, res.PriceMicros, wantE)
 			}
-			cr := w.inv.Creatives[res.Creative]
-			if cr.Format != pl.Format || !slices.Contains(w.inv.Campaigns[gotC].CreativeIDs, cr.ID) {
-				t.Fatalf("creative %s does not belong to the winner or has the wrong format", cr.ID)
+			cr := &w.inv.Creatives[res.Creative]
+			if !oracleFits(cr, pl, &req) || !slices.Contains(w.inv.Campaigns[gotC].CreativeIDs, cr.ID) || cr.Format != res.Format.String() {
+				t.Fatalf("creative %s does not belong to the winner or does not fit the slot (request %+v)", cr.ID, req)
 			}
 		}
 	}
@@ -236,6 +290,40 @@ func TestSelectMatchesOracle(t *testing.T) {
 	sel.Select(w.r, &Request{Placement: []byte("no-such-placement")}, nil, &abtest.Defaults, &res)
 	if res.Outcome != UnknownPlacement {
 		t.Fatalf("unknown placement: %v", res.Outcome)
+	}
+}
+
+// randomSlot gives a request what an OpenRTB imp may say about its slot:
+// accepted formats, interstitial, banner sizes, video mimes, durations and
+// protocols, the app.
+func randomSlot(rng *rand.Rand, req *Request, bundles []string) {
+	if rng.IntN(3) == 0 {
+		req.Accept = snapshot.FormatMask(1 + rng.IntN(int(snapshot.AllFormats)))
+	}
+	req.Interstitial = rng.IntN(8) == 0
+	if rng.IntN(3) == 0 {
+		sizes := []snapshot.Size{{W: 320, H: 50}, {W: 300, H: 250}, {W: 728, H: 90}, {W: 320, H: 480}, {W: 480, H: 320}, {W: 768, H: 1024}}
+		for range 1 + rng.IntN(2) {
+			req.Sizes = append(req.Sizes, sizes[rng.IntN(len(sizes))])
+		}
+	}
+	if rng.IntN(3) == 0 {
+		req.Mimes = [][]byte{[]byte([]string{"video/mp4", "video/webm", "application/x-mpegURL", "video/ogg"}[rng.IntN(4)])}
+	}
+	if rng.IntN(3) == 0 {
+		req.MaxDuration = []int32{15, 30}[rng.IntN(2)]
+		if rng.IntN(2) == 0 {
+			req.MinDuration = 10
+		}
+	}
+	switch rng.IntN(8) {
+	case 0:
+		req.Protocols = 1<<2 | 1<<3 // VAST 2 and 3 only
+	case 1:
+		req.Protocols = 1<<3 | 1<<7
+	}
+	if len(bundles) > 0 && rng.IntN(3) == 0 {
+		req.App = []byte(bundles[rng.IntN(len(bundles))])
 	}
 }
 
@@ -275,8 +363,25 @@ func checkExplain(t *testing.T, sel *Selector, r *snapshot.Reader, req *Request,
 			}
 		}
 	}
-	if (won >= 0) != (res.Outcome == Filled) || (won >= 0 && int(ex.Candidates[won].Candidate.Campaign) != res.Campaign) {
+	if (won >= 0) != (res.Outcome == Filled) || (won >= 0 && (int(ex.Candidates[won].Candidate.Campaign) != res.Campaign || won != res.Rank)) {
 		t.Fatalf("winner %d, result %+v", won, *res)
+	}
+	for i, c := range ex.Candidates {
+		// The creative verdicts agree with the candidate's: a format skip
+		// has no creative that fits; the winner's creative is the first
+		// that fits in pick's order.
+		firstFit := -1
+		for _, cf := range c.Creatives {
+			if cf.Fit == Fits && firstFit < 0 {
+				firstFit = cf.Creative
+			}
+		}
+		switch {
+		case c.Verdict == Skipped && (c.Skip == SkipFormat || c.Skip == SkipBlocked) && c.Creatives != nil && firstFit >= 0:
+			t.Fatalf("candidate %d skipped for %s with a creative that fits: %+v", i, SkipNames[c.Skip], c.Creatives)
+		case c.Verdict == Won && firstFit != res.Creative:
+			t.Fatalf("winner's creative %d, first fitting %d: %+v", res.Creative, firstFit, c.Creatives)
+		}
 	}
 	if won < 0 && eligibleN > 0 {
 		t.Fatalf("no fill (%v) but %d candidates are called eligible", res.Outcome, eligibleN)
@@ -315,7 +420,7 @@ func TestMaxScanBoundsWork(t *testing.T) {
 	// A profile-less request on a placement whose list is long: campaigns
 	// needing segments are skipped, so scans continue; MaxScan stops them.
 	for _, pl := range w.inv.Placements {
-		f, _ := snapshot.ParseFormat(pl.Format)
+		f, _ := snapshot.ParseFormat(pl.Formats[0])
 		if pl.FloorMicros != 0 || w.r.Candidates(f, us, snapshot.OSAndroid).Len() < 20 {
 			continue
 		}

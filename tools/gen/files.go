@@ -3,6 +3,7 @@ package gen
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -186,6 +187,17 @@ func (g *generator) campaigns(s *sink) {
 			b = append(b, `,"promoted_app":`...)
 			b = appendStr(b, g.w.apps[c.app].id)
 		}
+		// App-bundle lists: a few campaigns run only in some of the
+		// biggest publisher apps, more keep out of some.
+		top := min(20, len(g.w.pubApps))
+		switch u := r.Float64(); {
+		case u < 0.05 && top > 0:
+			b = append(b, `,"allowed_bundles":`...)
+			b = appendStrs(b, g.pickApps(r, top, 1+r.IntN(3)))
+		case u < 0.15 && top > 0:
+			b = append(b, `,"blocked_bundles":`...)
+			b = appendStrs(b, g.pickApps(r, top, 1+r.IntN(2)))
+		}
 		b = append(b, `,"creative_ids":[`...)
 		for k := range int(c.nCre) {
 			if k > 0 {
@@ -229,11 +241,21 @@ func (g *generator) creatives(s *sink) {
 			default: // native
 				ext = pickStr(u, 0.7, "jpg", 2, "png", "")
 			}
+			// The slot kind f decides the creative format: video files
+			// are video creatives, the rest banners (full screen 0x0
+			// ones for interstitial and rewarded slots) or natives.
+			format := "banner"
+			switch {
+			case ext == "mp4":
+				format = "video"
+			case f == 3:
+				format = "native"
+			}
 			b := s.buf
 			b = append(b, `{"id":`...)
 			b = append(b, idb...)
 			b = append(b, `,"format":"`...)
-			b = append(b, formatNames[f]...)
+			b = append(b, format...)
 			b = append(b, `","width":`...)
 			b = strconv.AppendUint(b, uint64(sz.w), 10)
 			b = append(b, `,"height":`...)
@@ -273,11 +295,87 @@ func (g *generator) creatives(s *sink) {
 				b = append(b, "&utm_campaign=cmp-"...)
 				b = appendNum(b, i+1, campaignIDWidth)
 			}
-			b = append(b, "\"}\n"...)
+			b = append(b, `","adomain":"`...)
+			b = append(b, adv...)
+			b = append(b, `.example"`...)
+			// The IAB category: mostly the campaign's, some another one
+			// (so a placement's category block can hit one creative of a
+			// campaign), some none.
+			switch u := r.Float64(); {
+			case u < 0.8:
+				b = append(b, `,"iab_category":`...)
+				b = appendStr(b, categories[c.cat].code)
+			case u < 0.9:
+				b = append(b, `,"iab_category":`...)
+				b = appendStr(b, categories[r.IntN(len(categories))].code)
+			}
+			if format == "video" {
+				b = appendVideo(b, r, adv, string(id), sz)
+			}
+			b = append(b, "}\n"...)
 			s.buf = b
 			s.done()
 		}
 	}
+}
+
+// pickApps draws n distinct publisher apps among the top ones.
+func (g *generator) pickApps(r *rand.Rand, top, n int) []string {
+	var l []string
+	for range n {
+		l = appendUnique(l, g.w.pubApps[r.IntN(top)])
+	}
+	return l
+}
+
+// videoDurations are the lengths video creatives have (seconds).
+var videoDurations = [...]uint16{6, 15, 15, 30, 30, 30, 60}
+
+// appendVideo appends a video creative's "video" member: a duration and
+// two or three renditions in the creative's orientation.
+func appendVideo(b []byte, r *rand.Rand, adv, id string, sz size) []byte {
+	w, h := uint16(1280), uint16(720)
+	if sz.h > sz.w {
+		w, h = h, w
+	}
+	b = append(b, `,"video":{"duration_seconds":`...)
+	b = strconv.AppendUint(b, uint64(videoDurations[r.IntN(len(videoDurations))]), 10)
+	b = append(b, `,"media_files":[`...)
+	rend := func(b []byte, name, mime string, w, h uint16, kbps int, delivery string) []byte {
+		b = append(b, `{"url":"https://cdn.adedge.example/v/`...)
+		b = append(b, adv...)
+		b = append(b, '/')
+		b = append(b, id...)
+		b = append(b, name...)
+		b = append(b, `","mime":"`...)
+		b = append(b, mime...)
+		b = append(b, `","width":`...)
+		b = strconv.AppendUint(b, uint64(w), 10)
+		b = append(b, `,"height":`...)
+		b = strconv.AppendUint(b, uint64(h), 10)
+		if kbps > 0 {
+			b = append(b, `,"bitrate_kbps":`...)
+			b = strconv.AppendInt(b, int64(kbps), 10)
+		}
+		if delivery != "" {
+			b = append(b, `,"delivery":"`...)
+			b = append(b, delivery...)
+			b = append(b, '"')
+		}
+		return append(b, '}')
+	}
+	b = rend(b, "_hd.mp4", "video/mp4", w, h, 1500+100*r.IntN(11), "")
+	b = append(b, ',')
+	b = rend(b, "_sd.mp4", "video/mp4", w/2, h/2, 600+50*r.IntN(7), "")
+	switch u := r.Float64(); {
+	case u < 0.3:
+		b = append(b, ',')
+		b = rend(b, ".webm", "video/webm", w, h, 1200+100*r.IntN(6), "")
+	case u < 0.5:
+		b = append(b, ',')
+		b = rend(b, ".m3u8", "application/x-mpegURL", w, h, 0, "streaming")
+	}
+	return append(b, "]}"...)
 }
 
 func pickStr(u, p1 float64, a string, p2 float64, b, c string) string {
@@ -313,9 +411,8 @@ func (g *generator) placements(s *sink) {
 		b = appendID(b, "pl-", i+1, placementIDWidth)
 		b = append(b, `,"app":`...)
 		b = appendStr(b, g.w.pubApps[appZ.Uint64()])
-		b = append(b, `,"format":"`...)
-		b = append(b, formatNames[f]...)
-		b = append(b, `","floor_micros":`...)
+		b = append(b, placementFormats[f]...)
+		b = append(b, `,"floor_micros":`...)
 		b = strconv.AppendInt(b, floor, 10)
 		if r.Float64() < 0.15 {
 			// Blocks name advertisers and categories that campaigns use:

@@ -149,8 +149,25 @@ func validate(t *testing.T, in *inv) {
 		if !ok {
 			t.Fatalf("creative %s: format %q", c.ID, c.Format)
 		}
-		if f == snapshot.FormatBanner && (c.Width == 0 || c.Height == 0) {
-			t.Fatalf("creative %s: banner %dx%d", c.ID, c.Width, c.Height)
+		if (c.Width == 0) != (c.Height == 0) {
+			t.Fatalf("creative %s: %dx%d", c.ID, c.Width, c.Height)
+		}
+		if (f == snapshot.FormatVideo) != (c.Video != nil) {
+			t.Fatalf("creative %s: format %s, video %+v", c.ID, c.Format, c.Video)
+		}
+		if v := c.Video; v != nil {
+			if v.DurationSeconds == 0 || len(v.MediaFiles) < 2 {
+				t.Fatalf("creative %s: video %+v", c.ID, *v)
+			}
+			for _, m := range v.MediaFiles {
+				checkURL(t, c.ID, m.URL)
+				if m.Width == 0 || m.Height == 0 || m.MIME == "" {
+					t.Fatalf("creative %s: media file %+v", c.ID, m)
+				}
+			}
+		}
+		if c.ADomain == "" || (c.IABCategory != "" && !catCode.MatchString(c.IABCategory)) {
+			t.Fatalf("creative %s: adomain %q, category %q", c.ID, c.ADomain, c.IABCategory)
 		}
 		checkURL(t, c.ID, c.AssetURL)
 		checkURL(t, c.ID, c.ClickURL)
@@ -265,8 +282,13 @@ func validate(t *testing.T, in *inv) {
 			t.Fatalf("duplicate placement %s", p.ID)
 		}
 		plIDs[p.ID] = true
-		if _, ok := snapshot.ParseFormat(p.Format); !ok {
-			t.Fatalf("%s: format %q", p.ID, p.Format)
+		if len(p.Formats) == 0 || p.Rewarded && !p.Interstitial {
+			t.Fatalf("%s: formats %v, interstitial %v, rewarded %v", p.ID, p.Formats, p.Interstitial, p.Rewarded)
+		}
+		for _, f := range p.Formats {
+			if _, ok := snapshot.ParseFormat(f); !ok {
+				t.Fatalf("%s: format %q", p.ID, f)
+			}
 		}
 		if p.FloorMicros < 0 || p.FloorMicros > inventory.MaxFloorMicros {
 			t.Fatalf("%s: floor %d", p.ID, p.FloorMicros)
@@ -591,7 +613,7 @@ func TestRealism(t *testing.T) {
 	near(t, "android share of OS targets", float64(android)/float64(all), 0.62, 0.08)
 	near(t, "iOS (upper-case IDFA) profiles", share(in.profiles, func(p Profile) bool { return upperUUID.MatchString(p.Device) }), 0.3, 0.02)
 
-	// Creatives: games lean interstitial/rewarded.
+	// Creatives: games lean video (interstitial and rewarded slots).
 	byID := map[string]inventory.Creative{}
 	for _, c := range in.creatives {
 		byID[c.ID] = c
@@ -600,8 +622,7 @@ func TestRealism(t *testing.T) {
 	for _, c := range cs {
 		isGame := strings.HasPrefix(c.Category, "IAB9-")
 		for _, id := range c.CreativeIDs {
-			f := byID[id].Format
-			full := f == "interstitial" || f == "rewarded"
+			full := byID[id].Format == "video"
 			if isGame {
 				game++
 				if full {
@@ -615,9 +636,11 @@ func TestRealism(t *testing.T) {
 			}
 		}
 	}
-	if g, n := float64(gameFull)/float64(game), float64(nonGameFull)/float64(nonGame); g < 0.6 || g < n+0.15 {
-		t.Errorf("interstitial+rewarded share: games %.2f, others %.2f", g, n)
+	if g, n := float64(gameFull)/float64(game), float64(nonGameFull)/float64(nonGame); g < 0.3 || g < n+0.15 {
+		t.Errorf("video share: games %.2f, others %.2f", g, n)
 	}
+	near(t, "rewarded placements", share(in.placements, func(p inventory.Placement) bool { return p.Rewarded }), 0.2, 0.04)
+	near(t, "campaigns with bundle lists", share(cs, func(c inventory.Campaign) bool { return len(c.AllowedBundles)+len(c.BlockedBundles) > 0 }), 0.15, 0.04)
 
 	// Placements: zero floors, blocks, app skew.
 	ps := in.placements

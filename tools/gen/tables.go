@@ -119,15 +119,22 @@ var (
 type size struct{ w, h uint16 }
 
 var (
-	bannerSizes  = [...]size{{320, 50}, {300, 250}, {728, 90}}
-	bannerSizeW  = [...]float64{55, 30, 15}
-	interSizes   = [...]size{{320, 480}, {480, 320}, {768, 1024}, {1024, 768}, {0, 0}}
-	interSizeW   = [...]float64{35, 10, 15, 5, 35}
-	rewardSizes  = [...]size{{0, 0}, {320, 480}, {480, 320}}
-	rewardSizeW  = [...]float64{70, 20, 10}
-	nativeSizes  = [...]size{{1200, 627}, {0, 0}, {1080, 1080}}
-	nativeSizeW  = [...]float64{50, 30, 20}
-	formatNames  = [...]string{"banner", "interstitial", "rewarded", "native"}
+	bannerSizes = [...]size{{320, 50}, {300, 250}, {728, 90}}
+	bannerSizeW = [...]float64{55, 30, 15}
+	interSizes  = [...]size{{320, 480}, {480, 320}, {768, 1024}, {1024, 768}, {0, 0}}
+	interSizeW  = [...]float64{35, 10, 15, 5, 35}
+	rewardSizes = [...]size{{0, 0}, {320, 480}, {480, 320}}
+	rewardSizeW = [...]float64{70, 20, 10}
+	nativeSizes = [...]size{{1200, 627}, {0, 0}, {1080, 1080}}
+	nativeSizeW = [...]float64{50, 30, 20}
+	formatNames = [...]string{"banner", "interstitial", "rewarded", "native"} // slot kinds, not creative formats
+	// A slot kind's placement fields.
+	placementFormats = [...]string{
+		`,"formats":["banner"]`,
+		`,"formats":["banner","video"],"interstitial":true`,
+		`,"formats":["video","banner"],"interstitial":true,"rewarded":true`,
+		`,"formats":["native"]`,
+	}
 	gameFormatW  = [...]float64{15, 35, 35, 15} // by formatNames
 	appFormatW   = [...]float64{35, 30, 15, 20}
 	brandFormatW = [...]float64{50, 20, 0, 30}

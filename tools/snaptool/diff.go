@@ -300,6 +300,8 @@ func (d *campaignDiffer) diff(i, j int) []FieldChange {
 	d.bufC = creativeIDs(ro, a.Creatives, d.bufC)
 	d.bufD = creativeIDs(rn, b.Creatives, d.bufD)
 	out = appendListChange(out, "creatives", d.bufC, d.bufD)
+	out = appendListChange(out, "allowed_bundles", dictNames(ro, a.AllowedBundles, ro.Bundle), dictNames(rn, b.AllowedBundles, rn.Bundle))
+	out = appendListChange(out, "blocked_bundles", dictNames(ro, a.BlockedBundles, ro.Bundle), dictNames(rn, b.BlockedBundles, rn.Bundle))
 	return out
 }
 
@@ -395,7 +397,52 @@ func diffCreative(ro, rn *snapshot.Reader, i, j int) []FieldChange {
 	scalar("size", fmt.Sprintf("%dx%d", a.Width, a.Height), fmt.Sprintf("%dx%d", b.Width, b.Height))
 	scalar("asset_url", ro.String(a.AssetURL), rn.String(b.AssetURL))
 	scalar("click_url", ro.String(a.ClickURL), rn.String(b.ClickURL))
+	scalar("adomain", ro.String(a.ADomain), rn.String(b.ADomain))
+	scalar("iab_category", CreativeCategory(ro, &a), CreativeCategory(rn, &b))
+	scalar("duration", fmt.Sprint(a.DurationSeconds), fmt.Sprint(b.DurationSeconds))
+	scalar("media_files", MediaFilesText(ro, &a), MediaFilesText(rn, &b))
 	return out
+}
+
+// CreativeCategory is a creative's IAB category ("" when none).
+func CreativeCategory(r *snapshot.Reader, cr *snapshot.Creative) string {
+	if ci, ok := cr.HasCategory(); ok {
+		return r.Category(ci)
+	}
+	return ""
+}
+
+// MediaFilesText renders a video's media files, one "mime WxH kbps delivery url" each.
+func MediaFilesText(r *snapshot.Reader, cr *snapshot.Creative) string {
+	var l []string
+	for k := 0; k < int(cr.MediaFiles.Len); k++ {
+		m, ok := r.MediaFile(int(cr.MediaFiles.Off) + k)
+		if !ok {
+			l = append(l, "(out of range)")
+			break
+		}
+		l = append(l, fmt.Sprintf("%s %dx%d %dkbps %s %s", r.String(m.MIME), m.Width, m.Height, m.BitrateKbps, snapshot.DeliveryName(m.Delivery), r.String(m.URL)))
+	}
+	return strings.Join(l, "; ")
+}
+
+// PlacementFormats renders a placement's formats and flags
+// ("banner,video interstitial rewarded").
+func PlacementFormats(pl *snapshot.Placement) string {
+	var l []string
+	for f := snapshot.Format(0); f < snapshot.NumFormats; f++ {
+		if pl.Formats.Has(f) {
+			l = append(l, f.String())
+		}
+	}
+	s := strings.Join(l, ",")
+	if pl.Interstitial() {
+		s += " interstitial"
+	}
+	if pl.Rewarded() {
+		s += " rewarded"
+	}
+	return s
 }
 
 func diffPlacement(ro, rn *snapshot.Reader, i, j int) []FieldChange {
@@ -408,7 +455,7 @@ func diffPlacement(ro, rn *snapshot.Reader, i, j int) []FieldChange {
 		}
 	}
 	scalar("app", ro.String(a.App), rn.String(b.App))
-	scalar("format", a.Format.String(), b.Format.String())
+	scalar("formats", PlacementFormats(&a), PlacementFormats(&b))
 	scalar("floor", money(a.FloorMicros), money(b.FloorMicros))
 	out = appendListChange(out, "blocked_advertisers", dictNames(ro, a.BlockedAdvertisers, ro.Advertiser), dictNames(rn, b.BlockedAdvertisers, rn.Advertiser))
 	out = appendListChange(out, "blocked_categories", dictNames(ro, a.BlockedCategories, ro.Category), dictNames(rn, b.BlockedCategories, rn.Category))

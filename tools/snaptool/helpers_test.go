@@ -65,12 +65,13 @@ func baseWorld() *world {
 	for _, id := range []string{"cr-01", "cr-03", "cr-04", "cr-05", "cr-06", "cr-07", "cr-08", "cr-09"} {
 		w.creatives = append(w.creatives, banner(id))
 	}
-	w.creatives = append(w.creatives, inventory.Creative{ID: "cr-02", Format: "interstitial",
-		AssetURL: "https://cdn.example.com/cr-02.mp4", ClickURL: "https://click.example.com/cr-02"})
+	w.creatives = append(w.creatives, inventory.Creative{ID: "cr-02", Format: "video",
+		AssetURL: "https://cdn.example.com/cr-02.mp4", ClickURL: "https://click.example.com/cr-02",
+		Video: &inventory.Video{DurationSeconds: 30, MediaFiles: []inventory.MediaFile{{URL: "https://cdn.example.com/cr-02.mp4", MIME: "video/mp4", Width: 1280, Height: 720}}}})
 	w.placements = []inventory.Placement{
-		{ID: "p-banner", App: "com.example.game", Format: "banner", FloorMicros: 500_000,
+		{ID: "p-banner", App: "com.example.game", Formats: []string{"banner"}, FloorMicros: 500_000,
 			BlockedAdvertisers: []string{"umbrella"}, BlockedCategories: []string{"IAB25"}},
-		{ID: "p-inter", App: "com.example.game", Format: "interstitial"},
+		{ID: "p-inter", App: "com.example.game", Formats: []string{"banner", "video"}, Interstitial: true},
 	}
 	w.predictions = []inventory.Prediction{{CampaignID: "c-02", Country: "US", OS: "android", CTR: 0.01, InstallRate: 0.001}}
 	w.experiments = inventory.Experiments{ID: "exp-1", Salt: "s1", Tests: []inventory.ExperimentTest{

@@ -18,14 +18,15 @@ func TestInspect(t *testing.T) {
 	text := out.String()
 	for _, want := range []string{
 		`(?m)^version\s+` + regexp.QuoteMeta(res.Manifest.Version) + `$`,
-		`(?m)^format version\s+1$`,
+		`(?m)^format version\s+2$`,
 		`(?m)^created\s+2027-01-15T08:00:00Z$`,
 		`(?m)^content hash\s+` + res.Manifest.ContentHash + `$`,
 		`(?m)^size\s+` + regexp.QuoteMeta(strings.TrimSpace(jsonNum(res.Manifest.Size))) + ` bytes`,
 		`(?m)^campaigns\s+8$`, `(?m)^  ended at data time\s+1$`, `(?m)^creatives\s+9$`,
 		`(?m)^placements\s+2$`, `(?m)^advertisers\s+6$`, `(?m)^categories\s+6$`, `(?m)^segments\s+1$`,
 		`(?m)^candidate entries\s+14$`, `(?m)^non-empty keys\s+8$`,
-		`(?m)^  campaigns\s+1088\s+1\.1 KiB\s+\d+\.\d%\s+136 B\s+8\s+[0-9a-f]{16}$`,
+		`(?m)^  campaigns\s+1216\s+1\.2 KiB\s+\d+\.\d%\s+152 B\s+8\s+[0-9a-f]{16}$`,
+		`(?m)^  media-files\s+32\s+32 B\s+\d+\.\d%\s+32 B\s+1\s+[0-9a-f]{16}$`,
 		`(?m)^  candidates\s+336\s+336 B\s+\d+\.\d%\s+24 B\s+14\s+[0-9a-f]{16}$`,
 		`biggest candidate lists \(3 of 8 non-empty\)`,
 		`(?m)^  banner/US/android:\s+7 candidates,\s+top eCPM 5\.00\s+\(c-02\)$`,
@@ -53,7 +54,7 @@ func TestInspect(t *testing.T) {
 	if rep.Counts != want {
 		t.Errorf("counts %+v, want %+v", rep.Counts, want)
 	}
-	if rep.Size != int(res.Manifest.Size) || rep.Version != res.Manifest.Version || len(rep.Sections) != 12 {
+	if rep.Size != int(res.Manifest.Size) || rep.Version != res.Manifest.Version || len(rep.Sections) != 14 {
 		t.Errorf("size %d version %s sections %d", rep.Size, rep.Version, len(rep.Sections))
 	}
 	var total uint64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,20 +52,39 @@ type LookupOptions struct {
 	Now time.Time
 	// JSON writes a LookupReport as JSON instead of text.
 	JSON bool
+
+	// The slot, as an OpenRTB imp describes it (all empty: /v1/ad, which
+	// takes whatever the placement allows).
+	Slot SlotOptions
+}
+
+// SlotOptions describe the ad slot of a request: what selection matches
+// creatives against (selection.Request).
+type SlotOptions struct {
+	Formats      []string // accepted creative formats (banner, video, native); empty = all
+	Sizes        []string // banner sizes "WxH"; empty = any
+	Mimes        []string // video mime types; empty = any
+	MinDuration  int      // video seconds; 0 = no bound
+	MaxDuration  int      // video seconds; 0 = no bound
+	Interstitial bool     // imp.instl=1
+	App          string   // the request's app bundle; empty = the placement's app
 }
 
 // LookupReport is what Lookup prints; with LookupOptions.JSON it is written
 // as is.
 type LookupReport struct {
-	Snapshot   SnapshotRef   `json:"snapshot"`
-	Placement  PlacementInfo `json:"placement"`
-	Key        string        `json:"key"` // "format/country/os"
-	Country    string        `json:"country"`
-	OS         string        `json:"os"`
-	OSVersion  string        `json:"os_version,omitempty"`
-	DeviceType string        `json:"device_type"`
-	Now        string        `json:"now"`
-	Bucket     BucketInfo    `json:"bucket"`
+	Snapshot  SnapshotRef   `json:"snapshot"`
+	Placement PlacementInfo `json:"placement"`
+	Keys      []string      `json:"keys"` // the candidate lists read, "format/country/os" each
+	// Formats are the creative formats the request can get here: the
+	// placement's, narrowed by what the slot accepts.
+	Formats    []string   `json:"formats"`
+	Country    string     `json:"country"`
+	OS         string     `json:"os"`
+	OSVersion  string     `json:"os_version,omitempty"`
+	DeviceType string     `json:"device_type"`
+	Now        string     `json:"now"`
+	Bucket     BucketInfo `json:"bucket"`
 	// Profile is false for a request without a user profile; Segments are
 	// the profile's segments.
 	Profile  bool     `json:"profile"`
@@ -96,7 +116,9 @@ type BucketInfo struct {
 type PlacementInfo struct {
 	ID                 string   `json:"id"`
 	App                string   `json:"app"`
-	Format             string   `json:"format"`
+	Formats            []string `json:"formats"`
+	Interstitial       bool     `json:"interstitial"`
+	Rewarded           bool     `json:"rewarded"`
 	FloorMicros        int64    `json:"floor_micros"`
 	BlockedAdvertisers []string `json:"blocked_advertisers"`
 	BlockedCategories  []string `json:"blocked_categories"`
@@ -113,7 +135,13 @@ type CandidateRow struct {
 	CTR         float32  `json:"ctr"`
 	ECPMMicros  int64    `json:"ecpm_micros"`
 	ScoreMicros int64    `json:"score_micros"` // eCPM times the bucket's bid-type weight: what ranking compares
+	Format      string   `json:"format"`       // the list the candidate is in: its creatives' format
 	Creatives   []string `json:"creatives"`
+	// Fits is how each creative fits the slot (selection.Fit), judged for
+	// candidates the campaign rules admit; Served is the creative the
+	// winner serves.
+	Fits   []CreativeFitRow `json:"fits"`
+	Served string           `json:"served,omitempty"`
 	// Verdict is selection's: won, skipped, below_floor, outscored,
 	// not_scanned.
 	Verdict string `json:"verdict"`
@@ -127,8 +155,16 @@ type CandidateRow struct {
 	Needs []string `json:"needs"`
 }
 
+// CreativeFitRow is one creative and whether it fits the slot.
+type CreativeFitRow struct {
+	Creative string `json:"creative"`
+	Fit      string `json:"fit"`    // selection.Fit: fits, size_not_requested, ...
+	Detail   string `json:"detail"` // the creative's side of it: "320x50", "video 30s", ...
+}
+
 // Lookup shows what the edge's selection does with one request: the
-// placement, the candidate list for (placement format, country, os), the
+// placement, the candidate lists for (each format the slot may get,
+// country, os) read as one, the
 // candidate served, and for each ranked candidate selection's verdict and
 // why. It runs the edge's own selection (selection.Explain) with the
 // bucket's A/B parameters, so it cannot disagree with the edge.
@@ -158,6 +194,9 @@ type lookupArgs struct {
 	osVersion uint32
 	device    uint8
 	now       time.Time
+	accept    snapshot.FormatMask
+	sizes     []snapshot.Size
+	mimes     [][]byte
 }
 
 func parseLookupArgs(country, os string, opts LookupOptions) (lookupArgs, error) {
@@ -182,6 +221,27 @@ func parseLookupArgs(country, os string, opts LookupOptions) (lookupArgs, error)
 		if a.device, ok = snapshot.ParseDeviceType(opts.DeviceType); !ok {
 			return a, fmt.Errorf("%w: device type %q: want phone or tablet", ErrBadArgument, opts.DeviceType)
 		}
+	}
+	sl := opts.Slot
+	for _, f := range sl.Formats {
+		fm, ok := snapshot.ParseFormat(f)
+		if !ok {
+			return a, fmt.Errorf("%w: format %q: want banner, video or native", ErrBadArgument, f)
+		}
+		a.accept |= 1 << fm
+	}
+	for _, sz := range sl.Sizes {
+		var w, h uint16
+		if n, err := fmt.Sscanf(sz, "%dx%d", &w, &h); n != 2 || err != nil || w == 0 || h == 0 {
+			return a, fmt.Errorf("%w: size %q: want WxH such as 320x50", ErrBadArgument, sz)
+		}
+		a.sizes = append(a.sizes, snapshot.Size{W: w, H: h})
+	}
+	for _, m := range sl.Mimes {
+		a.mimes = append(a.mimes, []byte(m))
+	}
+	if sl.MinDuration < 0 || sl.MaxDuration < 0 || (sl.MaxDuration > 0 && sl.MinDuration > sl.MaxDuration) {
+		return a, fmt.Errorf("%w: durations %d..%d: want 0 <= min <= max seconds", ErrBadArgument, sl.MinDuration, sl.MaxDuration)
 	}
 	a.now = opts.Now
 	if a.now.IsZero() {
@@ -232,8 +292,8 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 		return nil, fmt.Errorf("%w: placement %q is not in snapshot %s (%d placements)", ErrNotFound, placementID, h.Version, r.NumPlacements())
 	}
 	pl, _ := r.Placement(pi)
-	if int(pl.Format) >= snapshot.NumFormats {
-		return nil, fmt.Errorf("placement %q has unknown format %d (run adtool verify)", placementID, pl.Format)
+	if pl.Formats == 0 || pl.Formats&^snapshot.AllFormats != 0 {
+		return nil, fmt.Errorf("placement %q has format bits %#x (run adtool verify)", placementID, pl.Formats)
 	}
 	bucket, params, err := lookupBucket(r, opts.Test)
 	if err != nil {
@@ -243,18 +303,22 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 	if opts.Segments != nil {
 		prof = &profiles.Profile{Segments: opts.Segments}
 	}
-	req := selection.Request{Placement: []byte(placementID), Country: a.country, OS: a.os, OSVersion: a.osVersion, DeviceType: a.device, Now: a.now.Unix()}
+	sl := opts.Slot
+	req := selection.Request{Placement: []byte(placementID), Country: a.country, OS: a.os, OSVersion: a.osVersion, DeviceType: a.device, Now: a.now.Unix(),
+		Accept: a.accept, Sizes: a.sizes, Mimes: a.mimes, MinDuration: int32(sl.MinDuration), MaxDuration: int32(sl.MaxDuration),
+		Interstitial: sl.Interstitial, App: []byte(sl.App)}
 	sel := selection.Selector{MaxScan: opts.MaxScan}
 	ex := sel.Explain(r, &req, prof, params)
 
 	rep := &LookupReport{
 		Snapshot: SnapshotRef{Version: h.Version, Created: unixTime(h.Created)},
 		Placement: PlacementInfo{
-			ID: placementID, App: r.String(pl.App), Format: pl.Format.String(), FloorMicros: pl.FloorMicros,
+			ID: placementID, App: r.String(pl.App), Formats: formatNames(pl.Formats), FloorMicros: pl.FloorMicros,
+			Interstitial: pl.Interstitial(), Rewarded: pl.Rewarded(),
 			BlockedAdvertisers: dictNames(r, pl.BlockedAdvertisers, r.Advertiser),
 			BlockedCategories:  dictNames(r, pl.BlockedCategories, r.Category),
 		},
-		Key:     keyName(snapshot.KeyIndex(pl.Format, a.country, a.os)),
+		Formats: formatNames(ex.Formats), Keys: []string{},
 		Country: snapshot.CountryCode(a.country), OS: a.os.String(), OSVersion: opts.OSVersion,
 		DeviceType: strings.Join(deviceNames(a.device), ","),
 		Now:        a.now.UTC().Format(time.RFC3339),
@@ -265,7 +329,14 @@ func BuildLookupReport(r *snapshot.Reader, placementID, country, os string, opts
 	if rep.Segments == nil {
 		rep.Segments = []string{}
 	}
-	lc := lookupContext{r: r, a: a, ex: ex, params: params, placementFloor: pl.FloorMicros, blockedAdv: r.List(pl.BlockedAdvertisers), prof: prof}
+	for _, f := range rep.Formats {
+		fm, _ := snapshot.ParseFormat(f)
+		rep.Keys = append(rep.Keys, keyName(snapshot.KeyIndex(fm, a.country, a.os)))
+	}
+	lc := lookupContext{r: r, a: a, ex: ex, params: params, placementFloor: pl.FloorMicros, blockedAdv: r.List(pl.BlockedAdvertisers), blockedCat: r.List(pl.BlockedCategories), prof: prof, app: sl.App}
+	if lc.app == "" {
+		lc.app = r.String(pl.App)
+	}
 	for i := range ex.Candidates {
 		if ex.Candidates[i].Verdict == selection.Won {
 			lc.winner = &ex.Candidates[i]
@@ -300,7 +371,9 @@ type lookupContext struct {
 	params         *abtest.Params
 	placementFloor int64
 	blockedAdv     snapshot.U32List
+	blockedCat     snapshot.U32List
 	prof           *profiles.Profile
+	app            string // the app bundle matched against campaigns' bundle lists
 }
 
 func (lc *lookupContext) row(e *selection.Explained) CandidateRow {
@@ -313,10 +386,19 @@ func (lc *lookupContext) row(e *selection.Explained) CandidateRow {
 		Verdict:     e.Verdict.String(), Eligible: e.Verdict == selection.Won || e.Verdict == selection.Outscored,
 		Creatives: []string{}, WhyNot: []string{}, Needs: []string{},
 	}
+	row.Format = e.Format.String()
 	cl := r.List(snapshot.ListRef{Off: cd.CreativesOff, Len: uint32(cd.CreativesLen)})
 	for j := 0; j < cl.Len(); j++ {
 		v := cl.At(j)
 		row.Creatives = append(row.Creatives, nameOr(recID(r, r.Creative, int(v)), v))
+	}
+	row.Fits = []CreativeFitRow{}
+	for _, cf := range e.Creatives {
+		cr, _ := r.Creative(cf.Creative)
+		row.Fits = append(row.Fits, CreativeFitRow{Creative: nameOr(recID(r, r.Creative, cf.Creative), uint32(cf.Creative)), Fit: cf.Fit.String(), Detail: creativeDetail(r, &cr)})
+	}
+	if e.Verdict == selection.Won {
+		row.Served = nameOr(recID(r, r.Creative, lc.ex.Creative), uint32(lc.ex.Creative))
 	}
 	if why := lc.whyNot(e); why != "" {
 		row.WhyNot = append(row.WhyNot, why)
@@ -372,7 +454,15 @@ func (lc *lookupContext) whyNot(e *selection.Explained) string {
 		if lc.blockedAdv.Contains(cp.Advertiser) {
 			return "advertiser " + nameOr(r.Advertiser(cp.Advertiser), cp.Advertiser) + " blocked"
 		}
-		return "category " + nameOr(r.Category(cp.Category), cp.Category) + " blocked"
+		if lc.blockedCat.Contains(cp.Category) {
+			return "category " + nameOr(r.Category(cp.Category), cp.Category) + " blocked"
+		}
+		var cats []string
+		for _, cf := range e.Creatives {
+			cr, _ := r.Creative(cf.Creative)
+			cats = append(cats, nameOr(recID(r, r.Creative, cf.Creative), uint32(cf.Creative))+" "+CreativeCategory(r, &cr))
+		}
+		return "every creative's category blocked: " + strings.Join(cats, ", ")
 	case selection.SkipSegment:
 		segs := strings.Join(segmentNames(r, cp.Segments, nil), "|")
 		if lc.prof == nil {
@@ -383,14 +473,72 @@ func (lc *lookupContext) whyNot(e *selection.Explained) string {
 		return fmt.Sprintf("CTR %.4f < min_ctr %g", e.Candidate.CTR, lc.params.MinCTR)
 	case selection.SkipCorrupt:
 		return fmt.Sprintf("campaign index %d out of range (run adtool verify)", e.Candidate.Campaign)
+	case selection.SkipBundle:
+		app := string(lc.app)
+		if cp.AllowedBundles.Len > 0 && !slices.Contains(dictNames(r, cp.AllowedBundles, r.Bundle), app) {
+			return "app " + app + " not in the allowed bundles " + strings.Join(dictNames(r, cp.AllowedBundles, r.Bundle), "|")
+		}
+		return "app " + app + " in the blocked bundles"
+	case selection.SkipFormat:
+		var why []string
+		for _, cf := range e.Creatives {
+			cr, _ := r.Creative(cf.Creative)
+			why = append(why, fmt.Sprintf("%s %s (%s)", nameOr(recID(r, r.Creative, cf.Creative), uint32(cf.Creative)), cf.Fit, creativeDetail(r, &cr)))
+		}
+		return "no creative fits the slot: " + strings.Join(why, ", ")
 	}
 	return selection.SkipNames[e.Skip]
+}
+
+// creativeDetail is the side of a creative the slot is matched on.
+func creativeDetail(r *snapshot.Reader, cr *snapshot.Creative) string {
+	size := fmt.Sprintf("%dx%d", cr.Width, cr.Height)
+	if cr.Width == 0 {
+		size = "full screen"
+	}
+	switch cr.Format {
+	case snapshot.FormatVideo:
+		var mimes []string
+		for k := 0; k < int(cr.MediaFiles.Len); k++ {
+			m, ok := r.MediaFile(int(cr.MediaFiles.Off) + k)
+			if !ok {
+				break
+			}
+			if mime := r.String(m.MIME); !slices.Contains(mimes, mime) {
+				mimes = append(mimes, mime)
+			}
+		}
+		return fmt.Sprintf("video %ds %s", cr.DurationSeconds, strings.Join(mimes, "|"))
+	case snapshot.FormatBanner:
+		if ci, ok := cr.HasCategory(); ok {
+			return size + " " + r.Category(ci)
+		}
+	}
+	return size
+}
+
+// formatNames lists the formats of a mask.
+func formatNames(m snapshot.FormatMask) []string {
+	out := []string{}
+	for f := snapshot.Format(0); f < snapshot.NumFormats; f++ {
+		if m.Has(f) {
+			out = append(out, f.String())
+		}
+	}
+	return out
 }
 func (rep *LookupReport) writeText(w io.Writer) error {
 	p := rep.Placement
 	tw := newTab(w)
 	fmt.Fprintf(tw, "snapshot\t%s (created %s)\n", rep.Snapshot.Version, rep.Snapshot.Created)
-	fmt.Fprintf(tw, "placement\t%s\tapp %s\tformat %s\tfloor %s\n", p.ID, p.App, p.Format, money(p.FloorMicros))
+	kind := strings.Join(p.Formats, ",")
+	if p.Interstitial {
+		kind += " interstitial"
+	}
+	if p.Rewarded {
+		kind += " rewarded"
+	}
+	fmt.Fprintf(tw, "placement\t%s\tapp %s\tformats %s\tfloor %s\n", p.ID, p.App, kind, money(p.FloorMicros))
 	fmt.Fprintf(tw, "blocked\tadvertisers: %s\tcategories: %s\t\n", listOrNone(p.BlockedAdvertisers), listOrNone(p.BlockedCategories))
 	req := []string{"country " + rep.Country, "os " + rep.OS}
 	if rep.OSVersion != "" {
@@ -412,9 +560,10 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 	if b.Invalid != "" {
 		fmt.Fprintf(tw, "\texperiment set refused (%s): the edge serves everyone as control\n", b.Invalid)
 	}
-	fmt.Fprintf(tw, "list\t%s: %d candidates, %d eligible\n", rep.Key, rep.Candidates, rep.Eligible)
+	fmt.Fprintf(tw, "formats\t%s (what the placement allows and the slot takes)\n", listOrNone(rep.Formats))
+	fmt.Fprintf(tw, "lists\t%s: %d candidates, %d eligible\n", listOrNone(rep.Keys), rep.Candidates, rep.Eligible)
 	if rep.Serves != nil {
-		fmt.Fprintf(tw, "serves\t%s (rank %d, eCPM %s, score %s)\n", rep.Serves.Campaign, rep.Serves.Rank, money(rep.Serves.ECPMMicros), money(rep.Serves.ScoreMicros))
+		fmt.Fprintf(tw, "serves\t%s creative %s (%s, rank %d, eCPM %s, score %s)\n", rep.Serves.Campaign, rep.Serves.Served, rep.Serves.Format, rep.Serves.Rank, money(rep.Serves.ECPMMicros), money(rep.Serves.ScoreMicros))
 	} else {
 		fmt.Fprintf(tw, "serves\tnothing: no-fill (%s)\n", rep.Outcome)
 	}
@@ -426,11 +575,14 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw = newTab(w)
-	fmt.Fprintln(tw, "rank\tcampaign\tadvertiser\tcategory\tbid type\tbid\tCTR\teCPM\tcreative\tserved / why not\t")
+	fmt.Fprintln(tw, "rank\tcampaign\tadvertiser\tcategory\tbid type\tbid\tCTR\teCPM\tformat\tcreative\tserved / why not\t")
 	for _, row := range rep.Rows {
 		cr := "-"
 		if len(row.Creatives) > 0 {
 			cr = row.Creatives[0]
+			if row.Served != "" {
+				cr = row.Served
+			}
 			if len(row.Creatives) > 1 {
 				cr += fmt.Sprintf(" (+%d)", len(row.Creatives)-1)
 			}
@@ -442,8 +594,8 @@ func (rep *LookupReport) writeText(w io.Writer) error {
 		if len(row.Needs) > 0 {
 			verdict += " [needs " + strings.Join(row.Needs, "; ") + "]"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.4f\t%s\t%s\t%s\t\n", row.Rank, row.Campaign, row.Advertiser, row.Category,
-			row.BidType, money(row.BidMicros), row.CTR, money(row.ECPMMicros), cr, verdict)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.4f\t%s\t%s\t%s\t%s\t\n", row.Rank, row.Campaign, row.Advertiser, row.Category,
+			row.BidType, money(row.BidMicros), row.CTR, money(row.ECPMMicros), row.Format, cr, verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

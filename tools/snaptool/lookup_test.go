@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -32,14 +33,15 @@ func TestLookupRanksAndExplains(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{
-		`(?m)^placement\s+p-banner\s+app com\.example\.game\s+format banner\s+floor 0\.50$`,
+		`(?m)^placement\s+p-banner\s+app com\.example\.game\s+formats banner\s+floor 0\.50$`,
 		`(?m)^blocked\s+advertisers: umbrella\s+categories: IAB25$`,
 		`(?m)^profile\s+none \(no device id or profile miss\)$`,
 		`(?m)^bucket\s+control/control \(set exp-1\): floor x1, weights cpm 1 cpc 1 cpi 1, min CTR 0$`,
-		`(?m)^list\s+banner/US/android: 7 candidates, 1 eligible$`,
-		`(?m)^serves\s+c-02 \(rank 1, eCPM 5\.00, score 5\.00\)$`,
-		`(?m)^1\s+c-02\s+globex\s+IAB2\s+cpc\s+0\.50\s+0\.0100\s+5\.00\s+cr-03\s+serves$`,
-		`(?m)^2\s+c-05\s+umbrella\s+IAB5\s+cpm\s+4\.00\s+0\.0020\s+4\.00\s+cr-06\s+no: advertiser umbrella blocked$`,
+		`(?m)^formats\s+banner \(what the placement allows and the slot takes\)$`,
+		`(?m)^lists\s+banner/US/android: 7 candidates, 1 eligible$`,
+		`(?m)^serves\s+c-02 creative cr-03 \(banner, rank 1, eCPM 5\.00, score 5\.00\)$`,
+		`(?m)^1\s+c-02\s+globex\s+IAB2\s+cpc\s+0\.50\s+0\.0100\s+5\.00\s+banner\s+cr-03\s+serves$`,
+		`(?m)^2\s+c-05\s+umbrella\s+IAB5\s+cpm\s+4\.00\s+0\.0020\s+4\.00\s+banner\s+cr-06\s+no: advertiser umbrella blocked$`,
 		`(?m)^3\s+c-06\s+.*no: category IAB25 blocked$`,
 		`(?m)^4\s+c-04\s+.*no: not started \(starts 2027-01-16T08:00:00Z\)$`,
 		`(?m)^5\s+c-01\s+.*no: android 13\.0\.0 < min 14\.0\.0$`,
@@ -111,14 +113,77 @@ func TestLookupRanksAndExplains(t *testing.T) {
 		t.Errorf("t1: floor %d, %+v", rep.FloorMicros, rep.Rows[6])
 	}
 
-	// An interstitial placement uses the interstitial list; an empty list
-	// is a no-fill, not an error.
+	// An interstitial placement showing banners and videos reads both
+	// lists; an empty list is a no-fill, not an error.
 	out.Reset()
 	if err := Lookup(&out, res.Path, "p-inter", "FR", "ios", LookupOptions{Now: dataTime}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "interstitial/FR/ios: 0 candidates, 0 eligible") || !strings.Contains(out.String(), "no-fill (no_candidates)") {
+	if !strings.Contains(out.String(), "banner/FR/ios, video/FR/ios: 0 candidates, 0 eligible") || !strings.Contains(out.String(), "no-fill (no_candidates)") {
 		t.Errorf("empty list output\n%s", out.String())
+	}
+}
+
+// TestLookupFormatDecisions: lookup says, creative by creative, why a
+// candidate's creatives do not fit the slot, as selection decides it.
+func TestLookupFormatDecisions(t *testing.T) {
+	res := baseWorld().build(t)
+	var out bytes.Buffer
+	report := func(pl string, slot SlotOptions) LookupReport {
+		t.Helper()
+		out.Reset()
+		if err := Lookup(&out, res.Path, pl, "US", "android", LookupOptions{OSVersion: "14", Now: dataTime, Limit: -1, JSON: true, Slot: slot}); err != nil {
+			t.Fatal(err)
+		}
+		var rep LookupReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	row := func(rep LookupReport, campaign, format string) CandidateRow {
+		t.Helper()
+		for _, r := range rep.Rows {
+			if r.Campaign == campaign && r.Format == format {
+				return r
+			}
+		}
+		t.Fatalf("no %s row for %s in %+v", format, campaign, rep.Rows)
+		return CandidateRow{}
+	}
+	// The interstitial slot: the 320x50 banners are too small, c-01's
+	// 30-second video fits and serves.
+	rep := report("p-inter", SlotOptions{})
+	if !slices.Equal(rep.Formats, []string{"banner", "video"}) || !rep.Placement.Interstitial || rep.Serves == nil ||
+		rep.Serves.Campaign != "c-01" || rep.Serves.Served != "cr-02" || rep.Serves.Format != "video" {
+		t.Fatalf("p-inter: %+v", rep)
+	}
+	if r := row(rep, "c-02", "banner"); r.Verdict != "skipped" || !slices.Equal(r.WhyNot, []string{"no creative fits the slot: cr-03 too_small_for_interstitial (320x50)"}) {
+		t.Errorf("c-02 in the interstitial slot: %+v", r)
+	}
+	// A player that takes 15 s at most: the video does not fit either.
+	rep = report("p-inter", SlotOptions{MaxDuration: 15})
+	if rep.Serves != nil || rep.Outcome != "all_ineligible" {
+		t.Fatalf("maxduration 15: %+v", rep)
+	}
+	if r := row(rep, "c-01", "video"); !slices.Equal(r.WhyNot, []string{"no creative fits the slot: cr-02 duration_out_of_range (video 30s video/mp4)"}) ||
+		len(r.Fits) != 1 || r.Fits[0] != (CreativeFitRow{Creative: "cr-02", Fit: "duration_out_of_range", Detail: "video 30s video/mp4"}) {
+		t.Errorf("c-01 video with maxduration 15: %+v", r)
+	}
+	// A banner slot asking 300x250 only: every 320x50 banner misfits;
+	// a slot that takes video only reads no list at p-banner.
+	rep = report("p-banner", SlotOptions{Sizes: []string{"300x250"}})
+	if rep.Serves != nil || row(rep, "c-02", "banner").WhyNot[0] != "no creative fits the slot: cr-03 size_not_requested (320x50)" {
+		t.Errorf("300x250: %+v", rep)
+	}
+	if rep = report("p-banner", SlotOptions{Formats: []string{"video"}}); len(rep.Formats) != 0 || len(rep.Keys) != 0 || rep.Outcome != "no_candidates" {
+		t.Errorf("video at a banner placement: %+v", rep)
+	}
+	// Bad slot arguments are argument errors.
+	for _, slot := range []SlotOptions{{Formats: []string{"audio"}}, {Sizes: []string{"320"}}, {MinDuration: 30, MaxDuration: 15}} {
+		if err := Lookup(io.Discard, res.Path, "p-banner", "US", "android", LookupOptions{Slot: slot}); !errors.Is(err, ErrBadArgument) {
+			t.Errorf("slot %+v: %v", slot, err)
+		}
 	}
 }
 

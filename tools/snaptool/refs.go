@@ -200,14 +200,49 @@ func (c *refChecker) checkCreatives() {
 		}
 		c.str(what, "asset_url", cr.AssetURL)
 		c.str(what, "click_url", cr.ClickURL)
+		c.str(what, "adomain", cr.ADomain)
 		if int(cr.Format) >= snapshot.NumFormats {
 			c.p.add("%s: format %d unknown", what, cr.Format)
 		}
+		if ci, ok := cr.HasCategory(); ok && int(ci) >= r.NumCategories() {
+			c.p.add("%s: category index %d out of range (%d categories)", what, ci, r.NumCategories())
+		}
+		c.checkMedia(what, &cr)
 		c.crFormat[i] = cr.Format
 		if i > 0 && id != "" && prev != "" && id <= prev {
 			c.p.add("%s: ids not sorted and unique (%q after %q)", what, id, prev)
 		}
 		prev = id
+	}
+}
+
+// checkMedia checks a creative's media files: a video has at least one,
+// inside MEDIA_FILES, with a URL, a mime type and a known delivery; other
+// formats have none.
+func (c *refChecker) checkMedia(what recLabel, cr *snapshot.Creative) {
+	r := c.r
+	ref := cr.MediaFiles
+	switch {
+	case cr.Format != snapshot.FormatVideo:
+		if ref.Len != 0 || cr.DurationSeconds != 0 {
+			c.p.add("%s: %s creative with video fields (%d media files, %d s)", what, cr.Format, ref.Len, cr.DurationSeconds)
+		}
+		return
+	case ref.Len == 0 || cr.DurationSeconds == 0:
+		c.p.add("%s: video without media files or duration (%d, %d s)", what, ref.Len, cr.DurationSeconds)
+		return
+	case uint64(ref.Off)+uint64(ref.Len) > uint64(r.NumMediaFiles()):
+		c.p.add("%s: media files %d+%d outside the %d records", what, ref.Off, ref.Len, r.NumMediaFiles())
+		return
+	}
+	for k := 0; k < int(ref.Len); k++ {
+		m, _ := r.MediaFile(int(ref.Off) + k)
+		if c.str(what, "media file url", m.URL) == "" || c.str(what, "media file mime", m.MIME) == "" {
+			c.p.add("%s: media file %d without url or mime", what, k)
+		}
+		if snapshot.DeliveryName(m.Delivery) == "" {
+			c.p.add("%s: media file %d delivery %d unknown", what, k, m.Delivery)
+		}
 	}
 }
 
@@ -266,6 +301,8 @@ func (c *refChecker) checkCampaigns() {
 			}
 		}
 		c.ascList(what, "countries", cp.Countries, snapshot.NumCountries, "countries")
+		c.ascList(what, "allowed bundles", cp.AllowedBundles, r.NumBundles(), "bundles")
+		c.ascList(what, "blocked bundles", cp.BlockedBundles, r.NumBundles(), "bundles")
 		if !c.listOK(cp.Creatives) {
 			c.p.add("%s: creatives list ref %d+%d outside the %d-element u32 pool", what, cp.Creatives.Off, cp.Creatives.Len, c.poolLen)
 			continue
@@ -314,8 +351,11 @@ func (c *refChecker) checkPlacements() {
 		}
 		prev = id
 		c.str(what, "app", pl.App)
-		if int(pl.Format) >= snapshot.NumFormats {
-			c.p.add("%s: format %d unknown", what, pl.Format)
+		if pl.Formats == 0 || pl.Formats&^snapshot.AllFormats != 0 {
+			c.p.add("%s: format bits 0x%02x invalid", what, pl.Formats)
+		}
+		if pl.Flags&^snapshot.KnownPlacementFlags != 0 {
+			c.p.add("%s: flag bits 0x%02x unknown", what, pl.Flags)
 		}
 		if pl.FloorMicros < 0 {
 			c.p.add("%s: negative floor %d", what, pl.FloorMicros)

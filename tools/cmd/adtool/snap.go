@@ -83,6 +83,17 @@ func runDiff(args []string) int {
 	return exitFor("diff", snaptool.Diff(os.Stdout, paths[0], paths[1], o))
 }
 
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func runLookup(args []string) int {
 	fs := newFlagSet("lookup")
 	var o snaptool.LookupOptions
@@ -99,9 +110,17 @@ func runLookup(args []string) int {
 	fs.IntVar(&o.Limit, "limit", 20, "candidates shown (-1 = all)")
 	at := fs.String("at", "", "evaluate schedules at this RFC 3339 time (default now)")
 	fs.BoolVar(&o.JSON, "json", false, "JSON output")
+	formats := fs.String("formats", "", "the slot's accepted creative formats, comma-separated: banner, video, native (empty = all the placement allows, as /v1/ad)")
+	sizes := fs.String("sizes", "", "the slot's banner sizes, comma-separated WxH (empty = any)")
+	mimes := fs.String("mimes", "", "the player's video mime types, comma-separated (empty = any)")
+	fs.IntVar(&o.Slot.MinDuration, "minduration", 0, "video minimum duration, seconds (0 = none)")
+	fs.IntVar(&o.Slot.MaxDuration, "maxduration", 0, "video maximum duration, seconds (0 = none)")
+	fs.BoolVar(&o.Slot.Interstitial, "instl", false, "the slot is interstitial (imp.instl=1)")
+	fs.StringVar(&o.Slot.App, "app", "", "the request's app bundle (empty = the placement's app)")
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
+	o.Slot.Formats, o.Slot.Sizes, o.Slot.Mimes = splitList(*formats), splitList(*sizes), splitList(*mimes)
 	if *path == "" || *placement == "" {
 		fmt.Fprintln(os.Stderr, "adtool lookup: --snapshot and --placement are required")
 		return 2
