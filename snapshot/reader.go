@@ -210,8 +210,7 @@ func parse(b []byte) (*Reader, error) {
 		}
 	}
 	for _, id := range []uint32{SecStrings, SecU32Pool, SecAdvertisers, SecCategories, SecSegments, SecCampaigns,
-		SecCreatives, SecPlacements, SecPlacementIndex, SecCandidateIndex, SecCandidates, SecExperiments,
-		SecMediaFiles, SecBundles} {
+		SecCreatives, SecPlacements, SecPlacementIndex, SecCandidateIndex, SecCandidates, SecExperiments} {
 		if !seen[id] {
 			return nil, corrupt("required section %s missing", SectionName(id))
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ type bid struct {
 	Price   float64  `json:"price"`
 	Adm     string   `json:"adm"`
 	BURL    string   `json:"burl"`
+	NURL    string   `json:"nurl"`
 	CrID    string   `json:"crid"`
 	CID     string   `json:"cid"`
 	Bundle  string   `json:"bundle"`
@@ -83,6 +85,8 @@ func (i imp) json() string {
 		s += `,"banner":{}`
 	case "video":
 		s += `,"video":{"mimes":["video/mp4"],"maxduration":30,"w":1080,"h":1920}`
+	case "interstitial":
+		s += `,"instl":1,"video":{"mimes":["video/mp4"],"maxduration":30},"banner":{}`
 	case "rewarded":
 		s += `,"instl":1,"rwdd":1,"video":{"mimes":["video/mp4"],"maxduration":30,"w":1080,"h":1920},"banner":{}`
 	case "native":
@@ -178,6 +182,20 @@ func TestAuctionBannerAndRewardedVideo(t *testing.T) {
 				default:
 					t.Fatalf("impid %q", b.ImpID)
 				}
+				// The win notice verifies and counts, and bills nothing.
+				if !strings.HasPrefix(b.NURL, publicURL+"/v1/win?t=") || !strings.HasSuffix(b.NURL, "&p=${AUCTION_PRICE}") {
+					t.Fatalf("nurl %q", b.NURL)
+				}
+				wins, imps := e.metric("adedge_win_notices_total"), e.metric("adedge_impressions_total")
+				if got := e.get(trackPath(t, strings.Replace(b.NURL, "${AUCTION_PRICE}", "1.25", 1))); got.code != 204 {
+					t.Fatalf("nurl: %v", got)
+				}
+				if e.metric("adedge_win_notices_total") != wins+1 || e.metric("adedge_impressions_total") != imps {
+					t.Fatal("nurl did not count once, or billed")
+				}
+				if got := e.get(strings.Replace(trackPath(t, b.NURL), "t=", "t=x", 1)); got.code != 403 {
+					t.Fatalf("forged nurl: %v", got)
+				}
 				// The billing URL verifies and counts an impression.
 				before := e.metric("adedge_impressions_total")
 				if got := e.get(trackPath(t, b.BURL)); got.code != 204 {
@@ -193,6 +211,62 @@ func TestAuctionBannerAndRewardedVideo(t *testing.T) {
 		}
 	}
 	t.Fatal("no response carried a VAST rewarded bid")
+}
+
+// TestAuctionFillPerFormat: each kind of placement fills OpenRTB imps with
+// creatives that fit: the bid's format is one the placement shows and the
+// imp accepts, mtype says which, the flags are the placement's, no small
+// banner in an interstitial slot, a video within the imp's durations with a
+// VAST that validates; an imp taking only a format the placement does not
+// show gets no bid.
+func TestAuctionFillPerFormat(t *testing.T) {
+	e := newEnv(t, envOpts{httpServer: true})
+	snap := e.src.Acquire()
+	defer snap.Release()
+	mtype := map[string]int{"banner": 1, "video": 2, "native": 4}
+	for _, c := range []struct {
+		kind, imp string
+		accepts   []string
+	}{
+		{"banner", "bannerany", []string{"banner"}},
+		{"interstitial", "interstitial", []string{"banner", "video"}},
+		{"rewarded", "rewarded", []string{"banner", "video"}},
+		{"native", "native", []string{"native"}},
+		{"interstitial", "video", []string{"video"}},
+		{"rewarded", "video", []string{"video"}},
+	} {
+		fills, sawVAST := 0, false
+		for _, q := range e.queriesFor(t, c.kind, 60) {
+			r := e.do("POST", "/openrtb2/auction", ortbBody(q, "", imp{"1", q.placement, c.imp}))
+			if r.code == 204 {
+				continue
+			}
+			_, bids := decodeBids(t, r)
+			b := bids[0]
+			pi, _ := snap.R.LookupPlacement(q.placement)
+			pl, _ := snap.R.Placement(pi)
+			f, ok := snapshot.ParseFormat(b.Ext.Format)
+			if !ok || !pl.Formats.Has(f) || !slices.Contains(c.accepts, b.Ext.Format) || b.MType != mtype[b.Ext.Format] ||
+				b.Ext.Interstitial != pl.Interstitial() || b.Ext.Rewarded != pl.Rewarded() {
+				t.Fatalf("%s placement %s (%s): bid %+v", c.kind, q.placement, pl.Kind(), b)
+			}
+			if f == snapshot.FormatBanner && pl.Interstitial() && b.W != 0 && min(b.W, b.H) < 320 {
+				t.Fatalf("a %dx%d banner in interstitial slot %s", b.W, b.H, q.placement)
+			}
+			if f == snapshot.FormatVideo && !sawVAST {
+				checkVAST(t, e, b) // duration within maxduration 30, mp4 only, XSD
+				sawVAST = true
+			}
+			fills++
+		}
+		if fills == 0 || (c.imp == "video" && !sawVAST) {
+			t.Errorf("%s placements, %s imps: %d filled", c.kind, c.imp, fills)
+		}
+	}
+	q := e.queriesFor(t, "banner", 1)[0]
+	if r := e.do("POST", "/openrtb2/auction", ortbBody(q, "", imp{"1", q.placement, "video"})); r.code != 204 {
+		t.Fatalf("a video-only imp at banner placement %s: %v", q.placement, r)
+	}
 }
 
 // checkVAST: the VAST's tracking URLs verify and count, and the document

@@ -219,6 +219,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.serveVideo(ctx)
+	case "/v1/win":
+		s.metrics.httpRequests[endpointWin].Inc()
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.serveWin(ctx)
 	case "/v1/imp":
 		s.metrics.httpRequests[endpointImp].Inc()
 		if !ctx.IsGet() {

@@ -70,12 +70,13 @@ const (
 	endpointImp
 	endpointClick
 	endpointVideo
+	endpointWin
 	endpointHealth
 	endpointOther
 	numEndpoints
 )
 
-var endpointNames = [numEndpoints]string{"ad", "auction", "imp", "click", "video", "health", "other"}
+var endpointNames = [numEndpoints]string{"ad", "auction", "imp", "click", "video", "win", "health", "other"}
 
 // NewMetrics registers the edge's series in a fresh registry (plus the Go
 // runtime and process collectors).

@@ -21,6 +21,7 @@ type sdkMetrics struct {
 	auctions    map[string]prometheus.Counter // by result: bid, no_bid, bad_request
 	bids        prometheus.Counter
 	videoEvents [len(videoEvents)]prometheus.Counter
+	wins        prometheus.Counter            // verified win notices (nurl)
 	geo         map[string]prometheus.Counter // country source: request, device_ip, client_ip, none
 }
 
@@ -47,6 +48,9 @@ func newSDKMetrics(f func(prometheus.Collector)) sdkMetrics {
 	for i, e := range videoEvents {
 		m.videoEvents[i] = ve.WithLabelValues(e)
 	}
+	m.wins = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_win_notices_total",
+		Help: "Verified OpenRTB win notices (a bid's nurl, /v1/win); not billing: burl (/v1/imp) bills."})
+	f(m.wins)
 	g := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "adedge_geo_country_total",
 		Help: "Where an OpenRTB or /v1/ad request's country came from."}, []string{"source"})
 	f(g)

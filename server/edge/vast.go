@@ -98,6 +98,23 @@ func appendDuration(b []byte, secs int64) []byte {
 	return b[:len(b)-1]
 }
 
+// serveWin answers /v1/win?t=TOKEN&p=PRICE, a bid's nurl: the exchange or
+// mediation layer says the bid won its auction (p is its clearing price,
+// ${AUCTION_PRICE} substituted, or not). The token is the bid's, verified
+// like a pixel's (403 forged or expired), and the notice is counted in
+// adedge_win_notices_total. It is not billing and writes no event: the
+// impression pixel (burl, /v1/imp) is what bills, once, so a win notice
+// and a burl for one bid never count twice.
+func (s *Server) serveWin(ctx *fasthttp.RequestCtx) {
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	if !s.verifyToken(ctx, st, s.cfg.Now()) {
+		return
+	}
+	s.metrics.sdk.wins.Inc()
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
 // serveVideo answers /v1/video?e=EVENT&t=TOKEN, the VAST tracking pixels:
 // the token is the bid's signed impression token, verified like a pixel's,
 // and the event is counted in adedge_video_events_total. With an event log

@@ -52,7 +52,7 @@ func build(tb testing.TB, version string, created int64) []byte {
 		ids[i] = fmt.Sprintf("p-%d", i)
 		blocked, err := pool.Add([]uint32{0})
 		must(err)
-		pls = snapshot.AppendPlacement(pls, &snapshot.Placement{ID: ref(ids[i]), App: app, BlockedAdvertisers: blocked})
+		pls = snapshot.AppendPlacement(pls, &snapshot.Placement{ID: ref(ids[i]), App: app, Formats: 1 << snapshot.FormatBanner, BlockedAdvertisers: blocked})
 	}
 	for range snapshot.NumKeys {
 		keys = snapshot.AppendRef(keys, 0, 0)

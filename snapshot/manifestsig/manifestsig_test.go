@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/adedge/adedge/snapshot"
 )
 
 // testKey is fixed so the committed fuzz corpus holds validly signed inputs.
@@ -20,7 +22,7 @@ func testKey() (ed25519.PublicKey, ed25519.PrivateKey) {
 func samplePayload() *Payload {
 	return &Payload{
 		Channel: Production, Version: "20261122T000000Z-0123abcd", File: "20261122T000000Z-0123abcd.snap",
-		Size: 1 << 20, XXHash64: "0123456789abcdef", FormatVersion: 1, Created: "2026-11-22T00:00:00Z",
+		Size: 1 << 20, XXHash64: "0123456789abcdef", FormatVersion: snapshot.FormatVersion, Created: "2026-11-22T00:00:00Z",
 		InfoHash: strings.Repeat("ab", 20), PieceLength: 256 << 10,
 		Torrent: "/v1/torrent/20261122T000000Z-0123abcd.torrent", WebSeed: "/v1/webseed/",
 		Seq: 7, Issued: "2026-11-22T00:00:01Z",
