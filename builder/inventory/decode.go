@@ -759,28 +759,6 @@ func (d *lineDecoder) mediaFiles(dst *[]MediaFile) bool {
 	return ok
 }
 
-// boolInto reads true or false; false for null (absent) or a type
-// mismatch (reported).
-func (d *lineDecoder) boolInto(dst *bool) bool {
-	if d.s.null() {
-		return false
-	}
-	switch d.s.peek() {
-	case 't':
-		d.s.literal("true")
-		*dst = true
-		return !d.s.failed()
-	case 'f':
-		d.s.literal("false")
-		*dst = false
-		return !d.s.failed()
-	}
-	if !d.s.failed() {
-		d.typeErr("true or false")
-	}
-	return false
-}
-
 // placement decodes one placements.jsonl line; see campaign.
 func (d *lineDecoder) placement(line []byte, p *Placement) (present uint32, ok bool) {
 	return d.record(line, placementFieldNames, func(f int) (got bool) {
