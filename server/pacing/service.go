@@ -117,8 +117,8 @@ type Service struct {
 
 // Stats are the counters the metrics export.
 type Stats struct {
-	Ticks, StoreErrors, BadRecords, UnknownCampaign atomic.Uint64
-	LastGood                                        atomic.Int64 // unix nanos of the last good flush
+	Ticks, StoreErrors, BadRecords, UnknownCampaign atomic.Uint64 // Ticks: completed ticks
+	LastGood                                        atomic.Int64  // unix nanos of the last good flush
 	States                                          [NumStates]atomic.Int64
 	Fallback                                        atomic.Int64 // campaigns paced on own spend
 	OverspendMicros                                 atomic.Int64 // sum over campaigns of spend beyond today's budget
@@ -266,7 +266,9 @@ func (s *Service) Curve() Curve {
 // Tick flushes this edge's spend, reads the fleet's totals in the same
 // call, runs every campaign's controller and publishes the probabilities.
 func (s *Service) Tick(ctx context.Context, now time.Time) {
-	s.stats.Ticks.Add(1)
+	// Counted when the tick is over, so a reader that sees Ticks move also
+	// sees the states, thresholds and health that tick published.
+	defer s.stats.Ticks.Add(1)
 	s.mu.Lock()
 	active, idx, tab := s.active, s.idx, s.tab.Load()
 	if c := s.newCurve.Swap(nil); c != nil {

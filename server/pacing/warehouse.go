@@ -21,8 +21,8 @@ const CurveDays = 7
 const MinCurveRequests = 24 * 100
 
 // Aggregate is the events warehouse's hourly rollup (server/events/ship,
-// docs/EVENTS.md): read when it exists, since it is small; the events
-// table otherwise.
+// docs/EVENTS.md): read when it holds the window's traffic, since it is
+// small; the events table otherwise.
 const Aggregate = "delivery_hourly"
 
 // CurveSQL is the query for the traffic by UTC hour of day over
@@ -58,13 +58,25 @@ func WarehouseCurve(ctx context.Context, c *ship.Client, now time.Time) (Curve, 
 	}
 	to := now.UTC().Truncate(24 * time.Hour).Unix()
 	from := to - CurveDays*86400
-	out, err := c.Query(ctx, CurveSQL(string(bytes.TrimSpace(agg)) == "1", from, to))
-	if err != nil {
-		return curve, 0, err
-	}
-	total, err := parseCurveRows(out, &curve)
-	if err != nil {
-		return Curve{}, 0, err
+	// The rollup is read when it exists and holds the window's traffic;
+	// the events schema creates it empty and fills it as hours are
+	// rebuilt, so an empty or young rollup falls back to the events table.
+	var total int64
+	for _, fromAggregate := range []bool{true, false} {
+		if fromAggregate && string(bytes.TrimSpace(agg)) != "1" {
+			continue
+		}
+		out, err := c.Query(ctx, CurveSQL(fromAggregate, from, to))
+		if err != nil {
+			return Curve{}, 0, err
+		}
+		curve = Curve{}
+		if total, err = parseCurveRows(out, &curve); err != nil {
+			return Curve{}, 0, err
+		}
+		if total >= MinCurveRequests {
+			break
+		}
 	}
 	if total < MinCurveRequests {
 		return Curve{}, total, fmt.Errorf("%w: %d over %d days, want %d", ErrFewRequests, total, CurveDays, MinCurveRequests)
