@@ -185,6 +185,9 @@ say "12. drain the edge (adtool drain: /health 503 at once, ads served for --dra
 curl -s -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/health" | cut -c1-200
 curl -s -o /dev/null -w "ad during the grace -> HTTP %{http_code}\n" "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev"
 wait $edge || { echo "demo: the edge did not stop cleanly" >&2; exit 1; }
+# The demo's ClickHouse has served its last query: stop it (adtool events
+# clickhouse stops its server on SIGTERM) before the EXIT trap is cleared.
+if [ -n "$chpid" ]; then kill $chpid 2>/dev/null || true; wait $chpid 2>/dev/null || true; fi
 trap - EXIT
 tail -2 "$work/edge.log"
 
