@@ -113,10 +113,20 @@ fi
 echo "GET /v1/ad?placement=$rpl&country=US&os=android&osv=12  -> $(echo "$rv" | cut -c1-300)..."
 
 say "9. fire the impression and click URLs of a fill"
-resp=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$pl&country=US&os=android&osv=12&device=$dev")
-imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
-click=$(echo "$resp" | sed 's/.*"click_url":"\([^"]*\)".*/\1/')
-if [ -n "$imp" ] && [ "$imp" != "$resp" ]; then
+# The first placement that fills for the demo device (a fill depends on
+# targeting, formats, pacing and the device's caps, so try several).
+imp=""
+for fpl in $pl $(sed -n 's/.*"id":"\(pl-[^"]*\)".*/\1/p' "$work/inventory/placements.jsonl" | head -60); do
+  resp=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$fpl&country=US&os=android&osv=12&device=$dev")
+  case "$resp" in *'"impression_url":"'*) ;; *) continue;; esac
+  imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
+  click=$(echo "$resp" | sed 's/.*"click_url":"\([^"]*\)".*/\1/')
+  break
+done
+if [ -z "$imp" ]; then
+  echo "demo: no placement filled for the demo device; no impression to fire" >&2; exit 1
+else
+  echo "GET /v1/ad?placement=$fpl&country=US&os=android&osv=12&device=$dev -> a fill"
   curl -s -o /dev/null -w "impression -> HTTP %{http_code}\n" "$imp"
   curl -s -o /dev/null -w "impression again (a replay: answered, counted once) -> HTTP %{http_code}\n" "$imp"
   curl -s -o /dev/null -w "click      -> HTTP %{http_code} Location %{redirect_url}\n" "$click"
