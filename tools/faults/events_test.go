@@ -104,8 +104,8 @@ func (g *pixelGen) run(addr string, rate float64, d time.Duration, next *atomic.
 					return
 				}
 				time.Sleep(time.Until(at))
-				if k%5 == 0 && next.Load() > 0 {
-					g.fire(addr, rnd.IntN(int(next.Load()))) // a replay
+				if n := min(int(next.Load()), len(g.toks)); k%5 == 0 && n > 0 {
+					g.fire(addr, rnd.IntN(n)) // a replay
 					continue
 				}
 				i := int(next.Add(1) - 1)
@@ -132,7 +132,10 @@ func TestKill9ExactlyOnce(t *testing.T) {
 		kills, per, chDown = 5, 6*time.Second, 60*time.Second
 	}
 	const rate = 2500.0
-	g := newPixelGen(t, int(rate*per.Seconds()*float64(kills+2)))
+	// One token per fresh pixel of the longest load the phases below can
+	// make (each at most 1.5 per, the outage's phase chDown + 3 s): a
+	// generator that runs out stops sending and the drill measures less.
+	g := newPixelGen(t, int(rate*(1.5*per.Seconds()*float64(kills)+(chDown+3*time.Second).Seconds()))+1000)
 	evDir := t.TempDir()
 	listen := freePort(t)
 	url := ch.URL() + "?database=drill"
@@ -192,7 +195,7 @@ func TestKill9ExactlyOnce(t *testing.T) {
 		<-done
 	}
 	elapsed := time.Since(loadStart)
-	issued := int(next.Load())
+	issued := min(int(next.Load()), len(g.toks)) // next passes the end when the tokens ran out
 	loadSent := g.sent.Load() - sentBefore
 	g.retryUnacked(t, listen, issued)
 	wantN := int64(issued)
@@ -338,7 +341,7 @@ func TestEventsDiskFull(t *testing.T) {
 	if err := ch.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	issued := int(next.Load())
+	issued := min(int(next.Load()), len(g.toks)) // next passes the end when the tokens ran out
 	g.retryUnacked(t, listen, issued)
 	waitFor(t, 10*time.Second, "/health ok after space freed", func() bool {
 		code, h := e.health()
