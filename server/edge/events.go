@@ -28,29 +28,6 @@ type eventState struct {
 	layers  []byte
 }
 
-// appendLayers writes every layer's assignment as "layer:test:variant"
-// joined by ";" (docs/EVENTS.md layers); nothing for a set of one unnamed
-// layer, whose assignment is the event's test and variant.
-func appendLayers(dst []byte, b *abtest.Bucketer, a abtest.Assignment) []byte {
-	if b.NumLayers() == 1 {
-		if l, _, _ := b.LayerLabels(a, 0); l == "" {
-			return dst
-		}
-	}
-	for l := 0; l < b.NumLayers(); l++ {
-		layer, test, variant := b.LayerLabels(a, l)
-		if l > 0 {
-			dst = append(dst, ';')
-		}
-		dst = append(dst, layer...)
-		dst = append(dst, ':')
-		dst = append(dst, test...)
-		dst = append(dst, ':')
-		dst = append(dst, variant...)
-	}
-	return dst
-}
-
 // decisionInfo is what a decision event needs beyond the selection: the
 // privacy decision (zero on /v1/ad: allowed), the device it may store and
 // the handling time so far.
@@ -152,7 +129,7 @@ func (s *Server) recordTrack(ctx *fasthttp.RequestCtx, st *reqState, c *token.Cl
 	if x := s.exp.Load(); x != nil && x.id == string(c.Experiment) && len(c.Device) > 0 {
 		// The token carries the first layer's test; the others re-bucket
 		// the device (deterministic: the answer at request time).
-		st.evs.layers = appendLayers(st.evs.layers[:0], x.bucketer, x.bucketer.Assign(c.Device))
+		st.evs.layers = x.bucketer.AppendLayers(st.evs.layers[:0], x.bucketer.Assign(c.Device))
 		e.Layers = st.evs.layers
 	}
 	copy(e.ID[:], c.MAC())
@@ -210,7 +187,7 @@ func (s *Server) recordDecision(ctx *fasthttp.RequestCtx, st *reqState, snap *sn
 		e.Country = st.evs.country[:]
 	}
 	e.IP = s.appendEventIP(ctx, st, di.dec.TruncateIP())
-	st.evs.layers = appendLayers(st.evs.layers[:0], exp.bucketer, a)
+	st.evs.layers = exp.bucketer.AppendLayers(st.evs.layers[:0], a)
 	e.Layers = st.evs.layers
 	binary.BigEndian.PutUint64(e.ID[:8], seq^s.reqSalt) // the response's request_id
 	switch outcome {

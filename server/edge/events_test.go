@@ -355,14 +355,14 @@ func TestAppendLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(appendLayers(nil, b, b.Assign([]byte("dev-1")))); got != "a:t1:v1;b:t2:v2" {
+	if got := string(b.AppendLayers(nil, b.Assign([]byte("dev-1")))); got != "a:t1:v1;b:t2:v2" {
 		t.Errorf("layered: %q", got)
 	}
 	legacy, err := abtest.NewBucketer(abtest.Set{ID: "x", Salt: "s", Tests: []abtest.Test{{ID: "t", Variant: "v", ShareBP: 10000}}}, abtest.Defaults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appendLayers(nil, legacy, legacy.Assign([]byte("dev-1"))); len(got) != 0 {
+	if got := legacy.AppendLayers(nil, legacy.Assign([]byte("dev-1"))); len(got) != 0 {
 		t.Errorf("legacy set: %q, want empty", got)
 	}
 }
