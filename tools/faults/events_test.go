@@ -124,13 +124,19 @@ func (g *pixelGen) run(addr string, rate float64, d time.Duration, next *atomic.
 // event log, ClickHouse stopped for a while in the middle; the SDK retries
 // every pixel not acknowledged; at the end ClickHouse holds every unique
 // acknowledged impression exactly once: count and price sum equal the
-// generator's own record.
+// generator's own record. While ClickHouse is down, ad requests (/v1/ad
+// and OpenRTB) run beside the pixels: none may fail, the server-side
+// latency stays in bound, and every decision logged reaches ClickHouse
+// once (those dropped by design, a full queue, are counted); the drain
+// time after ClickHouse returns is logged (DRAIN).
 func TestKill9ExactlyOnce(t *testing.T) {
 	ch := chkit.Start(t)
-	kills, per, chDown := 2, 2*time.Second, 2*time.Second
+	kills, per, chDown, adRate := 2, 2*time.Second, 2*time.Second, 500.0
 	if full {
-		kills, per, chDown = 5, 6*time.Second, 60*time.Second
+		kills, per, chDown, adRate = 5, 6*time.Second, 60*time.Second, 1000.0
 	}
+	var ads *loadgen.Result
+	var adRequests, adWritten, adDropped float64
 	const rate = 2500.0
 	// One token per fresh pixel of the longest load the phases below can
 	// make (each at most 1.5 per, the outage's phase chDown + 3 s): a
@@ -140,7 +146,7 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	listen := freePort(t)
 	url := ch.URL() + "?database=drill"
 	flags := []string{"--listen", listen, "--events-dir", evDir, "--events-clickhouse", url,
-		"--events-ship-interval", "100ms", "--events-sample-ads", "0", "--events-backlog-age", "1s"}
+		"--events-ship-interval", "100ms", "--events-sample-ads", "1", "--events-backlog-age", "1s"}
 	e := startEdge(t, snapDir, flags...)
 	var next atomic.Int64
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -164,7 +170,32 @@ func TestKill9ExactlyOnce(t *testing.T) {
 				res.Body.Close()
 				t.Fatalf("ClickHouse still answers after Stop")
 			}
-			time.Sleep(chDown)
+			// Ads through the whole outage, beside the pixels: none fails,
+			// the server-side latency stays in bound, every decision is
+			// logged (or counted dropped, by design) before the edge goes on.
+			m0 := e.metrics()
+			ads = driveAds(t, e, adRate, chDown)
+			m1 := waitMetric(t, e, 30*time.Second, "every decision of the outage logged or counted dropped", func(m metrics) bool {
+				return delta(m0, m, "adedge_events_decisions_total")+delta(m0, m, "adedge_events_decisions_dropped_total") >=
+					delta(m0, m, "adedge_ad_requests_total")
+			})
+			if m1 == nil {
+				m1 = e.metrics()
+			}
+			mustServe(t, fmt.Sprintf("ads with ClickHouse down %s", chDown), ads)
+			bounded(t, fmt.Sprintf("ads with ClickHouse down %s", chDown), m0, m1)
+			adRequests = delta(m0, m1, "adedge_ad_requests_total")
+			adWritten = delta(m0, m1, "adedge_events_decisions_total")
+			adDropped = delta(m0, m1, "adedge_events_decisions_dropped_total")
+			if so := delta(m0, m1, "adedge_events_decisions_sampled_out_total"); so != 0 {
+				t.Errorf("%.0f decisions sampled out with --events-sample-ads 1", so)
+			}
+			ortb := delta(m0, m1, "adedge_openrtb_requests_total")
+			t.Logf("decisions with ClickHouse down: %.0f ad decisions (%.0f /v1/ad requests, %.0f OpenRTB auctions of one imp with %.0f bids), %.0f logged, %.0f dropped (queue full: by design)",
+				adRequests, adRequests-ortb, ortb, delta(m0, m1, "adedge_openrtb_bids_total"), adWritten, adDropped)
+			if ortb == 0 || ortb == adRequests {
+				t.Errorf("the ad load was not a mix of /v1/ad and OpenRTB: %.0f auctions of %.0f", ortb, adRequests)
+			}
 			if code, h := e.health(); code != 200 || !hasReason(h, "events_backlog") {
 				t.Errorf("/health with ClickHouse down %s: %d %v", chDown, code, h)
 			}
@@ -183,7 +214,8 @@ func TestKill9ExactlyOnce(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			t.Logf("ClickHouse back after %s down: backlog drained in %s under load", chDown, time.Since(back).Round(10*time.Millisecond))
+			t.Logf("ClickHouse back after %s down: backlog drained in %s under load (DRAIN %.2f s)", chDown, time.Since(back).Round(10*time.Millisecond),
+				time.Since(back).Seconds())
 		}
 		if k < kills {
 			time.Sleep(time.Duration(rnd.Int64N(int64(d))))
@@ -209,8 +241,80 @@ func TestKill9ExactlyOnce(t *testing.T) {
 	}
 
 	g.checkClickHouse(t, url, issued)
+	checkDecisions(t, url, ads, int64(adWritten), int64(adDropped))
 	if os.Getenv("ADEDGE_DRILL_KEEP") != "" {
 		t.Logf("event log kept in %s", evDir)
+	}
+}
+
+// auctionMix is OpenRTB BidRequests of one imp each (one decision per
+// request, like /v1/ad), over the inventory's placements: half banner,
+// half rewarded video, so both fill and no-bid answers come back.
+func auctionMix(t *testing.T, n int) []loadgen.Request {
+	t.Helper()
+	placements, err := loadgen.Column(filepath.Join(invDir, "placements.jsonl"), "id", 100_000)
+	if err != nil || len(placements) == 0 {
+		t.Fatalf("placements: %v", err)
+	}
+	countries := []string{"US", "GB", "DE", "JP", "BR"}
+	out := make([]loadgen.Request, n)
+	for i := range out {
+		imp := `"banner":{}`
+		if i%2 == 1 {
+			imp = `"instl":1,"rwdd":1,"video":{"mimes":["video/mp4"],"maxduration":30,"w":1080,"h":1920},"banner":{}`
+		}
+		body := fmt.Sprintf(`{"id":"r%d","tmax":100,"imp":[{"id":"1","tagid":%q,%s}],"app":{"bundle":"com.example.app"},`+
+			`"device":{"ifa":"%08x-0000-4000-8000-000000000000","os":"android","osv":"12","geo":{"country":%q}}}`,
+			i, placements[i%len(placements)], imp, i, countries[i%len(countries)])
+		out[i] = loadgen.Request{Method: "POST", URI: "/openrtb2/auction", Body: []byte(body)}
+	}
+	return out
+}
+
+// driveAds sends ad requests at rate for d: the inventory mix on /v1/ad
+// (a fifth of it POST) and one OpenRTB auction in four.
+func driveAds(t *testing.T, e *edge, rate float64, d time.Duration) *loadgen.Result {
+	t.Helper()
+	targets := append(append([]loadgen.Request(nil), mix...), auctionMix(t, len(mix)/3)...)
+	r, err := loadgen.Run(context.Background(), loadgen.Options{Target: "http://" + e.addr, Rate: rate, Duration: d,
+		Conns: 16, Targets: targets, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkDecisions asserts ClickHouse holds every decision the edge logged
+// during the outage once (count and distinct ids), and, when none was
+// dropped, exactly one per ad answer and a fill per 200.
+func checkDecisions(t *testing.T, url string, ads *loadgen.Result, written, dropped int64) {
+	t.Helper()
+	tg, err := ship.ParseTarget(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := ship.NewClient(tg, 30*time.Second)
+	var n, uniq, weight, fills int64
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := cli.Query(context.Background(), "SELECT count(), uniqExact(event_id), sum(weight), countIf(outcome = 'fill') FROM "+
+			tg.TableName()+" FINAL WHERE kind = 'ad' FORMAT TSV")
+		if err == nil {
+			fmt.Sscan(string(out), &n, &uniq, &weight, &fills)
+		}
+		if n >= written || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	answered := int64(ads.Status["200"] + ads.Status["204"])
+	t.Logf("ClickHouse: %d decisions (%d distinct ids, weight %d, %d fills); edge: %d logged, %d dropped; generator: %d answered (%d with an ad)",
+		n, uniq, weight, fills, written, dropped, answered, ads.Status["200"])
+	if n != written || uniq != written || weight != written {
+		t.Fatalf("decisions lost or doubled: ClickHouse %d rows / %d ids / weight %d, the edge logged %d", n, uniq, weight, written)
+	}
+	if dropped == 0 && (written != answered || fills != int64(ads.Status["200"])) {
+		t.Fatalf("decisions: %d logged, %d fills in ClickHouse; the generator had %d answers, %d with an ad", written, fills, answered, ads.Status["200"])
 	}
 }
 
