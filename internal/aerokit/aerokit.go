@@ -193,7 +193,14 @@ type Server struct {
 // it under CI=true.
 func Start(t TB) *Server {
 	t.Helper()
-	s, err := start()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options (Persist: a server whose namespace
+// test survives Kill and Restart).
+func StartWith(t TB, o Options) *Server {
+	t.Helper()
+	s, err := startWith(o)
 	if err != nil {
 		unavailable(t, "%v", err)
 	}
@@ -216,6 +223,13 @@ type Options struct {
 	// CPUs, when set, pins the server to these CPUs (taskset -c CPUS), as
 	// the benchmark suite does to keep it off the edge's core.
 	CPUs string
+	// Persist keeps namespace test on a file in the server's directory
+	// (storage-engine device) instead of memory, so its records survive
+	// Kill and Restart: a node that crashes and comes back with its data.
+	// The write buffer is flushed every PersistFlush; an add acknowledged
+	// less than that before a Kill can still be lost (CE has no
+	// commit-to-device).
+	Persist bool
 
 	noGuard bool // no watchdog: the reaper's test makes an orphan
 }
@@ -225,6 +239,57 @@ type Options struct {
 func StartServer(o Options) (*Server, error) { return startWith(o) }
 
 func start() (*Server, error) { return startWith(Options{}) }
+
+// PersistFlush is how often a Persist server writes its buffered records
+// to the file (flush-max-ms): wait longer than this after the last
+// acknowledged write before a Kill that must not lose it.
+const PersistFlush = 10 * time.Millisecond
+
+// memoryTest is the kit configuration's namespace test, which Persist
+// replaces.
+const memoryTest = `namespace test {
+	replication-factor 1
+	nsup-period 10
+	storage-engine memory {
+		data-size 1G
+	}
+}`
+
+// persistentKit makes dir/kit: the kit's programs (symlinks; start.sh
+// finds asd and the configuration beside itself) with namespace test on
+// a file under the server's work directory.
+func persistentKit(kit, dir string) (string, error) {
+	conf, err := os.ReadFile(filepath.Join(kit, "aerospike.conf.in"))
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(string(conf), memoryTest) {
+		return "", fmt.Errorf("aerokit: %s: namespace test is not the memory one Persist replaces", filepath.Join(kit, "aerospike.conf.in"))
+	}
+	file := fmt.Sprintf(`namespace test {
+	replication-factor 1
+	nsup-period 10
+	storage-engine device {
+		file @DIR@/work/test.dat
+		filesize 256M
+		flush-max-ms %d
+	}
+}`, PersistFlush.Milliseconds())
+	pk := filepath.Join(dir, "kit")
+	if err := os.MkdirAll(pk, 0o755); err != nil {
+		return "", err
+	}
+	for _, f := range []string{"asd", "start.sh", "stop.sh"} {
+		if err := os.Symlink(filepath.Join(kit, f), filepath.Join(pk, f)); err != nil {
+			return "", err
+		}
+	}
+	conf = []byte(strings.Replace(string(conf), memoryTest, file, 1))
+	if err := os.WriteFile(filepath.Join(pk, "aerospike.conf.in"), conf, 0o644); err != nil {
+		return "", err
+	}
+	return pk, nil
+}
 
 func startWith(o Options) (*Server, error) {
 	kit := o.Kit
@@ -242,6 +307,12 @@ func startWith(o Options) (*Server, error) {
 	if err := writeOwner(dir); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("aerokit: owner file: %w", err)
+	}
+	if o.Persist {
+		if kit, err = persistentKit(kit, dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("aerokit: persistent kit: %w", err)
+		}
 	}
 	var last error
 	for i := 0; i < attempts; i++ {
@@ -429,6 +500,50 @@ func allStopped(pid int) bool {
 		}
 	}
 	return true
+}
+
+// WaitPersisted waits until what was acknowledged before the call is in
+// a Persist server's file, so a Kill after it loses nothing. The server
+// writes a dirty buffer within one flush interval (PersistFlush), which
+// moves storage-engine.file[0] writes or partial_writes; WaitPersisted
+// returns once that count has stood still for 20 intervals (nothing
+// dirty was left to write). The caller makes no writes meanwhile.
+// Bounded by timeout.
+func (s *Server) WaitPersisted(timeout time.Duration) error {
+	flushes := func() (int64, error) {
+		var n int64
+		for _, f := range []string{"storage-engine.file[0].writes", "storage-engine.file[0].partial_writes"} {
+			v, err := s.Stat("namespace/"+NamespaceTest, f)
+			if err != nil {
+				return 0, err
+			}
+			k, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("aerokit: %s = %q", f, v)
+			}
+			n += k
+		}
+		return n, nil
+	}
+	last, err := flushes()
+	if err != nil {
+		return fmt.Errorf("aerokit: not a Persist server? %w", err)
+	}
+	start := time.Now()
+	for changed := start; time.Since(changed) < 20*PersistFlush; {
+		if time.Since(start) > timeout {
+			return fmt.Errorf("aerokit: the file was still being written after %v", timeout)
+		}
+		time.Sleep(PersistFlush)
+		c, err := flushes()
+		if err != nil {
+			return err
+		}
+		if c != last {
+			last, changed = c, time.Now()
+		}
+	}
+	return nil
 }
 
 // Resume continues a paused server (SIGCONT).

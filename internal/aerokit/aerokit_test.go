@@ -125,6 +125,47 @@ func TestKillRestartPause(t *testing.T) {
 	}
 }
 
+// TestPersistSurvivesKill: a Persist server keeps its records across a
+// SIGKILL and a restart (the memory namespace does not:
+// TestKillRestartPause), once WaitPersisted says they are in the file.
+func TestPersistSurvivesKill(t *testing.T) {
+	s := StartWith(t, Options{Persist: true})
+	c := client(t, s.Addr())
+	for i := 0; i < 100; i++ {
+		if _, err := c.Operate(nil, key(t, "n"), as.AddOp(as.NewBin("v", 1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitPersisted(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	p := as.NewPolicy()
+	p.TotalTimeout = 5 * time.Second
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec, err := c.Get(p, key(t, "n"))
+		if err == nil {
+			if rec.Bins["v"] != 100 {
+				t.Fatalf("after kill and restart v = %v, want 100", rec.Bins["v"])
+			}
+			break
+		}
+		if errors.Is(err, &as.AerospikeError{ResultCode: types.KEY_NOT_FOUND_ERROR}) {
+			t.Fatal("record lost in a kill of a Persist server")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client did not come back after restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the client's reconnect
+	}
+}
+
 // TestReadOnlyKit starts the package's shared server from a copy of the
 // kit that nobody can write to (as CI mounts it), found through
 // ADEDGE_AEROSPIKE_KIT; the chmod back waits for Main to stop it.

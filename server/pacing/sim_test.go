@@ -59,6 +59,12 @@ func TestSimulationMeetsTargets(t *testing.T) {
 					}
 				}
 			}
+			// The store's day totals are exactly what the edges counted: the
+			// in-process store fails before it applies anything, so no add
+			// is ambiguous, and none is lost or counted twice.
+			if r.StoreSpend != r.CountedSpend || r.CountedSpend == 0 {
+				t.Errorf("store holds %d micros for the day, the edges counted %d", r.StoreSpend, r.CountedSpend)
+			}
 			if r.StoreErrors == 0 || r.FallbackTicks == 0 {
 				t.Errorf("the outage did not happen: %d store errors, %d fallback campaign-ticks", r.StoreErrors, r.FallbackTicks)
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/adedge/adedge/internal/cliflag"
+	"github.com/adedge/adedge/tools/pacingsim"
 )
 
 // command is one adtool subcommand: run parses its own flags and returns the
@@ -63,6 +64,10 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// adtool pacing-sim re-executes adtool as its edge processes.
+	if code, ok := pacingsim.Worker(); ok {
+		os.Exit(code)
+	}
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)
