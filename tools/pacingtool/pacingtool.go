@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/pacing"
 	"github.com/adedge/adedge/snapshot"
 )
@@ -23,14 +24,20 @@ type Options struct {
 	Spend    string // aerospike://... (the fleet's store)
 	Snapshot string // the snapshot whose campaigns to report
 	Curve    pacing.Curve
-	Now      time.Time
-	JSON     bool
-	Limit    int // rows printed (0 = all); the summary counts all
+	// CurveFrom is the events warehouse the edges read their traffic
+	// curve from (their --pacing-curve-from); nil: Curve (their
+	// --pacing-curve) is the curve.
+	CurveFrom *ship.Target
+	Now       time.Time
+	JSON      bool
+	Limit     int // rows printed (0 = all); the summary counts all
 }
 
 // Summary is the report's totals.
 type Summary struct {
-	Campaigns       int             `json:"campaigns"`
+	Campaigns int `json:"campaigns"`
+	// Curve says which traffic curve the planned spend follows.
+	Curve           string          `json:"curve"`
 	States          map[string]int  `json:"states"`
 	OverspendMicros int64           `json:"overspend_micros"`
 	Reports         []pacing.Report `json:"campaigns_report"`
@@ -57,10 +64,15 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		return err
 	}
 	defer r.Close()
-	s, err := Report(ctx, store, pacing.SpecsFromSnapshot(r), o.Curve, o.Now)
+	curve, about, err := Curve(ctx, o)
 	if err != nil {
 		return err
 	}
+	s, err := Report(ctx, store, pacing.SpecsFromSnapshot(r), curve, o.Now)
+	if err != nil {
+		return err
+	}
+	s.Curve = about
 	if o.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -87,7 +99,35 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		parts = append(parts, fmt.Sprintf("%s %d", k, s.States[k]))
 	}
 	fmt.Fprintf(w, "%d campaigns: %s; fleet overspend today %s\n", s.Campaigns, strings.Join(parts, ", "), money(s.OverspendMicros))
+	fmt.Fprintf(w, "planned spend along the traffic curve: %s\n", s.Curve)
 	return nil
+}
+
+// Curve is the traffic curve the edges plan along, as they get it: with
+// CurveFrom, the warehouse's shape of the previous days
+// (pacing.WarehouseCurve, what the edge's FollowWarehouse installs) when
+// it has enough traffic, the configured curve otherwise (as on the
+// edge). A warehouse that does not answer is an error: the edges keep
+// whatever curve they last read, which the tool cannot know. about says
+// which curve it is.
+func Curve(ctx context.Context, o Options) (c pacing.Curve, about string, err error) {
+	if o.CurveFrom == nil {
+		return o.Curve, "--pacing-curve", nil
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, n, err := pacing.WarehouseCurve(qctx, ship.NewClient(o.CurveFrom, 30*time.Second), now)
+	switch {
+	case errors.Is(err, pacing.ErrFewRequests):
+		return o.Curve, fmt.Sprintf("--pacing-curve (the warehouse has too few requests for a shape: %v)", err), nil
+	case err != nil:
+		return c, "", fmt.Errorf("--pacing-curve-from: %w", err)
+	}
+	return c, fmt.Sprintf("the warehouse's, %d requests over the previous %d days", n, pacing.CurveDays), nil
 }
 
 // Report reads the budgeted campaigns' totals in one batch and describes

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/adedge/adedge/internal/chkit"
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/pacing"
 )
 
@@ -73,5 +76,63 @@ func TestRunRefusesBadArguments(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "--") {
 			t.Errorf("%+v: %v does not name the flag", o, err)
 		}
+	}
+}
+
+// TestPlannedFromWarehouse: with --pacing-curve-from, the planned spend
+// follows the warehouse's shape of the previous days, read by the edge's
+// own pacing.WarehouseCurve, against a real ClickHouse (skipped with the
+// reason outside CI when clickhouse-server is absent). All the week's
+// traffic was before noon, so at noon an even campaign's plan is its whole
+// budget, where the flat curve plans half; too little traffic keeps the
+// configured curve, as on the edge; a warehouse that does not answer is an
+// error naming the flag.
+func TestPlannedFromWarehouse(t *testing.T) {
+	srv := chkit.Start(t)
+	tgt, err := ship.ParseTarget(srv.URL() + "?database=pacingtool_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ship.NewClient(tgt, 20*time.Second)
+	ctx := context.Background()
+	if err := c.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 9, 12, 0, 0, 0, time.UTC)
+	specs := []pacing.Spec{{ID: "even", Budget: pacing.Budget{Daily: 1_000_000}}}
+	planned := func(o Options) (int64, string) {
+		t.Helper()
+		curve, about, err := Curve(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Report(ctx, pacing.NewLocal(), specs, curve, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Reports[0].Planned, about
+	}
+	o := Options{CurveFrom: tgt, Now: now}
+	if p, about := planned(o); p != 500_000 || !strings.Contains(about, "too few") {
+		t.Fatalf("empty warehouse: planned %d (%s), want the flat curve's 500000", p, about)
+	}
+	// Hours 0-11 UTC of each of the 7 previous days, 100 requests each.
+	today := now.Truncate(24 * time.Hour).Unix()
+	q := fmt.Sprintf("INSERT INTO %s (day, kind, event_id, time, duplicate, weight) "+
+		"SELECT toDate(toDateTime(t)), 'ad', toString(number), toDateTime(t), 0, 100 FROM "+
+		"(SELECT number, %d - (intDiv(number, 12) + 1) * 86400 + (number %% 12) * 3600 + 60 AS t FROM system.numbers LIMIT %d)",
+		ship.Table, today, 7*12)
+	if _, err := c.Query(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if p, about := planned(o); p != 1_000_000 || !strings.Contains(about, "8400 requests") {
+		t.Fatalf("warehouse with all traffic before noon: planned %d (%s), want the whole budget", p, about)
+	}
+	if p, _ := planned(Options{Now: now}); p != 500_000 {
+		t.Fatalf("without --pacing-curve-from: planned %d, want 500000", p)
+	}
+	dead, _ := ship.ParseTarget("http://127.0.0.1:1/?database=x")
+	if _, _, err := Curve(ctx, Options{CurveFrom: dead, Now: now}); err == nil || !strings.Contains(err.Error(), "--pacing-curve-from") {
+		t.Fatalf("unreachable warehouse: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 
 	"github.com/adedge/adedge/internal/cliflag"
+	"github.com/adedge/adedge/server/events/ship"
 	"github.com/adedge/adedge/server/pacing"
 	"github.com/adedge/adedge/tools/pacingtool"
 )
@@ -22,6 +23,8 @@ func runPacing(args []string) int {
 	fs.StringVar(&o.Spend, "spend", "", "the fleet's spend store, aerospike://HOST:PORT/NAMESPACE/SET")
 	fs.StringVar(&o.Snapshot, "snapshot", "", "the snapshot whose campaigns to report (FILE.snap)")
 	fs.StringVar(&curve, "pacing-curve", "flat", "the edges' --pacing-curve (for the planned spend of even campaigns)")
+	var curveFrom string
+	fs.StringVar(&curveFrom, "pacing-curve-from", "", "the edges' --pacing-curve-from: the events warehouse whose previous 7 days' traffic shape they plan along, http://HOST:8123/?database=NAME")
 	fs.BoolVar(&o.JSON, "json", false, "one JSON object instead of the table")
 	fs.IntVar(&o.Limit, "limit", 50, "rows printed (0 = all); the summary counts all")
 	if err := fs.Parse(args); err != nil {
@@ -33,6 +36,12 @@ func runPacing(args []string) int {
 		return 2
 	}
 	o.Curve = c
+	if curveFrom != "" {
+		if o.CurveFrom, err = ship.ParseTarget(curveFrom); err != nil {
+			fmt.Fprintln(os.Stderr, "adtool pacing: --pacing-curve-from:", err)
+			return 2
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := pacingtool.Run(ctx, o, os.Stdout); err != nil {
