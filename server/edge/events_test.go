@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,70 @@ func TestPixelsExactlyOnce(t *testing.T) {
 	}
 	if string(imp.ID[:]) != string(c.MAC()) {
 		t.Errorf("impression id %x, token MAC %x", imp.ID, c.MAC())
+	}
+}
+
+// TestReplayStormAtTheEdge: one impression URL sent 100k times through
+// the edge's handler answers 204 every time, counts once (impressions,
+// revenue, tracked), holds one id in the recent-id set, and the heap does
+// not grow with the storm; the log has one first-seen record and every
+// replay as a duplicate record or counted dropped (the bounded queue).
+func TestReplayStormAtTheEdge(t *testing.T) {
+	dir := t.TempDir()
+	cfg, rec := withEvents(t, events.Options{Dir: dir, Queue: 64})
+	e := newEnv(t, envOpts{store: "none", noWorkers: true, config: cfg})
+	q := e.search(1, anyCampaign)[0]
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI(q.uri())
+	e.srv.Handler(&ctx)
+	ad := decodeAd(t, &resp{code: ctx.Response.StatusCode(), body: append([]byte(nil), ctx.Response.Body()...)})
+	imp := []byte(trackPath(t, ad.ImpressionURL))
+	pixel := func() {
+		ctx.Request.Reset()
+		ctx.Request.SetRequestURIBytes(imp)
+		ctx.Response.Reset()
+		e.srv.Handler(&ctx)
+		if ctx.Response.StatusCode() != 204 {
+			t.Fatalf("pixel %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	pixel() // first seen
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n := 100_000
+	if raceEnabled {
+		n = 10_000 // the same checks at a tenth: -race makes each request ~10x slower
+	}
+	for range n {
+		pixel()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	for name, want := range map[string]float64{"adedge_impressions_total": 1, "adedge_revenue_micros_total": float64(ad.PriceMicros),
+		"adedge_events_tracked_total": 1, "adedge_events_duplicates_total": float64(n), "adedge_events_seen_ids": 1} {
+		if got := e.metric(name); got != want {
+			t.Errorf("%s %v after the storm, want %v", name, got, want)
+		}
+	}
+	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 4<<20 {
+		t.Errorf("heap grew %d bytes over %d replays", grew, n)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var first, dups int
+	for _, ev := range logged(t, dir) {
+		switch {
+		case ev.Kind != events.KindImp:
+		case ev.Duplicate():
+			dups++
+		default:
+			first++
+		}
+	}
+	if dropped := rec.Stats().DupDropped; first != 1 || int64(dups)+dropped != int64(n) {
+		t.Errorf("log: %d first-seen impressions, %d duplicate records + %d dropped, want 1 and %d", first, dups, dropped, n)
 	}
 }
 
