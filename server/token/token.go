@@ -322,7 +322,7 @@ func (s *Signer) Append(dst []byte, c *Claims) ([]byte, error) {
 		raw = append(raw, *p...)
 	}
 	raw = append(raw, m.mac(raw)...)
-	dst = b64.AppendEncode(dst, raw)
+	dst = appendB64(dst, raw)
 	s.cur.pool.Put(m)
 	return dst, nil
 }

@@ -14,6 +14,10 @@
 # valgrind 3.19 cannot decode RDTSCP (SIGILL in runtime.cputicks) and its
 # callgrind asserts on Go's preemption signals (threads.c:247
 # vgCallgrind_post_signal); the script sets both variables.
+#
+# CALLGRIND_KEEP=FILE keeps the profile (callgrind_annotate --inclusive=yes
+# FILE shows where the instructions went; Go's inlined frames blur the
+# per-function split, the totals are exact).
 set -euo pipefail
 name=$1 url=$2 n=$3
 shift 3
@@ -30,4 +34,5 @@ callgrind_control -d $vp >/dev/null
 for ((i = 0; i < 100; i++)); do ls "$out"/cg.*.1 >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 1 # the dump file is written in one go once it exists; let it finish
 total=$(callgrind_annotate "$out"/cg.*.1 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}')
+[[ -n ${CALLGRIND_KEEP:-} ]] && cp "$out"/cg.*.1 "$CALLGRIND_KEEP"
 echo "$name: $((total / n)) instructions/request ($total total over $n)"
