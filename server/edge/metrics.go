@@ -112,7 +112,7 @@ func NewMetrics() *Metrics {
 	}
 	m.adLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "adedge_ad_request_duration_seconds",
 		Help:    "Server time of /v1/ad, parse to response written.",
-		Buckets: []float64{25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 700e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3}})
+		Buckets: []float64{25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 700e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}})
 	f(m.adLatency)
 	m.impressions = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_impressions_total", Help: "Verified impression pixels."})
 	m.clicks = prometheus.NewCounter(prometheus.CounterOpts{Name: "adedge_clicks_total", Help: "Verified clicks."})

@@ -44,6 +44,29 @@ func lazyPair(t *testing.T) (*lazyConn, net.Conn) {
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
+// waitFor polls the connection's state until cond holds. The deadlines
+// under test are 20 ms; waitLimit is far past what a loaded machine
+// takes to fire and re-arm one, so only a broken re-arm waits that long,
+// and then fails instead of hanging until the test binary's timeout. The
+// goroutine doing the I/O reports on ended when it gave up early (its
+// error would otherwise leave cond false forever).
+func waitFor(t *testing.T, what string, cond func() bool, ended <-chan error) {
+	t.Helper()
+	const waitLimit = 20 * time.Second
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		select {
+		case err := <-ended:
+			t.Fatalf("waiting for %s: the I/O ended first: %v", what, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, waitLimit)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+}
+
 // TestLazyReadDeadlineLater: a deadline moved later is not armed, the
 // earlier armed one fires and is re-armed, and the read times out when the
 // later deadline passes, not before.
@@ -96,9 +119,7 @@ func TestLazyReadNoDeadline(t *testing.T) {
 		got <- err
 	}()
 	// The armed deadline fires and is re-armed to none: then send.
-	for c.readArmed.Load() != 0 {
-		time.Sleep(time.Millisecond) // polling the connection's state
-	}
+	waitFor(t, "the fired read deadline re-armed to none", func() bool { return c.readArmed.Load() == 0 }, got)
 	if _, err := cli.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +143,7 @@ func TestLazyWriteResumes(t *testing.T) {
 		n, err = c.Write(data)
 		done <- err
 	}()
-	for c.writeArmed.Load() != c.writeWant.Load() {
-		time.Sleep(time.Millisecond) // until the early deadline fired and was re-armed
-	}
+	waitFor(t, "the early write deadline fired and re-armed", func() bool { return c.writeArmed.Load() == c.writeWant.Load() }, done)
 	got, err := io.ReadAll(io.LimitReader(cli, int64(len(data))))
 	if err != nil {
 		t.Fatal(err)
@@ -136,10 +155,17 @@ func TestLazyWriteResumes(t *testing.T) {
 		t.Fatal("bytes differ after the resumed write")
 	}
 
-	// Nobody reads now: the write times out at its deadline.
+	// Nobody reads now: the write times out at its deadline. Reading 16
+	// MiB fast grew the peer's receive buffer (Linux autotunes it up to
+	// net.ipv4.tcp_rmem's max, 32 MiB here), so one more 16 MiB may fit
+	// in the buffers and return nil: keep writing until they are full.
 	start := time.Now()
 	c.SetWriteDeadline(start.Add(100 * time.Millisecond))
-	if _, err := c.Write(data); !isTimeout(err) {
+	err = nil
+	for written := 0; err == nil && written < 1<<30; written += len(data) {
+		_, err = c.Write(data)
+	}
+	if !isTimeout(err) {
 		t.Fatalf("Write to a peer that does not read: %v, want a timeout", err)
 	}
 	if time.Since(start) < 100*time.Millisecond {

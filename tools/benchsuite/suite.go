@@ -397,7 +397,7 @@ func serverQuantile(a, b promtext.Samples, q float64) (float64, string) {
 		return 0, "no observations"
 	}
 	if math.IsInf(le, 1) {
-		return le, "> 50 ms"
+		return le, "> 2.5 s" // the histogram's last finite bucket (server/edge/metrics.go)
 	}
 	return le * 1e6, fmt.Sprintf("<= %.0f us", le*1e6)
 }

@@ -429,7 +429,7 @@ func TestEventsDiskFull(t *testing.T) {
 	}
 	mustServe(t, "ads on a full events disk", ads)
 	m1 := e.metrics()
-	bounded(t, "ads on a full events disk", m0, m1)
+	bounded(t, e, "ads on a full events disk", m0, m1)
 	checkDegraded(t, e, "disk full", "events_not_recorded")
 	if d := delta(m0, m1, "adedge_events_unrecorded_total"); d < float64(st[http.StatusServiceUnavailable]) {
 		t.Errorf("adedge_events_unrecorded_total rose %.0f, want >= %d (the 503s)", d, st[http.StatusServiceUnavailable])

@@ -19,15 +19,16 @@ import (
 	"github.com/adedge/adedge/builder"
 	"github.com/adedge/adedge/internal/aerotest"
 	"github.com/adedge/adedge/tools/profilesload"
+	"github.com/adedge/adedge/tools/promtext"
 )
 
 // profileDeadline is the drills' --profile-timeout. serverBound is the
 // server-side p90 every drill must keep: five times the deadline, and a
 // histogram bucket below what an edge that waited on a store 10x slower
 // than the deadline would show (20 ms lands in the 50 ms bucket).
-// stallBound is the p99 bound: the histogram's last finite bucket, so
-// p99 fails only when over 1% of requests took 50 ms or more, a stall no
-// scheduling delay of a loaded 2-core machine has produced (see bounded).
+// stallBound is the p99 bound: p99 fails when over 1% of requests took
+// more than 50 ms. Both allow, on a loaded machine, for the time the edge
+// waited for a core in the same window (see bounded).
 const (
 	profileDeadline = 2 * time.Millisecond
 	serverBound     = 10 * time.Millisecond
@@ -60,18 +61,23 @@ func aerospikeEdge(t *testing.T) (*aerotest.Server, *edge) {
 // timeouts; when the store recovers, hits resume.
 func TestSlowProfileStore(t *testing.T) {
 	as, e := aerospikeEdge(t)
+	// Until the store has answered within the deadline: on a loaded
+	// machine the in-process store can miss 2 ms for a whole phase.
 	m0 := e.metrics()
-	mustServe(t, "healthy store", drive(t, e, rate, phase()/2))
-	m1 := e.metrics()
-	if delta(m0, m1, "adedge_profile_lookups_total", `result="hit"`) == 0 {
-		t.Fatalf("no profile hits with a healthy store: the drill measures nothing")
+	hits := func(before metrics) func(metrics) bool {
+		return func(m metrics) bool { return delta(before, m, "adedge_profile_lookups_total", `result="hit"`) >= 10 }
 	}
+	mustServe(t, "healthy store", driveUntil(t, e, rate, 30*time.Second, "profile hits with a healthy store", hits(m0)))
+	if t.Failed() {
+		t.FailNow() // the drill would measure nothing
+	}
+	m1 := e.metrics()
 
 	as.SetDelay(10 * profileDeadline)
 	r := drive(t, e, rate, phase())
 	m2 := e.metrics()
 	mustServe(t, "store 10x slower than its deadline", r)
-	bounded(t, "store 10x slower", m1, m2)
+	bounded(t, e, "store 10x slower", m1, m2)
 	timeouts := delta(m1, m2, "adedge_profile_lookups_total", `result="timeout"`)
 	looked := timeouts + delta(m1, m2, "adedge_profile_lookups_total", `result="hit"`) +
 		delta(m1, m2, "adedge_profile_lookups_total", `result="error"`)
@@ -84,13 +90,11 @@ func TestSlowProfileStore(t *testing.T) {
 	}
 	checkDegraded(t, e, "slow store", "profile_failures")
 
+	// Recovered: hits resume once the edge's breaker lets reads through
+	// again (polled: a loaded machine gets there late).
 	as.SetDelay(0)
 	m3 := e.metrics()
-	mustServe(t, "store recovered", drive(t, e, rate, phase()/2))
-	m4 := e.metrics()
-	if hits := delta(m3, m4, "adedge_profile_lookups_total", `result="hit"`); hits == 0 {
-		t.Errorf("no profile hits after the store recovered")
-	}
+	mustServe(t, "store recovered", driveUntil(t, e, rate, 30*time.Second, "profile hits after the store recovered", hits(m3)))
 }
 
 // TestProfileStoreDown: the store goes away mid-load. Nothing fails, the
@@ -108,10 +112,11 @@ func TestProfileStoreDown(t *testing.T) {
 	<-r1
 	mustServe(t, "store killed mid-load", r)
 	m1 := e.metrics()
+	bounded(t, e, "store killed mid-load", m0, m1)
 	r = drive(t, e, rate, phase())
 	m2 := e.metrics()
 	mustServe(t, "store down", r)
-	bounded(t, "store down", m1, m2)
+	bounded(t, e, "store down", m1, m2)
 	failed := delta(m0, m2, "adedge_profile_lookups_total", `result="timeout"`) + delta(m0, m2, "adedge_profile_lookups_total", `result="error"`)
 	if failed == 0 {
 		t.Errorf("store down: no profile timeouts or errors counted")
@@ -173,7 +178,7 @@ func TestStagingPoolDown(t *testing.T) {
 	r := drive(t, e, rate, phase())
 	m1 := e.metrics()
 	mustServe(t, "staging pool down", r)
-	bounded(t, "staging pool down", m0, m1)
+	bounded(t, e, "staging pool down", m0, m1)
 	fb := delta(m0, m1, "adedge_staging_fallbacks_total")
 	t.Logf("staging down: %.0f fallbacks, %.0f forwarded", fb, delta(m0, m1, "adedge_staging_forwarded_total"))
 	if fb < 0.2*float64(r.Sent) {
@@ -247,7 +252,7 @@ func TestBuilderDown(t *testing.T) {
 		t.FailNow()
 	}
 	mustServe(t, "builder killed", r)
-	bounded(t, "builder killed", m0, m1)
+	bounded(t, e, "builder killed", m0, m1)
 	code, h := e.health()
 	dist, _ := h["distribution"].(map[string]any)
 	t.Logf("builder down: /health %d, distribution %v", code, dist)
@@ -323,7 +328,7 @@ func TestCorruptSnapshot(t *testing.T) {
 	<-done
 	m1 := e.metrics()
 	mustServe(t, "corrupt snapshots dropped in", r)
-	bounded(t, "corrupt snapshots", m0, m1)
+	bounded(t, e, "corrupt snapshots", m0, m1)
 	if n := delta(m0, m1, "adedge_snapshot_rejected_total"); n < 3 {
 		t.Errorf("snapshot rejections counted %.0f, want 3", n)
 	}
@@ -373,11 +378,20 @@ func TestConnectionStorm(t *testing.T) {
 		t.Logf("RLIMIT_NOFILE is %d: storming with %d connections instead of %d", lim, int(lim)-2000, n)
 		n = int(lim) - 2000
 	}
-	e := startEdge(t, snapDir)
+	// The storm's connections never send a request, and the edge cuts
+	// those after --read-timeout (5 s by default), as it should. On a
+	// loaded machine accepting thousands of them from the backlog takes
+	// longer than that, and the first would be cut before the last were
+	// accepted: the gauge could never show them all. A minute is longer
+	// than any accept run seen here (the wait below gives up sooner when
+	// the count stops rising).
+	e := startEdge(t, snapDir, "--read-timeout", "1m")
 	m0 := e.metrics()
 	stormDone := make(chan string, 1)
+	held := make(chan struct{}) // closed once the gauge is read: the load may stop
 	var gauge atomic.Int64
 	go func() {
+		defer close(held)
 		// The regular clients connect first (a storm delays new
 		// connections in the kernel's backlog; that is what
 		// --listen-backlog and the sysctl notes are for): they have, once
@@ -385,54 +399,55 @@ func TestConnectionStorm(t *testing.T) {
 		underLoad(t, e, m0, 50)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestStormHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "FAULTS_STORM_TARGET="+e.addr, fmt.Sprintf("FAULTS_STORM_N=%d", n))
+		stdin, _ := cmd.StdinPipe() // closing it lets the helper's connections go
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			stormDone <- "start: " + err.Error()
 			return
 		}
+		defer func() { _ = cmd.Wait() }()
+		defer stdin.Close()
 		sc := bufio.NewScanner(stdout)
 		line := ""
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "storm:") {
 				line = sc.Text()
-				// The kernel completes the handshakes; the edge accepts
-				// them from its backlog a little later, which on a loaded
-				// machine takes a while. Poll the gauge while the helper
-				// holds the connections (until it shows 9 in 10 of them,
-				// or three quarters of the phase have passed) and keep the highest
-				// reading: idle connections that never send a request are
-				// closed by the edge after its read timeout, as they
-				// should be.
 				var opened, wanted int64
 				_, _ = fmt.Sscanf(line, "storm: %d of %d", &opened, &wanted)
-				deadline := time.Now().Add(phase() * 3 / 4)
-				for {
-					if g := int64(e.metrics().Sum("adedge_open_connections")); g > gauge.Load() {
-						gauge.Store(g)
-					}
-					if gauge.Load() >= opened*9/10 || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-				}
+				gauge.Store(waitGauge(e, opened*9/10))
 				break
 			}
 		}
 		stormDone <- line
-		_, _ = io.Copy(io.Discard, stdout)
-		_ = cmd.Wait()
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	}()
-	r := drive(t, e, rate, phase())
+	// The regular clients' load lasts a phase, and on until the gauge is
+	// read: the storm is held that long, so the load is all through it.
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	go func() {
+		<-held
+		if d := phase() - time.Since(start); d > 0 {
+			time.Sleep(d) // the load phase's length, not synchronisation
+		}
+		cancel()
+	}()
+	r := driveCtx(ctx, t, e, rate, 5*time.Minute)
 	line := <-stormDone
 	m1 := e.metrics()
 	t.Logf("%s; adedge_open_connections peaked at %d while they were held", line, gauge.Load())
 	mustServe(t, "during the storm", r)
-	bounded(t, "storm", m0, m1)
+	bounded(t, e, "storm", m0, m1)
 	// Client-side the storm costs CPU on both cores (18,000 accepts in
-	// about 2.5 s here); the bound is loose and catches a hang, not a cost.
-	if r.LatencyUS.P99 > 2e6 {
-		t.Errorf("client p99 %.0f us during the storm, want < 2 s", r.LatencyUS.P99)
+	// about 2.5 s here); the bound is loose and catches a hang, not a
+	// cost. On a loaded machine it allows what the edge and this process
+	// (the load generator) waited for a core in the window.
+	stall, _ := e.sched.longestStall(int64(m0[scrapedAt]), int64(m1[scrapedAt]))
+	own, _ := self().longestStall(int64(m0[scrapedAt]), int64(m1[scrapedAt]))
+	if limit := 2*time.Second + stall + own; r.LatencyUS.P99 > float64(limit.Microseconds()) {
+		t.Errorf("client p99 %.0f us during the storm, want < %v (2 s plus %v the edge and %v the load generator waited for a core)",
+			r.LatencyUS.P99, limit, stall.Round(time.Millisecond), own.Round(time.Millisecond))
 	}
 	var opened, wanted int64
 	if _, err := fmt.Sscanf(line, "storm: %d of %d", &opened, &wanted); err != nil {
@@ -449,9 +464,33 @@ func TestConnectionStorm(t *testing.T) {
 	}
 }
 
+// waitGauge polls adedge_open_connections until it reaches want and
+// returns the highest reading. The kernel completes the storm's
+// handshakes; the edge accepts them from its backlog later, which on a
+// loaded machine takes seconds. So the wait has no fixed length: it goes
+// on while the count still rises, and gives up once it has not risen for
+// stuckAfter (the edge stopped accepting: what the test is there to
+// catch).
+func waitGauge(e *edge, want int64) int64 {
+	const stuckAfter = 10 * time.Second
+	var best int64
+	rose := time.Now()
+	for {
+		m, err := promtext.Scrape("http://" + e.admin + "/metrics")
+		if g := int64(m.Sum("adedge_open_connections")); err == nil && g > best {
+			best, rose = g, time.Now()
+		}
+		if best >= want || time.Since(rose) > stuckAfter {
+			return best
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
 // TestStormHelper is the storm's own process (run by TestConnectionStorm):
 // it opens FAULTS_STORM_N connections to FAULTS_STORM_TARGET at once,
-// prints one "storm:" line, and holds them for a phase.
+// prints one "storm:" line, and holds them until its stdin closes (the
+// drill has read the gauge, or has ended).
 func TestStormHelper(t *testing.T) {
 	target := os.Getenv("FAULTS_STORM_TARGET")
 	if target == "" {
@@ -488,7 +527,7 @@ func TestStormHelper(t *testing.T) {
 	}
 	wg.Wait()
 	fmt.Printf("storm: %d of %d connections opened in %v (%d failed to connect)\n", opened.Load(), n, time.Since(start).Round(time.Millisecond), failed.Load())
-	time.Sleep(phase())
+	_, _ = io.Copy(io.Discard, os.Stdin) // held until the drill lets go
 	for _, c := range conns {
 		c.Close()
 	}

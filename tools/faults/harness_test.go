@@ -37,6 +37,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("FAULTS_STORM_TARGET") != "" {
+		// This binary re-run as a drill's helper process: no fixtures.
+		os.Exit(m.Run())
+	}
 	code, err := setup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faults: setup:", err)
@@ -130,6 +134,7 @@ type edge struct {
 	cmd         *exec.Cmd
 	log         *syncBuffer
 	exited      chan struct{}
+	sched       *schedSampler // the edge's run-queue waits (see stall_test.go)
 }
 
 type syncBuffer struct {
@@ -174,7 +179,10 @@ func startEdgeWhen(t *testing.T, wait time.Duration, dir string, flags ...string
 		t.Fatal(err)
 	}
 	go func() { _ = e.cmd.Wait(); close(e.exited) }()
+	e.sched = startSampler(e.cmd.Process.Pid)
+	self() // sampling before any window a drill measures
 	t.Cleanup(func() {
+		close(e.sched.stop)
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-e.exited:
@@ -230,23 +238,63 @@ type metrics = promtext.Samples
 
 func (e *edge) metrics() metrics {
 	e.t.Helper()
+	at := time.Now().UnixNano()
 	m, err := promtext.Scrape("http://" + e.admin + "/metrics")
 	if err != nil {
 		e.t.Fatalf("scrape: %v", err)
 	}
+	m[scrapedAt] = float64(at)
 	return m
 }
+
+// scrapedAt is the series metrics adds to a scrape: when it was taken
+// (unix ns), so a latency bound reads the stall probe over the same
+// window as the edge's histogram.
+const scrapedAt = "faults_scraped_at_unix_ns"
 
 // delta is after - before for one series sum.
 func delta(before, after metrics, name string, match ...string) float64 {
 	return promtext.Delta(before, after, name, match...)
 }
 
+// clientTimeout is the load generator's per-request timeout: a request
+// not answered by then is failed. It was 2 s; at load 28 one request of
+// 800 timed out (client p99 3.3 s) while the profile store was killed,
+// and in that phase on the runs after it the edge's server-side p99.9
+// was at most 500 ms while this process waited up to 0.3 s at a time for
+// a core (the open-loop generator counts its own lateness). Whether the
+// edge answered is mustServe's question, how fast is bounded's
+// (server-side, with the machine's stall measured), so this only has to
+// tell a hang from a loaded machine.
+const clientTimeout = 20 * time.Second
+
 // drive sends the inventory mix at rate for d and returns the result.
 func drive(t *testing.T, e *edge, rate float64, d time.Duration) *loadgen.Result {
 	t.Helper()
-	r, err := loadgen.Run(context.Background(), loadgen.Options{Target: "http://" + e.addr, Rate: rate, Duration: d,
-		Conns: 16, Targets: mix, Timeout: 2 * time.Second})
+	return driveCtx(context.Background(), t, e, rate, d)
+}
+
+// driveUntil sends the mix at rate until cond holds on the edge's metrics
+// (polled), for at most within, and reports (as waitMetric does) when it
+// never held. For a state a loaded machine reaches late, not at a time.
+func driveUntil(t *testing.T, e *edge, rate float64, within time.Duration, what string, cond func(metrics) bool) *loadgen.Result {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		waitMetric(t, e, within, what, cond)
+	}()
+	r := driveCtx(ctx, t, e, rate, within)
+	<-done // its deadline is the load's: it ends now, and reports before the test does
+	return r
+}
+
+func driveCtx(ctx context.Context, t *testing.T, e *edge, rate float64, d time.Duration) *loadgen.Result {
+	t.Helper()
+	r, err := loadgen.Run(ctx, loadgen.Options{Target: "http://" + e.addr, Rate: rate, Duration: d,
+		Conns: 16, Targets: mix, Timeout: clientTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,42 +311,62 @@ func mustServe(t *testing.T, what string, r *loadgen.Result) {
 }
 
 // bounded asserts the server-side latency between two scrapes: p90 within
-// serverBound and p99 within stallBound. A fault the edge waits on (a
-// store 10x slower than its deadline, a staging pool it should fall back
-// from) delays every request that meets it, a large share, and shows in
-// p90; a stall (a lock held while a file is checked) shows in p99. A
-// loaded machine delays a few requests by its scheduling alone: with
-// other engineers' builds on both cores, a p99 of 10 ms was missed while
-// the edge did nothing wrong, so the strict bound is on p90.
-func bounded(t *testing.T, what string, before, after metrics) {
+// serverBound and p99 within stallBound, plus what the machine took from
+// the edge in the same window. A fault the edge waits on (a store 10x
+// slower than its deadline, a staging pool it should fall back from)
+// delays every request that meets it, a large share, and shows in p90; a
+// stall (a lock held while a file is checked) shows in p99. A loaded
+// machine delays requests by its scheduling alone: at load 30-40 a
+// thread of the edge waited 0.2-3 s for a core, and the p99 of an edge
+// doing nothing wrong was 100-500 ms. So the verdict allows the edge's
+// longest wait for a core in the window (stall_test.go: the kernel's
+// count, not a guess) on top of the p99 bound once it is past
+// serverBound, and on top of the p90 bound once it is past the p99 bound
+// itself (below that p90 has never moved: it stays strict where it
+// can). Waiting that is not for a core (a lock, a store read past its
+// deadline, a sleep) is not allowed for, so a real stall still fails;
+// the counters the drills check (timeouts, fallbacks) do not depend on
+// the machine at all. A quantile fails only when its histogram bucket
+// lies wholly over its bound.
+func bounded(t *testing.T, e *edge, what string, before, after metrics) {
 	t.Helper()
+	stall, err := e.sched.longestStall(int64(before[scrapedAt]), int64(after[scrapedAt]))
+	if err != nil {
+		t.Logf("%s: no run-queue figures, nothing allowed for the machine: %v", what, err)
+	}
+	// Waits under serverBound are the ordinary scheduling the bounds were
+	// set with room for: nothing added, the verdict is the unloaded one.
+	allow90, allow99 := time.Duration(0), time.Duration(0)
+	if stall > serverBound {
+		allow99 = stall
+	}
+	if stall > stallBound {
+		allow90 = stall
+	}
 	var qs []string
-	var p90, p99 time.Duration
-	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
-		le, n := promtext.Quantile(before, after, "adedge_ad_request_duration_seconds", q)
-		d := time.Duration(le * float64(time.Second))
-		if math.IsInf(le, 1) {
-			d = time.Hour
-		}
+	for _, c := range []struct {
+		q            float64
+		bound, allow time.Duration
+	}{{0.5, 0, 0}, {0.9, serverBound, allow90}, {0.99, stallBound, allow99}, {0.999, 0, 0}} {
+		lo, hi, n := promtext.QuantileBucket(before, after, "adedge_ad_request_duration_seconds", c.q)
 		if n == 0 {
 			t.Errorf("%s: no ad requests observed", what)
 			return
 		}
-		switch q {
-		case 0.9:
-			p90 = d
-		case 0.99:
-			p99 = d
+		lower, upper := time.Duration(lo*float64(time.Second)), time.Duration(hi*float64(time.Second))
+		shown := fmt.Sprintf("p%g <= %v", c.q*100, upper)
+		if math.IsInf(hi, 1) {
+			shown = fmt.Sprintf("p%g > %v", c.q*100, lower)
 		}
-		qs = append(qs, fmt.Sprintf("p%g <= %v", q*100, d))
+		qs = append(qs, shown)
+		if c.bound > 0 && lower >= c.bound+c.allow {
+			t.Errorf("%s: server-side %s, want <= %v (%v plus %v the edge waited for a core)",
+				what, shown, c.bound+c.allow, c.bound, c.allow.Round(time.Millisecond))
+		}
 	}
-	t.Logf("%s: server-side %s", what, strings.Join(qs, ", "))
-	if p90 > serverBound {
-		t.Errorf("%s: server-side p90 <= %v, want <= %v", what, p90, serverBound)
-	}
-	if p99 > stallBound {
-		t.Errorf("%s: server-side p99 <= %v, want <= %v", what, p99, stallBound)
-	}
+	own, _ := self().longestStall(int64(before[scrapedAt]), int64(after[scrapedAt]))
+	t.Logf("%s: server-side %s; longest wait for a core: the edge %v, the load generator %v",
+		what, strings.Join(qs, ", "), stall.Round(time.Millisecond), own.Round(time.Millisecond))
 }
 
 // waitMetric polls the edge's metrics until cond holds (the drills wait
@@ -309,8 +377,10 @@ func waitMetric(t *testing.T, e *edge, within time.Duration, what string, cond f
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
+		at := time.Now().UnixNano()
 		m, err := promtext.Scrape("http://" + e.admin + "/metrics")
 		if err == nil && cond(m) {
+			m[scrapedAt] = float64(at)
 			return m
 		}
 		if time.Now().After(deadline) {

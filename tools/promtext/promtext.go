@@ -86,6 +86,14 @@ func Delta(before, after Samples, name string, match ...string) float64 {
 // number of observations. The result is "at most": buckets are coarse.
 // +Inf comes back as math.Inf(1); no observations as (0, 0).
 func Quantile(before, after Samples, name string, q float64) (upper float64, count float64) {
+	_, upper, count = QuantileBucket(before, after, name, q)
+	return upper, count
+}
+
+// QuantileBucket is Quantile with the bucket's lower bound too: quantile
+// q lies in (lower, upper]. A verdict that must not fail on the bucket's
+// coarseness fails only when lower is already over its bound.
+func QuantileBucket(before, after Samples, name string, q float64) (lower, upper, count float64) {
 	type bucket struct{ le, n float64 }
 	var bs []bucket
 	prefix := name + "_bucket{"
@@ -113,13 +121,16 @@ func Quantile(before, after Samples, name string, q float64) (upper float64, cou
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	total := bs[len(bs)-1].n
-	for _, b := range bs {
+	for i, b := range bs {
 		if b.n >= q*total {
-			return b.le, total
+			if i > 0 {
+				lower = bs[i-1].le
+			}
+			return lower, b.le, total
 		}
 	}
-	return math.Inf(1), total
+	return bs[len(bs)-1].le, math.Inf(1), total
 }

@@ -47,6 +47,12 @@ func TestParseSumQuantile(t *testing.T) {
 			t.Errorf("q%v = %v (n %v), want %v", c.q, got, n, c.want)
 		}
 	}
+	// The bucket's lower bound: the quantile lies in (lower, upper].
+	for _, c := range []struct{ q, lo, hi float64 }{{0.5, 0, 0.001}, {0.51, 0.001, 0.01}, {0.99, 0.01, math.Inf(1)}} {
+		if lo, hi, n := QuantileBucket(b, a, "h", c.q); lo != c.lo || hi != c.hi || n != 100 {
+			t.Errorf("q%v in (%v, %v] (n %v), want (%v, %v]", c.q, lo, hi, n, c.lo, c.hi)
+		}
+	}
 	if got, n := Quantile(a, a, "h", 0.99); got != 0 || n != 0 {
 		t.Errorf("no observations: %v %v", got, n)
 	}
