@@ -183,7 +183,7 @@ func TestKill9ExactlyOnce(t *testing.T) {
 				m1 = e.metrics()
 			}
 			mustServe(t, fmt.Sprintf("ads with ClickHouse down %s", chDown), ads)
-			bounded(t, fmt.Sprintf("ads with ClickHouse down %s", chDown), m0, m1)
+			bounded(t, e, fmt.Sprintf("ads with ClickHouse down %s", chDown), m0, m1)
 			adRequests = delta(m0, m1, "adedge_ad_requests_total")
 			adWritten = delta(m0, m1, "adedge_events_decisions_total")
 			adDropped = delta(m0, m1, "adedge_events_decisions_dropped_total")
