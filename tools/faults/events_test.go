@@ -277,7 +277,7 @@ func driveAds(t *testing.T, e *edge, rate float64, d time.Duration) *loadgen.Res
 	t.Helper()
 	targets := append(append([]loadgen.Request(nil), mix...), auctionMix(t, len(mix)/3)...)
 	r, err := loadgen.Run(context.Background(), loadgen.Options{Target: "http://" + e.addr, Rate: rate, Duration: d,
-		Conns: 16, Targets: targets, Timeout: 2 * time.Second})
+		Conns: 16, Targets: targets, Timeout: clientTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
