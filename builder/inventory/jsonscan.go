@@ -113,8 +113,12 @@ func (s *scanner) literal(lit string) {
 }
 
 // beginObject consumes '{' if it is next and reports whether it was.
-func (s *scanner) beginObject() bool {
-	if s.peek() != '{' {
+func (s *scanner) beginObject() bool { return s.open('{') }
+
+// open consumes the bracket that opens an object or array if it is next,
+// one level deeper (refused past maxDepth), and reports whether it was.
+func (s *scanner) open(bracket byte) bool {
+	if s.peek() != bracket {
 		return false
 	}
 	if s.depth >= maxDepth {
@@ -173,18 +177,7 @@ func (s *scanner) nextKey(first *bool) ([]byte, bool) {
 }
 
 // beginArray consumes '[' if it is next and reports whether it was.
-func (s *scanner) beginArray() bool {
-	if s.peek() != '[' {
-		return false
-	}
-	if s.depth >= maxDepth {
-		s.fail(s.pos, "nested deeper than %d levels", maxDepth)
-		return false
-	}
-	s.depth++
-	s.pos++
-	return true
-}
+func (s *scanner) beginArray() bool { return s.open('[') }
 
 // nextElem advances to the next array element; false at ']' (consumed) or
 // on a syntax error. first must start true for each array.

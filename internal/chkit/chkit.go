@@ -150,13 +150,8 @@ func (s *Server) Dir() string { return s.dir }
 
 // Stop terminates the server (SIGTERM, SIGKILL after 20 s) and waits.
 func (s *Server) Stop() error {
-	if s.cmd == nil {
+	if !s.running() {
 		return nil
-	}
-	select {
-	case <-s.exited:
-		return nil
-	default:
 	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
 	select {
@@ -171,17 +166,25 @@ func (s *Server) Stop() error {
 // Kill stops the server at once (SIGKILL): an outage or a crash. A
 // graceful Stop waits for running queries, which under load takes seconds.
 func (s *Server) Kill() error {
-	if s.cmd == nil {
+	if !s.running() {
 		return nil
-	}
-	select {
-	case <-s.exited:
-		return nil
-	default:
 	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.exited
 	return nil
+}
+
+// running reports whether the server was started and has not exited.
+func (s *Server) running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // Restart starts the stopped server again on the same ports and data.

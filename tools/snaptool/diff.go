@@ -496,22 +496,20 @@ func rankKey(ro, rn *snapshot.Reader, key, n int) KeyRanking {
 			}
 		}
 	}
-	newTop := make([]string, 0, n)
-	inOld := map[string]pos{}
-	for i := 0; i < min(n, ln.Len()); i++ {
-		id := campaignID(rn, ln.At(i).Campaign)
-		newTop = append(newTop, id)
-		inOld[id] = pos{}
+	// One side's top n campaigns, and where each sits in the other side.
+	top := func(r *snapshot.Reader, l snapshot.CandidateList, other *snapshot.Reader, ol snapshot.CandidateList) ([]string, map[string]pos) {
+		ids := make([]string, 0, n)
+		in := map[string]pos{}
+		for i := 0; i < min(n, l.Len()); i++ {
+			id := campaignID(r, l.At(i).Campaign)
+			ids = append(ids, id)
+			in[id] = pos{}
+		}
+		find(other, ol, in)
+		return ids, in
 	}
-	find(ro, lo, inOld)
-	oldTop := make([]string, 0, n)
-	inNew := map[string]pos{}
-	for i := 0; i < min(n, lo.Len()); i++ {
-		id := campaignID(ro, lo.At(i).Campaign)
-		oldTop = append(oldTop, id)
-		inNew[id] = pos{}
-	}
-	find(rn, ln, inNew)
+	newTop, inOld := top(rn, ln, ro, lo)
+	oldTop, inNew := top(ro, lo, rn, ln)
 
 	kr.Unchanged = len(newTop) == len(oldTop)
 	for i, id := range newTop {
