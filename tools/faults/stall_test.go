@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ import (
 // sampleEvery is the sampler's period: a stall shorter than this shows
 // merged with its neighbours; the bound it feeds is 50 ms.
 const sampleEvery = 5 * time.Millisecond
+
+// keepSamples is how far back a sampler keeps its samples.
+const keepSamples = 5 * time.Minute
 
 // schedSampler holds one process's per-thread run-queue wait over time.
 type schedSampler struct {
@@ -58,6 +62,12 @@ func startSampler(pid int) *schedSampler {
 			}
 			s.at = append(s.at, at)
 			s.wait = append(s.wait, w)
+			if at-s.at[0] > int64(keepSamples) {
+				// A window is a phase and its waits, well under this: the
+				// test process's sampler runs for the whole package.
+				half := len(s.at) / 2
+				s.at, s.wait = slices.Clone(s.at[half:]), slices.Clone(s.wait[half:])
+			}
 			s.mu.Unlock()
 			select {
 			case <-s.stop:
