@@ -565,15 +565,17 @@ func TestClickURLEveryCreative(t *testing.T) {
 
 // TestCapQueueFull: with the queue full and no worker draining it, further
 // cap updates are dropped and counted, and the impression still answers
-// 204 at once.
+// 204 (a blocking enqueue would never answer: no worker drains the queue,
+// so the client's 5 s timeout fails it; a 1 s bound on the time taken
+// failed on a loaded machine at 1.01 s for the first impression, which has
+// room in the queue and cannot block).
 func TestCapQueueFull(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true, capQueue: 1, noWorkers: true})
 	for i := 0; i < 3; i++ {
 		tok := e.craftToken(t, "camp-q", "cr-q", "dev-q", 3600, time.Now())
 		start := time.Now()
-		r := e.get("/v1/imp?t=" + tok)
-		if el := time.Since(start); r.code != 204 || el > time.Second {
-			t.Fatalf("impression %d: %v after %v", i, r, el)
+		if r := e.get("/v1/imp?t=" + tok); r.code != 204 {
+			t.Fatalf("impression %d: %v after %v", i, r, time.Since(start))
 		}
 	}
 	if got := e.metric("adedge_cap_updates_total", "result", "dropped"); got != 2 {
