@@ -34,7 +34,7 @@ type Options struct {
 	Log   io.Writer
 	// Only runs just the named steps (and setup): "micro", "throughput",
 	// "find-max", "latency", "aerospike", "swaps", "builder",
-	// "distribution".
+	// "distribution", "pacing".
 	Only []string
 }
 
@@ -89,6 +89,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"swaps", s.swaps},
 		{"builder", s.builder},
 		{"distribution", s.distribution},
+		{"pacing", s.pacing},
 	}
 	for _, st := range steps {
 		if ctx.Err() != nil {
@@ -433,7 +434,7 @@ func machine(src string) Machine {
 }
 
 // stepNames is the suite's order, for sorting merged rows.
-var stepNames = []string{"micro", "throughput", "find-max", "latency", "aerospike", "swaps", "builder", "distribution"}
+var stepNames = []string{"micro", "throughput", "find-max", "latency", "aerospike", "swaps", "builder", "distribution", "pacing"}
 
 func stepOrder(step string) int {
 	if i := slices.Index(stepNames, step); i >= 0 {

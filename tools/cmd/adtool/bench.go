@@ -26,7 +26,7 @@ func runBench(args []string) int {
 	md := fs.String("out", "docs/BENCHMARKS.md", "markdown file whose generated part is replaced")
 	js := fs.String("json", "docs/BENCHMARKS.json", "JSON twin")
 	render := fs.Bool("render", false, "only rewrite --out from the report in --json (after editing notes in it)")
-	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, swaps, builder, distribution); default all")
+	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, aerospike, swaps, builder, distribution, pacing); default all")
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
