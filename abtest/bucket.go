@@ -3,6 +3,7 @@ package abtest
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -405,8 +406,9 @@ func (b *Bucketer) LayerLabels(a Assignment, l int) (layer, test, variant string
 }
 
 // AppendLayers appends every layer's assignment as
-// "layer:test:variant;layer:test:variant" (the ad event's layers field;
-// Check keeps ':' and ';' out of a layered set's labels). A set without
+// "layer:test:variant:share_bp;..." (the ad event's layers field; the
+// share is LayerShareBP, what the warehouse's sample-ratio check needs
+// per layer; Check keeps ':' and ';' out of a layered set's labels). A set without
 // layers appends nothing: the event's test and variant say it all.
 func (b *Bucketer) AppendLayers(dst []byte, a Assignment) []byte {
 	if !b.set.Layered() {
@@ -422,8 +424,23 @@ func (b *Bucketer) AppendLayers(dst []byte, a Assignment) []byte {
 		dst = append(dst, test...)
 		dst = append(dst, ':')
 		dst = append(dst, variant...)
+		dst = append(dst, ':')
+		dst = strconv.AppendUint(dst, uint64(b.LayerShareBP(a, l)), 10)
 	}
 	return dst
+}
+
+// LayerShareBP is the configured share (basis points) of a's group in
+// layer l: the holdout's for a held device, 0 without a device (the
+// A/B rows' share_bp, per layer).
+func (b *Bucketer) LayerShareBP(a Assignment, l int) uint32 {
+	switch {
+	case a.Unassigned:
+		return 0
+	case a.Held:
+		return b.HoldoutBP()
+	}
+	return b.GroupShareBP(l, uint8(group(a, l)))
 }
 
 // GroupTest returns the test of layer l's group g (1..3); nil for control

@@ -7,6 +7,8 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/adedge/adedge/snapshot"
 )
 
 // LatencyBoundsUS are the upper bounds (microseconds, inclusive) of the
@@ -47,7 +49,56 @@ type cell struct {
 	// Owned by the Counters' Run goroutine.
 	flushed counts
 	hll     *hyperloglog.Sketch
+	dims    map[uint32]*dimCount // by Dims.key since the last flush (entries are kept, zeroed)
+	dimsNew bool                 // dims counted something since the last flush
 	_       [64]byte
+}
+
+// Dims are one request's breakdown dimensions: the values its ad event
+// carries (server/edge's decisionDims is the rule, for both). Zero
+// fields are unknown.
+type Dims struct {
+	Country [2]byte // ISO 3166 alpha-2
+	OS      uint8   // snapshot.OS + 1
+	Format  uint8   // snapshot.Format + 1: the events' format code
+}
+
+// key packs the dimensions into the consumer's map key.
+func (d *Dims) key() uint32 {
+	return uint32(d.Country[0])<<24 | uint32(d.Country[1])<<16 | uint32(d.OS)<<8 | uint32(d.Format)
+}
+
+// Breakdown dimensions of rows (Row.Breakdown).
+const (
+	DimCountry = "country"
+	DimOS      = "os"
+	DimFormat  = "format"
+)
+
+// dimNames renders one dimension (0 country, 1 OS, 2 format) of a packed
+// key as rows spell it ("" unknown).
+func dimName(dim int, k uint32) string {
+	switch dim {
+	case 0:
+		if c := [2]byte{byte(k >> 24), byte(k >> 16)}; c != [2]byte{} {
+			return string(c[:])
+		}
+	case 1:
+		if o := uint8(k >> 8); o > 0 && int(o) <= snapshot.NumOS {
+			return snapshot.OS(o - 1).String()
+		}
+	default:
+		if f := uint8(k); f > 0 && int(f) <= snapshot.NumFormats {
+			return snapshot.Format(f - 1).String()
+		}
+	}
+	return ""
+}
+
+// dimCount is what a cell counted under one dimension value.
+type dimCount struct {
+	requests, fills, errors uint64
+	latency                 [NumLatencyBuckets]uint64
 }
 
 // load reads the counters; requests last, so every fill and latency
@@ -225,6 +276,19 @@ const (
 // Request counts one ad request in every layer: its outcome, server
 // latency and device. It does not allocate and takes no lock.
 func (g *Generation) Request(a Assignment, device []byte, o Outcome, latency time.Duration) {
+	g.count(a, device, o, latency, nil)
+}
+
+// RequestDims is Request with the request's breakdown dimensions: they
+// ride the device-sketch ring to the Run goroutine (no shared counters
+// per value on the request path) and come out as breakdown rows. A full
+// ring drops them with the device hash (DroppedDevices), so breakdowns
+// may then add up to a little less than the totals, which stay exact.
+func (g *Generation) RequestDims(a Assignment, device []byte, o Outcome, latency time.Duration, d *Dims) {
+	g.count(a, device, o, latency, d)
+}
+
+func (g *Generation) count(a Assignment, device []byte, o Outcome, latency time.Duration, d *Dims) {
 	lb := latencyBucket(latency)
 	var h uint64
 	if len(device) > 0 {
@@ -240,8 +304,12 @@ func (g *Generation) Request(a Assignment, device []byte, o Outcome, latency tim
 			c.errors.Add(1)
 		}
 		c.latency[lb].Add(1)
-		if len(device) > 0 {
-			g.parent.pushDevice(c, a.Shard, h)
+		if len(device) > 0 || d != nil {
+			e := ringEntry{c: c, h: h, device: len(device) > 0}
+			if d != nil {
+				e.dims, e.d, e.o, e.lb = true, *d, o, uint8(lb)
+			}
+			g.parent.push(a.Shard, &e)
 		}
 	}
 }
@@ -326,8 +394,8 @@ func deviceHash(device []byte) uint64 {
 	return h
 }
 
-func (c *Counters) pushDevice(cl *cell, shard uint8, h uint64) {
-	if !c.rings[shard%numRings].push(cl, h) {
+func (c *Counters) push(shard uint8, e *ringEntry) {
+	if !c.rings[shard%numRings].push(e) {
 		c.dropped.Add(1)
 	}
 }
@@ -337,22 +405,46 @@ func (c *Counters) pushDevice(cl *cell, shard uint8, h uint64) {
 // may then run slightly low.
 func (c *Counters) DroppedDevices() uint64 { return c.dropped.Load() }
 
-// drain moves queued device hashes into the cells' sketches. Only the Run
-// goroutine calls it.
+// drain moves queued device hashes into the cells' sketches and
+// breakdown dimensions into their counts. Only the Run goroutine calls it.
 func (c *Counters) drain() {
+	var e ringEntry
 	for i := range c.rings {
 		r := &c.rings[i]
-		for {
-			cl, h, ok := r.pop()
-			if !ok {
-				break
+		for r.pop(&e) {
+			cl := e.c
+			if e.device {
+				if cl.hll == nil {
+					cl.hll, _ = hyperloglog.NewSketch(HLLPrecision, true)
+				}
+				cl.hll.InsertHash(e.h)
 			}
-			if cl.hll == nil {
-				cl.hll, _ = hyperloglog.NewSketch(HLLPrecision, true)
+			if e.dims {
+				cl.addDims(&e)
 			}
-			cl.hll.InsertHash(h)
 		}
 	}
+}
+
+func (cl *cell) addDims(e *ringEntry) {
+	if cl.dims == nil {
+		cl.dims = map[uint32]*dimCount{}
+	}
+	cl.dimsNew = true
+	k := e.d.key()
+	dc := cl.dims[k]
+	if dc == nil {
+		dc = &dimCount{}
+		cl.dims[k] = dc
+	}
+	dc.requests++
+	switch e.o {
+	case Fill:
+		dc.fills++
+	case Error:
+		dc.errors++
+	}
+	dc.latency[e.lb]++
 }
 
 // hllRing is a bounded lock-free multi-producer, single-consumer queue
@@ -365,10 +457,20 @@ type hllRing struct {
 	mask  uint64
 }
 
+// ringEntry is one request's work for the Run goroutine in one cell: a
+// device hash for the sketch, breakdown dimensions, or both.
+type ringEntry struct {
+	c            *cell
+	h            uint64
+	d            Dims
+	o            Outcome
+	lb           uint8
+	device, dims bool
+}
+
 type hllSlot struct {
 	seq atomic.Uint64
-	c   *cell
-	h   uint64
+	e   ringEntry
 }
 
 func (r *hllRing) init(n int) {
@@ -379,7 +481,7 @@ func (r *hllRing) init(n int) {
 	}
 }
 
-func (r *hllRing) push(c *cell, h uint64) bool {
+func (r *hllRing) push(e *ringEntry) bool {
 	pos := r.head.Load()
 	for {
 		s := &r.slots[pos&r.mask]
@@ -387,7 +489,7 @@ func (r *hllRing) push(c *cell, h uint64) bool {
 		switch d := int64(seq - pos); {
 		case d == 0:
 			if r.head.CompareAndSwap(pos, pos+1) {
-				s.c, s.h = c, h
+				s.e = *e
 				s.seq.Store(pos + 1)
 				return true
 			}
@@ -400,14 +502,14 @@ func (r *hllRing) push(c *cell, h uint64) bool {
 	}
 }
 
-func (r *hllRing) pop() (*cell, uint64, bool) {
+func (r *hllRing) pop(e *ringEntry) bool {
 	s := &r.slots[r.tail&r.mask]
 	if s.seq.Load() != r.tail+1 {
-		return nil, 0, false
+		return false
 	}
-	c, h := s.c, s.h
-	s.c = nil
+	*e = s.e
+	s.e = ringEntry{}
 	s.seq.Store(r.tail + r.mask + 1)
 	r.tail++
-	return c, h, true
+	return true
 }

@@ -2,6 +2,7 @@ package abtest
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,20 +108,108 @@ func TestLatencyBucket(t *testing.T) {
 	}
 }
 
+// BenchmarkRequestCounters: one request counted, without and with its
+// breakdown dimensions (which ride the device ring: the same one push).
 func BenchmarkRequestCounters(b *testing.B) {
+	for _, withDims := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "dims"}[withDims], func(b *testing.B) {
+			c := NewCounters()
+			bk, _ := NewBucketer(defaultSet(), Defaults)
+			g := c.Serving("production", "snap", bk)
+			dev := []byte("38400000-8cf0-11bd-b23e-10b96e40000d")
+			a := bk.Assign(dev)
+			d := Dims{Country: [2]byte{'U', 'S'}, OS: 2, Format: 1}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if withDims {
+					g.RequestDims(a, dev, Fill, 50*time.Microsecond, &d)
+				} else {
+					g.Request(a, dev, Fill, 50*time.Microsecond)
+				}
+				if i++; i&1023 == 0 {
+					c.drain()
+				}
+			}
+		})
+	}
+}
+
+// TestBreakdownRows: RequestDims' dimensions come out as breakdown rows,
+// one per value and dimension, that add up to the cell's requests, fills,
+// errors and latency; requests without a device still count in them; the
+// next interval starts from zero; counting stays 0 allocs/op once the
+// values were seen.
+func TestBreakdownRows(t *testing.T) {
 	c := NewCounters()
-	bk, _ := NewBucketer(defaultSet(), Defaults)
-	g := c.Serving("production", "snap", bk)
-	dev := []byte("38400000-8cf0-11bd-b23e-10b96e40000d")
-	a := bk.Assign(dev)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		g.Request(a, dev, Fill, 50*time.Microsecond)
-		if i++; i&1023 == 0 {
-			c.drain()
+	b, _ := NewBucketer(defaultSet(), Defaults)
+	g := c.Serving("production", "snap-1", b)
+	countries := [][2]byte{{'U', 'S'}, {'D', 'E'}, {}}
+	for i := 0; i < 3000; i++ {
+		dev := []byte("dev-" + strconv.Itoa(i%500))
+		if i%100 == 0 {
+			dev = nil
+		}
+		o := []Outcome{NoFill, Fill, Error}[i%3]
+		d := Dims{Country: countries[i%3], OS: uint8(1 + i%2), Format: []uint8{1, 2, 0, 3}[i%4]}
+		g.RequestDims(b.Assign(dev), dev, o, time.Duration(i%700)*time.Microsecond, &d)
+	}
+	start := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+	rows := c.Flush("edge-a", start, start.Add(time.Minute))
+	type key struct {
+		test, variant string
+		shard         uint8
+	}
+	type sums struct{ req, fills, errs, lat uint64 }
+	main := map[key]sums{}
+	by := map[string]map[key]sums{}
+	values := map[string]uint64{}
+	for _, r := range rows {
+		k := key{r.Test, r.Variant, r.Shard}
+		s := sums{r.Requests, r.Fills, r.Errors, 0}
+		for _, v := range r.LatencyUS {
+			s.lat += v
+		}
+		if r.Breakdown == "" {
+			if r.Country != "" || r.OS != "" || r.Format != "" {
+				t.Errorf("ordinary row with dimensions %+v", r)
+			}
+			main[k] = s
+			continue
+		}
+		if r.HLL != "" || r.Impressions != 0 {
+			t.Errorf("breakdown row %+v has a sketch or impressions", r)
+		}
+		if by[r.Breakdown] == nil {
+			by[r.Breakdown] = map[key]sums{}
+		}
+		x := by[r.Breakdown][k]
+		by[r.Breakdown][k] = sums{x.req + s.req, x.fills + s.fills, x.errs + s.errs, x.lat + s.lat}
+		values[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+	}
+	if len(by) != 3 {
+		t.Fatalf("breakdowns by %d dimensions", len(by))
+	}
+	for d, m := range by {
+		if !maps.Equal(m, main) {
+			t.Errorf("%s breakdown rows do not add up to the cells", d)
 		}
 	}
+	want := map[string]uint64{"country=US": 1000, "country=DE": 1000, "country=": 1000, "os=android": 1500, "os=ios": 1500,
+		"format=banner": 750, "format=video": 750, "format=": 750, "format=native": 750}
+	if !maps.Equal(values, want) {
+		t.Errorf("requests by value %v, want %v", values, want)
+	}
+	if again := c.Flush("edge-a", start.Add(time.Minute), start.Add(2*time.Minute)); len(again) != 0 {
+		t.Fatalf("second flush: %d rows", len(again))
+	}
+	dev := []byte("dev-1")
+	a := b.Assign(dev)
+	d := Dims{Country: [2]byte{'U', 'S'}, OS: 2, Format: 1}
+	if n := testing.AllocsPerRun(1000, func() { g.RequestDims(a, dev, Fill, time.Millisecond, &d) }); n != 0 {
+		t.Errorf("RequestDims: %v allocs/op", n)
+	}
+	c.drain()
 }
 
 func BenchmarkRequestCountersParallel(b *testing.B) {

@@ -1,9 +1,12 @@
 package abtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -38,11 +41,21 @@ type Row struct {
 	// Breakdown dimensions of the requests counted here (empty: not
 	// known, as for impressions, whose tokens do not carry them; rows
 	// written before they existed have none). Totals are sums over all
-	// rows whatever their dimensions.
+	// rows whatever their dimensions, except breakdown rows.
 	Country string `json:"country,omitempty"` // ISO 3166 alpha-2
 	OS      string `json:"os,omitempty"`
-	Format  string `json:"format,omitempty"` // the placement's format
+	Format  string `json:"format,omitempty"` // the ad's format (RequestDims)
+	// Breakdown, when set (DimCountry, DimOS, DimFormat), makes this a
+	// breakdown row: the requests, fills, errors and latency of its
+	// (group, shard) that had this value of that one dimension (the
+	// dimension's field; "" unknown). They are counted in the group's
+	// ordinary rows too: totals skip breakdown rows.
+	Breakdown string `json:"breakdown,omitempty"`
 }
+
+// DimNames are the breakdown dimensions in Row.Breakdown's spelling, in
+// report order.
+var DimNames = [3]string{DimCountry, DimOS, DimFormat}
 
 // Sketch decodes the row's device sketch (nil when the row saw no device).
 func (r *Row) Sketch() (*hyperloglog.Sketch, error) {
@@ -75,7 +88,7 @@ func (c *Counters) Flush(edge string, start, end time.Time) []Row {
 					cl := &gl.cells[gi][sh]
 					cur := cl.load()
 					d := cur.sub(&cl.flushed)
-					if d.zero() && cl.hll == nil {
+					if d.zero() && cl.hll == nil && !cl.dimsNew {
 						continue
 					}
 					active = true
@@ -95,6 +108,7 @@ func (c *Counters) Flush(edge string, start, end time.Time) []Row {
 					}
 					r.LatencyUS = append([]uint64(nil), d.latency[:]...)
 					rows = append(rows, r)
+					rows = cl.appendBreakdowns(rows, &r)
 				}
 			}
 		}
@@ -103,6 +117,64 @@ func (c *Counters) Flush(edge string, start, end time.Time) []Row {
 		}
 	}
 	c.retire(now)
+	return rows
+}
+
+// appendBreakdowns appends a breakdown row per dimension value the cell
+// counted since the last flush (labels from base), in a fixed order, and
+// zeroes the counts (the entries stay: no allocation next interval).
+func (cl *cell) appendBreakdowns(rows []Row, base *Row) []Row {
+	if !cl.dimsNew {
+		return rows
+	}
+	cl.dimsNew = false
+	type dv struct {
+		dim int
+		v   string
+	}
+	sums := map[dv]*dimCount{}
+	for k, dc := range cl.dims {
+		if dc.requests == 0 {
+			continue
+		}
+		for dim := range DimNames {
+			x := dv{dim, dimName(dim, k)}
+			s := sums[x]
+			if s == nil {
+				s = &dimCount{}
+				sums[x] = s
+			}
+			s.requests += dc.requests
+			s.fills += dc.fills
+			s.errors += dc.errors
+			for i, v := range dc.latency {
+				s.latency[i] += v
+			}
+		}
+		*dc = dimCount{}
+	}
+	keys := slices.SortedFunc(maps.Keys(sums), func(a, b dv) int {
+		if a.dim != b.dim {
+			return a.dim - b.dim
+		}
+		return cmp.Compare(a.v, b.v)
+	})
+	for _, x := range keys {
+		dc := sums[x]
+		r := Row{Start: base.Start, End: base.End, Edge: base.Edge, Env: base.Env, Snapshot: base.Snapshot,
+			Experiment: base.Experiment, Layer: base.Layer, Test: base.Test, TestIndex: base.TestIndex, Variant: base.Variant,
+			ShareBP: base.ShareBP, Shard: base.Shard, Breakdown: DimNames[x.dim],
+			Requests: dc.requests, Fills: dc.fills, Errors: dc.errors, LatencyUS: append([]uint64(nil), dc.latency[:]...)}
+		switch x.dim {
+		case 0:
+			r.Country = x.v
+		case 1:
+			r.OS = x.v
+		default:
+			r.Format = x.v
+		}
+		rows = append(rows, r)
+	}
 	return rows
 }
 

@@ -331,7 +331,15 @@ func TestAppendLayers(t *testing.T) {
 		buf = b.AppendLayers(buf[:0], a)
 		_, t0, v0 := b.LayerLabels(a, 0)
 		_, t1, v1 := b.LayerLabels(a, 1)
-		if want := "ranking:" + t0 + ":" + v0 + ";floors:" + t1 + ":" + v1; string(buf) != want {
+		// Shares from the set as written: each layer's test and control
+		// hold half of it; the holdout 5%.
+		share := func(test string) string {
+			if test == HoldoutTest {
+				return "500"
+			}
+			return "5000"
+		}
+		if want := "ranking:" + t0 + ":" + v0 + ":" + share(t0) + ";floors:" + t1 + ":" + v1 + ":" + share(t1); string(buf) != want {
 			t.Fatalf("%s: %q, want %q", d, buf, want)
 		}
 		found[string(buf)] = true

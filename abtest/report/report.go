@@ -77,9 +77,9 @@ type Options struct {
 // UserKey names one user count: a group's shard over the window (Day
 // zero) or a whole group on one day (Shard -1).
 type UserKey struct {
-	Env, Experiment, Test, Variant string
-	Shard                          int
-	Day                            time.Time
+	Env, Experiment, Layer, Test, Variant string
+	Shard                                 int
+	Day                                   time.Time
 }
 
 func (o *Options) defaults() {
@@ -187,7 +187,9 @@ const (
 )
 
 // DimNames name the breakdown dimensions.
-var DimNames = [numDims]string{"country", "os", "format"}
+var DimNames = abtest.DimNames
+
+func dimIndex(name string) int { return slices.Index(DimNames[:], name) }
 
 func dimValue(r *abtest.Row, d int) string {
 	switch d {
@@ -347,6 +349,9 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 	snaps := map[ekey]map[string]bool{}
 	edges := map[ekey]map[string]bool{}
 	series := map[ekey]map[string]map[time.Time]*Point{}
+	// Edges that write breakdown rows leave their ordinary rows without
+	// dimensions: those must not all count as "(unknown)".
+	ownDims := opts.DimRows == nil && !slices.ContainsFunc(rows, func(r abtest.Row) bool { return r.Breakdown != "" })
 	for i := range rows {
 		r := &rows[i]
 		if rep.From.IsZero() || r.Start.Before(rep.From) {
@@ -376,14 +381,21 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 		if g == nil {
 			g = newGroup(r)
 			groups[k][gk] = g
-		} else if g.ShareBP != r.ShareBP || g.Index != r.TestIndex {
+		}
+		if r.Breakdown != "" {
+			if opts.DimRows == nil {
+				g.addDim(dimIndex(r.Breakdown), dimValue(r, dimIndex(r.Breakdown)), r)
+			}
+			continue
+		}
+		if g.ShareBP != r.ShareBP || g.Index != r.TestIndex {
 			w := fmt.Sprintf("group %s: rows disagree on share_bp (%d vs %d) or test index: the experiment set changed under the same id; the sample-ratio check uses the first",
 				gk, g.ShareBP, r.ShareBP)
 			if !slices.Contains(er.Warnings, w) {
 				er.Warnings = append(er.Warnings, w)
 			}
 		}
-		if err := g.addRow(r, opts.DimRows == nil); err != nil {
+		if err := g.addRow(r, ownDims); err != nil {
 			return nil, fmt.Errorf("row of %s: %w", r.Edge, err)
 		}
 		sm := series[k][gk]
@@ -414,6 +426,9 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 	}
 	for i := range opts.Pre {
 		r := &opts.Pre[i]
+		if r.Breakdown != "" {
+			continue
+		}
 		g := groups[ekey{r.Env, r.Experiment, r.Layer}][GroupKey(r.Test, r.Variant)]
 		if g == nil {
 			continue // a group that is not in the window
@@ -554,7 +569,7 @@ func groupRank(g *GroupTotals) int {
 }
 
 func (g *GroupTotals) finish(k ekey, users func(UserKey) (float64, bool)) {
-	key := UserKey{Env: k.env, Experiment: k.exp, Test: g.Test, Variant: g.Variant}
+	key := UserKey{Env: k.env, Experiment: k.exp, Layer: k.layer, Test: g.Test, Variant: g.Variant}
 	for sh := range g.shard {
 		u := 0.0
 		if users != nil {
@@ -674,8 +689,12 @@ type Totals struct {
 	Latency                                                                    [abtest.NumLatencyBuckets]uint64
 }
 
-// Add adds a row's counters.
+// Add adds a row's counters; a breakdown row adds nothing (its requests
+// are in the ordinary rows too).
 func (t *Totals) Add(r *abtest.Row) {
+	if r.Breakdown != "" {
+		return
+	}
 	t.Requests += r.Requests
 	t.Fills += r.Fills
 	t.Errors += r.Errors
@@ -973,6 +992,19 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 			top, rest = vals[:o.MaxBreakdown], vals[o.MaxBreakdown:]
 		}
 		bd := Breakdown{Dim: DimNames[dim]}
+		// Breakdown rows from edges carry no revenue (impressions do not
+		// reach the counters with dimensions): "-", not a 0 that reads as
+		// a finding.
+		var dimRev, allRev float64
+		for _, g := range er.Groups {
+			allRev += float64(g.RevenueMicros)
+			for _, a := range g.dims[dim] {
+				for i := range a {
+					dimRev += a[i][fRevenue]
+				}
+			}
+		}
+		noRevenue := dimRev == 0 && allRev > 0
 		collect := func(label string, names []string) {
 			bv := BreakdownValue{Value: label, Requests: map[string]float64{}, Metrics: map[string]map[string]float64{},
 				Lifts: map[string]map[string]stats.Lift{}}
@@ -994,6 +1026,9 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 				bv.Metrics[gk] = map[string]float64{}
 				for _, m := range BreakdownMetrics {
 					bv.Metrics[gk][m] = metric(m, a).Value
+					if m == "revenue_per_request" && noRevenue {
+						bv.Metrics[gk][m] = math.NaN()
+					}
 				}
 			}
 			if ctl != nil {
@@ -1003,6 +1038,9 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 					}
 					lm := map[string]stats.Lift{}
 					for _, m := range BreakdownMetrics {
+						if m == "revenue_per_request" && noRevenue {
+							continue
+						}
 						lm[m] = stats.Compare(metric(m, arrs[g]), metric(m, arrs[ctl]))
 					}
 					bv.Lifts[GroupKey(g.Test, g.Variant)] = lm

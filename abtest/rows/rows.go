@@ -217,12 +217,36 @@ func Check(r *abtest.Row) error {
 	case len(r.LatencyUS) != abtest.NumLatencyBuckets:
 		return fmt.Errorf("latency_us has %d buckets, want %d", len(r.LatencyUS), abtest.NumLatencyBuckets)
 	}
+	if r.Breakdown != "" {
+		if err := checkBreakdown(r); err != nil {
+			return err
+		}
+	}
 	// No cross-field checks (fills <= requests, histogram total ==
 	// requests): a request in flight at a flush may have its request counted
 	// in one row and its fill or latency in the next, so they hold over
 	// rows, not per row. The file name's checksum guards the content.
 	_, err := r.Sketch()
 	return err
+}
+
+// checkBreakdown is the rule for breakdown rows: a known dimension, only
+// that dimension's field set, only what requests carry (no impressions,
+// clicks, revenue or sketch: their tokens do not carry the dimensions).
+func checkBreakdown(r *abtest.Row) error {
+	set := map[string]string{abtest.DimCountry: r.Country, abtest.DimOS: r.OS, abtest.DimFormat: r.Format}
+	if _, ok := set[r.Breakdown]; !ok {
+		return fmt.Errorf("breakdown %q, want one of %v", r.Breakdown, abtest.DimNames)
+	}
+	for d, v := range set {
+		if d != r.Breakdown && v != "" {
+			return fmt.Errorf("breakdown row by %s also sets %s", r.Breakdown, d)
+		}
+	}
+	if r.Impressions|r.Clicks|r.RevenueMicros|r.ForwardErrors != 0 || r.HLL != "" {
+		return fmt.Errorf("breakdown row by %s carries impressions, clicks, revenue, forward errors or a sketch (only requests have dimensions)", r.Breakdown)
+	}
+	return nil
 }
 
 // ListFiles returns the rows files under each dir (not recursive),

@@ -98,6 +98,21 @@ func TestParseRowRefuses(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	bd := strings.Replace(strings.Replace(good, `"hll":""`, `"hll":"","breakdown":"country","country":"US"`, 1), `"impressions":1`, `"impressions":0`, 1)
+	bd = strings.Replace(bd, `"revenue_micros":5`, `"revenue_micros":0`, 1)
+	if _, err := Parse([]byte(bd)); err != nil {
+		t.Fatalf("good breakdown row refused: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"dimension":   strings.Replace(bd, `"breakdown":"country"`, `"breakdown":"city"`, 1),
+		"two dims":    strings.Replace(bd, `"country":"US"`, `"country":"US","os":"ios"`, 1),
+		"impressions": strings.Replace(bd, `"impressions":0`, `"impressions":1`, 1),
+		"revenue":     strings.Replace(bd, `"revenue_micros":0`, `"revenue_micros":9`, 1),
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }
 
 func TestRunWritesAndFinalFlush(t *testing.T) {

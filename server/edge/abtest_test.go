@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/abtest/report"
+	"github.com/adedge/adedge/abtest/rows"
+	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/snapshot"
@@ -431,5 +434,104 @@ search:
 	found.device = testDev
 	if r := e.get(found.uri()); r.code != 204 {
 		t.Fatalf("device in the floor-raising test: %v, want no fill (below the raised floor)", r)
+	}
+}
+
+// TestRowsBreakdownsAreTheEventsDims: the A/B rows' breakdowns carry the
+// country, OS and format the ad events carry for the same requests (one
+// rule: decisionDims), each dimension's breakdown rows add up to the
+// ordinary rows of their (group, shard), and a no-fill in a slot of one
+// format has that format.
+func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
+	dir := t.TempDir()
+	withRec, rec := withEvents(t, events.Options{Dir: dir})
+	ctr := abtest.NewCounters()
+	e := newEnv(t, envOpts{httpServer: true, config: func(c *Config) { withRec(c); c.Counters = ctr }})
+	qs := e.search(12, anyCampaign)
+	var codes = map[int]int{}
+	n := 0
+	for i, q := range qs {
+		for _, cc := range []string{q.country, "AQ"} { // AQ: no campaign targets Antarctica: no-fills
+			for _, osName := range []string{"ios", "android"} {
+				q.country, q.os, q.device = cc, osName, e.w.devices[(i*7+n)%len(e.w.devices)]
+				if n%9 == 0 {
+					q.device = "" // unassigned
+				}
+				codes[e.get(q.uri()).code]++
+				n++
+			}
+		}
+	}
+	if codes[200] == 0 || codes[204] == 0 {
+		t.Fatalf("answers %v: want fills and no-fills", codes)
+	}
+	now := time.Now()
+	flushed := ctr.Flush("e", now.Add(-time.Minute), now)
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// By (dimension, value): requests from the events, from the rows.
+	fromEvents, fromRows := map[string]uint64{}, map[string]uint64{}
+	snap := e.src.Acquire()
+	defer snap.Release()
+	for _, ev := range logged(t, dir) {
+		if ev.Kind != events.KindAd {
+			continue
+		}
+		fromEvents["country="+string(ev.Country)]++
+		fromEvents["os="+string(ev.OS)]++
+		f := ""
+		if ev.Format > 0 {
+			f = snapshot.Format(ev.Format - 1).String()
+		}
+		fromEvents["format="+f]++
+		if ev.Outcome == events.OutcomeNoFill {
+			pi, _ := snap.R.LookupPlacementBytes(ev.Placement)
+			pl, _ := snap.R.Placement(pi)
+			want := uint8(0)
+			for x := snapshot.Format(0); x < snapshot.NumFormats; x++ {
+				if pl.Formats == 1<<x {
+					want = uint8(x) + 1
+				}
+			}
+			if ev.Format != want {
+				t.Errorf("no-fill at %s (formats %b): event format %d, want %d", ev.Placement, pl.Formats, ev.Format, want)
+			}
+		}
+	}
+	type cellKey struct {
+		layer, test, variant string
+		shard                uint8
+	}
+	totals := map[cellKey]uint64{}
+	perDim := map[string]map[cellKey]uint64{}
+	for _, r := range flushed {
+		if err := rows.Check(&r); err != nil {
+			t.Fatalf("row %+v: %v", r, err)
+		}
+		k := cellKey{r.Layer, r.Test, r.Variant, r.Shard}
+		if r.Breakdown == "" {
+			totals[k] += r.Requests
+			continue
+		}
+		if perDim[r.Breakdown] == nil {
+			perDim[r.Breakdown] = map[cellKey]uint64{}
+		}
+		perDim[r.Breakdown][k] += r.Requests
+		fromRows[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+	}
+	if len(perDim) != 3 {
+		t.Fatalf("breakdown rows by %d dimensions, want 3", len(perDim))
+	}
+	for d, m := range perDim {
+		if !maps.Equal(m, totals) {
+			t.Errorf("breakdown by %s does not add up to the rows' requests per (group, shard):\n%v\n%v", d, m, totals)
+		}
+	}
+	if !maps.Equal(fromEvents, fromRows) {
+		t.Errorf("requests by dimension value:\nevents %v\nrows   %v", fromEvents, fromRows)
+	}
+	if fromRows["country=AQ"] == 0 || fromRows["os=ios"] == 0 || fromRows["os=android"] == 0 {
+		t.Errorf("breakdowns %v: want AQ and both OSes", fromRows)
 	}
 }

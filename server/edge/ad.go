@@ -110,10 +110,11 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	}
 	s.setEnvHeader(ctx)
 	el := time.Since(start)
-	s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &decisionInfo{device: st.req.Device, latency: el})
+	di := decisionInfo{device: st.req.Device, latency: el, dims: decisionDims(snap.R, st, outcome)}
+	s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &di)
 	s.metrics.adLatency.Observe(el.Seconds())
 	if exp.gen != nil {
-		exp.gen.Request(a, st.req.Device, outcome, el)
+		exp.gen.RequestDims(a, st.req.Device, outcome, el, &di.dims.ab)
 	}
 	s.access(st, ctx.Response.StatusCode(), el, snap)
 }

@@ -171,9 +171,10 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 				au.chosen = append(au.chosen, uint32(res.Campaign))
 			}
 		}
-		s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &decisionInfo{dec: dec, device: device, latency: time.Since(start)})
+		di := decisionInfo{dec: dec, device: device, latency: time.Since(start), dims: decisionDims(snap.R, st, outcome)}
+		s.recordDecision(ctx, st, snap, exp, a, seq, outcome, now, &di)
 		if exp.gen != nil {
-			exp.gen.Request(a, q.Device, outcome, time.Since(start))
+			exp.gen.RequestDims(a, q.Device, outcome, di.latency, &di.dims.ab)
 		}
 	}
 	s.setEnvHeader(ctx)

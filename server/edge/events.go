@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"time"
 	"unsafe"
@@ -13,6 +14,7 @@ import (
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/privacy"
+	"github.com/adedge/adedge/server/selection"
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/server/token"
 	"github.com/adedge/adedge/snapshot"
@@ -29,12 +31,45 @@ type eventState struct {
 }
 
 // decisionInfo is what a decision event needs beyond the selection: the
-// privacy decision (zero on /v1/ad: allowed), the device it may store and
-// the handling time so far.
+// privacy decision (zero on /v1/ad: allowed), the device it may store,
+// the handling time so far and the decision's dimensions.
 type decisionInfo struct {
 	dec     privacy.Decision
 	device  []byte
 	latency time.Duration
+	dims    adDims
+}
+
+// adDims are one decision's breakdown dimensions: the ad event's
+// country, OS and format, and the same values in the A/B rows'
+// breakdowns (decisionDims is the one rule for both).
+type adDims struct {
+	ab abtest.Dims // Format is the events' format code (formatCode; 0 unknown)
+	os string      // the events' OS name
+}
+
+// decisionDims is the rule: the request's country and OS, and the format
+// of the ad the slot shows: the creative's when filled, else the slot's
+// only format (the placement's formats the request accepts), else
+// unknown (a no-fill in a slot that takes several formats, or an
+// unknown placement). Call it after selection, before the event and the
+// counters.
+func decisionDims(r *snapshot.Reader, st *reqState, outcome abtest.Outcome) adDims {
+	d := adDims{ab: abtest.Dims{Country: countryCode(st.sreq.Country)}, os: st.sreq.OS.String()}
+	if st.sreq.OS < snapshot.NumOS {
+		d.ab.OS = uint8(st.sreq.OS) + 1
+	}
+	switch {
+	case outcome == abtest.Fill:
+		cr, _ := r.Creative(st.res.Creative)
+		d.ab.Format = formatCode(&cr)
+	case st.res.Placement >= 0:
+		pl, _ := r.Placement(st.res.Placement)
+		if m := selection.FormatsFor(&pl, &st.sreq); m != 0 && m&(m-1) == 0 {
+			d.ab.Format = uint8(bits.TrailingZeros8(uint8(m))) + 1
+		}
+	}
+	return d
 }
 
 // countryCode is a snapshot country index as its two letters (zero when
@@ -181,8 +216,8 @@ func (s *Server) recordDecision(ctx *fasthttp.RequestCtx, st *reqState, snap *sn
 		DeviceHash: deviceHash(di.device), Privacy: uint8(di.dec.Level), PrivacySignals: di.dec.Signals,
 		Edge: bs(s.cfg.EdgeName), Snapshot: bs(snap.Version), Placement: st.req.Placement,
 		Experiment: bs(exp.id), TestID: bs(test), Variant: bs(variant),
-		OS: bs(st.req.OS.String()), DeviceType: bs(deviceTypeName(st.req.DeviceType))}
-	if cc := countryCode(st.req.Country); cc != [2]byte{} {
+		OS: bs(di.dims.os), DeviceType: bs(deviceTypeName(st.req.DeviceType)), Format: di.dims.ab.Format}
+	if cc := di.dims.ab.Country; cc != [2]byte{} {
 		st.evs.country = cc
 		e.Country = st.evs.country[:]
 	}
@@ -198,7 +233,6 @@ func (s *Server) recordDecision(ctx *fasthttp.RequestCtx, st *reqState, snap *sn
 		cr, _ := r.Creative(st.res.Creative)
 		e.Campaign, e.Creative = bs(r.String(camp.ID)), bs(r.String(cr.ID))
 		e.PriceMicros = st.res.PriceMicros
-		e.Format = formatCode(&cr)
 	case abtest.Error:
 		e.Outcome = events.OutcomeError
 	default:

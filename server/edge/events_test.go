@@ -420,7 +420,7 @@ func TestAppendLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(b.AppendLayers(nil, b.Assign([]byte("dev-1")))); got != "a:t1:v1;b:t2:v2" {
+	if got := string(b.AppendLayers(nil, b.Assign([]byte("dev-1")))); got != "a:t1:v1:10000;b:t2:v2:10000" {
 		t.Errorf("layered: %q", got)
 	}
 	legacy, err := abtest.NewBucketer(abtest.Set{ID: "x", Salt: "s", Tests: []abtest.Test{{ID: "t", Variant: "v", ShareBP: 10000}}}, abtest.Defaults)

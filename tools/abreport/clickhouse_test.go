@@ -80,12 +80,16 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 				o, eo = abtest.Fill, events.OutcomeFill
 			}
 			lat := time.Duration(80+rng.IntN(300)) * time.Microsecond
-			w.g.Request(a, dev, o, lat)
+			dims := abtest.Dims{Country: [2]byte([]byte(countries[i%3])), OS: uint8(1 + i%2)} // oses[i%2]
+			if o == abtest.Fill {
+				dims.Format = 1 // banner, as the event below
+			}
+			w.g.RequestDims(a, dev, o, lat, &dims)
 			ad := events.Event{Kind: events.KindAd, Test: a.Test, Shard: a.Shard, Outcome: eo, Time: now.UnixMilli(), Issued: now.UnixMilli(),
 				Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte("exp-1"), TestID: []byte(test), Variant: []byte(variant),
 				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id(),
 				// What the edge's v2 decision record carries (server/edge recordDecision).
-				LatencyUS: uint32(lat.Microseconds()), DeviceHash: xxhash.Sum64(dev), ShareBP: w.b.GroupShareBP(0, a.Test)}
+				LatencyUS: uint32(lat.Microseconds()), DeviceHash: xxhash.Sum64(dev), ShareBP: w.b.LayerShareBP(a, 0)}
 			if o == abtest.Fill {
 				ad.PriceMicros, ad.Format = 2000, 1
 			}

@@ -61,7 +61,14 @@ func (w *world) run(t *testing.T, dir string, first time.Time, days int) {
 				if rng.Float64() < w.slowShare[a.Test] {
 					lat = 5 * time.Millisecond
 				}
-				g.Request(a, dev, o, lat)
+				if w.dims {
+					// What an edge counts (server/edge decisionDims): the
+					// device's country and OS, the ad's format.
+					g.RequestDims(a, dev, o, lat, &abtest.Dims{Country: [2]byte([]byte(w.countries[d%len(w.countries)])),
+						OS: uint8(1 + d%2), Format: 1})
+				} else {
+					g.Request(a, dev, o, lat)
+				}
 				if o == abtest.Fill {
 					g.Impression(a, 2000)
 					if rng.Float64() < 0.03 {
@@ -72,26 +79,10 @@ func (w *world) run(t *testing.T, dir string, first time.Time, days int) {
 		}
 		start := first.Add(time.Duration(day) * 24 * time.Hour)
 		flushed := c.Flush("edge-a", start, start.Add(24*time.Hour))
-		if w.dims {
-			flushed = w.label(flushed)
-		}
 		if _, err := rows.WriteFile(dir, "edge-a", start, flushed); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-// label splits each row's requests over countries by shard (a stand-in
-// for the edge's own dimension cells): the sums stay the same.
-func (w *world) label(in []abtest.Row) []abtest.Row {
-	var out []abtest.Row
-	for _, r := range in {
-		r.Country = w.countries[int(r.Shard)%len(w.countries)]
-		r.OS = []string{"android", "ios"}[int(r.Shard)%2]
-		r.Format = "banner"
-		out = append(out, r)
-	}
-	return out
 }
 
 func build(t *testing.T, o report.Options, dirs ...string) *report.Report {
@@ -247,8 +238,9 @@ func TestCUPEDWithPrePeriod(t *testing.T) {
 	}
 }
 
-// Breakdowns: every country's requests add up to the group's, and old
-// rows without dimensions make no breakdown at all.
+// Breakdowns: from the breakdown rows the counters write, every
+// country's requests add up to the group's, and rows without dimensions
+// (older edges) make no breakdown at all.
 func TestBreakdowns(t *testing.T) {
 	d := t.TempDir()
 	w := &world{devices: 3000, seed: 5, fill: [4]float64{0.5, 0.55, 0.5, 0.5}, dims: true,
@@ -269,6 +261,9 @@ func TestBreakdowns(t *testing.T) {
 	}
 	if sum != float64(ctl.Requests) {
 		t.Errorf("country requests add to %g, control has %d", sum, ctl.Requests)
+	}
+	if v := bc.Values[0].Metrics[report.GroupKey(ctl.Test, ctl.Variant)]["revenue_per_request"]; !math.IsNaN(v) {
+		t.Errorf("revenue/request by country from rows %v, want n/a (breakdown rows carry no revenue)", v)
 	}
 	var page bytes.Buffer
 	if err := WriteHTML(&page, build(t, report.Options{}, d), nil); err != nil {
