@@ -245,7 +245,8 @@ func tail(path string) string {
 // deriveHAProxyConfig turns ops/haproxy.cfg into the test's: the frontend
 // binds frontAddr, the backend's servers are edges, agent-port is agent, the
 // stats socket is sock; process settings for a system service (chroot,
-// user, daemon, syslog) and the stats page are dropped. Everything that
+// user, daemon) and the stats page are dropped, and the log goes to
+// stderr, abnormal requests only. Everything that
 // decides balancing, checks, retries and timeouts is kept as written.
 func deriveHAProxyConfig(t *testing.T, frontAddr, sock string, agent int, edges []*edge) string {
 	t.Helper()
@@ -267,7 +268,15 @@ func deriveHAProxyConfig(t *testing.T, frontAddr, sock string, agent int, edges 
 		switch {
 		case strings.HasPrefix(section, "listen stats"):
 			continue
-		case strings.HasPrefix(section, "global") && (f[0] == "log" || f[0] == "chroot" || f[0] == "user" || f[0] == "group" || f[0] == "daemon"):
+		case strings.HasPrefix(section, "global") && f[0] == "log":
+			// To the log the test prints when it fails, and only the
+			// abnormal requests (dontlog-normal below): a failed request's
+			// line says who answered and why (termination state, retries).
+			line = "    log stderr format raw local0 info"
+		case strings.HasPrefix(section, "defaults") && f[0] == "option" && len(f) > 1 && f[1] == "httplog":
+			out = append(out, line)
+			line = "    option dontlog-normal"
+		case strings.HasPrefix(section, "global") && (f[0] == "chroot" || f[0] == "user" || f[0] == "group" || f[0] == "daemon"):
 			continue
 		case strings.HasPrefix(section, "global") && f[0] == "stats" && f[1] == "socket":
 			line = "    stats socket " + sock + " mode 600 level admin"
@@ -300,9 +309,10 @@ func deriveHAProxyConfig(t *testing.T, frontAddr, sock string, agent int, edges 
 
 // serverStat is one server's row of HAProxy's "show stat".
 type serverStat struct {
-	status string
-	weight int
-	total  int64 // sessions sent to it
+	status   string
+	weight   int
+	total    int64  // sessions sent to it
+	throttle string // slowstart's ramp in percent, "" when not ramping
 }
 
 // stats reads the backend's servers and its retry/redispatch counters.
@@ -340,13 +350,18 @@ func stats(sock string) (map[string]serverStat, map[string]int64, error) {
 			backend["retries"], backend["redispatches"] = num("wretr"), num("wredis")
 			continue
 		}
-		srv[f[col["svname"]]] = serverStat{status: f[col["status"]], weight: int(num("weight")), total: num("stot")}
+		srv[f[col["svname"]]] = serverStat{status: f[col["status"]], weight: int(num("weight")), total: num("stot"), throttle: f[col["throttle"]]}
 	}
 	return srv, backend, nil
 }
 
 // inRotation: HAProxy may pick the server for a new request.
 func (s serverStat) inRotation() bool { return strings.HasPrefix(s.status, "UP") && s.weight > 0 }
+
+// fullyUp: in rotation with no failed check pending ("UP 1/2" is one
+// more failure from DOWN). A phase that takes one edge out waits for
+// this on the other: the promise is that a healthy edge takes the load.
+func (s serverStat) fullyUp() bool { return s.status == "UP" && s.weight > 0 }
 
 // phase counts the load's outcomes while one thing happens.
 type phase struct {
@@ -606,6 +621,8 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 	// failures, and back in after maint off (the agent's "ready").
 	b.start(t)
 	waitStat(t, sock, b.name, 10*time.Second, serverStat.inRotation)
+	st, _ = waitStat(t, sock, b.name, 10*time.Second, serverStat.fullyUp)
+	t.Logf("maint on/off: %s %q weight %d throttle %q takes the load", b.name, st.status, st.weight, st.throttle)
 	maint := &phase{name: "maint on/off"}
 	report(t, ld.next(maint))
 	adtool := func(args ...string) {
@@ -632,6 +649,8 @@ func TestHAProxyDrainAndKill(t *testing.T) {
 	}
 
 	// 4. adtool drain of edge2: zero failed requests.
+	st, _ = waitStat(t, sock, a.name, 10*time.Second, serverStat.fullyUp)
+	t.Logf("adtool drain: %s %q weight %d throttle %q takes the load", a.name, st.status, st.weight, st.throttle)
 	tool := &phase{name: "adtool drain"}
 	report(t, ld.next(tool))
 	adtool("drain", "--admin", b.adminAddr(), "--wait", "--timeout", "20s")
