@@ -124,3 +124,24 @@ func TestLatencyVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestFIFOSaysSo: with --fifo in effect, pinned commands in the rows
+// carry the chrt that ran them and the report's header says how servers
+// and load were scheduled.
+func TestFIFOSaysSo(t *testing.T) {
+	s := &suite{o: Options{Log: io.Discard}, rep: &Report{Mode: "full", Sched: "at SCHED_FIFO 1"}, rt: true, pin: true}
+	s.add(Row{Section: "S", What: "w", Command: "taskset -c 1 adtool loadgen --rate 1"})
+	s.add(Row{Section: "S", What: "v", Command: "adtool bench --only swaps"})
+	if got := s.rep.Rows[0].Command; got != "chrt -f 1 taskset -c 1 adtool loadgen --rate 1" {
+		t.Errorf("pinned command %q", got)
+	}
+	if got := s.rep.Rows[1].Command; got != "adtool bench --only swaps" {
+		t.Errorf("unpinned command %q", got)
+	}
+	if got := strings.Join(s.client("x"), " "); got != "chrt -f 1 taskset -c 1 x" {
+		t.Errorf("client argv %q", got)
+	}
+	if md := s.rep.Markdown(); !strings.Contains(md, "Scheduling: at SCHED_FIFO 1.") {
+		t.Errorf("no scheduling line:\n%s", md)
+	}
+}

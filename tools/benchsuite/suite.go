@@ -36,6 +36,11 @@ type Options struct {
 	// "find-max", "latency", "aerospike", "swaps", "builder",
 	// "distribution", "pacing".
 	Only []string
+	// FIFO runs the servers under test and the load generators at
+	// SCHED_FIFO 1 (chrt): on a shared machine with
+	// autogroups on, a nice-19 job in another session weighs as much as
+	// the measurement and its time slices show up as milliseconds of p99.
+	FIFO bool
 }
 
 // suite is one run's state.
@@ -44,6 +49,7 @@ type suite struct {
 	rep    *Report
 	procs  []*exec.Cmd
 	pin    bool // taskset present
+	rt     bool // servers and generators run SCHED_FIFO 1 (Options.FIFO and chrt works)
 	inv    string
 	snap   string
 	key    string
@@ -74,6 +80,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	s.pin = err == nil && runtime.NumCPU() >= 2
 	if !s.pin {
 		s.skip("CPU pinning: taskset missing or one CPU; servers and load share cores")
+	}
+	if o.FIFO {
+		if err := exec.Command("chrt", "-f", "1", "true").Run(); err != nil {
+			s.skip("SCHED_FIFO (--fifo): chrt -f 1 failed (" + err.Error() + "); servers and load run at normal priority")
+		} else {
+			s.rt = true
+			s.rep.Sched = "servers under test and load generators at SCHED_FIFO 1 (chrt -f 1), above the shared machine's other sessions; the Aerospike server at normal priority"
+		}
 	}
 	defer s.stopAll()
 	steps := []struct {
@@ -120,6 +134,9 @@ func (s *suite) skip(why string) {
 
 func (s *suite) add(r Row) {
 	r.Step = s.step
+	if s.rt && strings.HasPrefix(r.Command, "taskset ") {
+		r.Command = "chrt -f 1 " + r.Command
+	}
 	if r.Target != "" && r.Met == "" {
 		r.Met = met(r.Value, r.Target)
 	}
@@ -135,9 +152,18 @@ func pick[T any](s *suite, quick, full T) T {
 	return full
 }
 
-// server and client prefix a command with its CPU pinning.
-func (s *suite) server(args ...string) []string { return s.pinned("0", args) }
-func (s *suite) client(args ...string) []string { return s.pinned("1", args) }
+// server and client prefix a command with its CPU pinning (and, with
+// --fifo, its real-time priority).
+func (s *suite) server(args ...string) []string { return s.sched(s.pinned("0", args)) }
+func (s *suite) client(args ...string) []string { return s.sched(s.pinned("1", args)) }
+
+// sched puts chrt -f 1 before args when the suite runs at SCHED_FIFO.
+func (s *suite) sched(args []string) []string {
+	if !s.rt {
+		return args
+	}
+	return append([]string{"chrt", "-f", "1"}, args...)
+}
 func (s *suite) pinned(cpu string, args []string) []string {
 	if !s.pin {
 		return args

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net"
@@ -236,5 +237,108 @@ func TestOptionsRefused(t *testing.T) {
 	}
 	if _, err := FindMax(context.Background(), FindMaxOptions{}); err == nil {
 		t.Error("find-max without a bound accepted")
+	}
+}
+
+// TestFramingsAndClose: chunked answers, answers with Connection: close
+// (every request on a new connection) and a server that drops idle
+// keep-alive connections are all counted as the answers they are, with
+// no error: a request that meets a connection the server closed while
+// idle goes out again on a new one.
+func TestFramingsAndClose(t *testing.T) {
+	var n atomic.Int64
+	url := serve(t, func(ctx *fasthttp.RequestCtx) {
+		switch n.Add(1) % 3 {
+		case 0:
+			ctx.SetBodyStreamWriter(func(w *bufio.Writer) { w.WriteString("chunk"); w.Flush(); w.WriteString("ed") })
+		case 1:
+			ctx.SetConnectionClose()
+			ctx.SetBodyString("bye")
+		default:
+			ctx.SetBodyString("ok")
+		}
+	})
+	r, err := Run(context.Background(), Options{Target: url, Rate: 500, Duration: time.Second, Conns: 4, Targets: Fixed("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bad() != 0 || r.Status["200"] != int(r.Recorded) || r.Recorded < 450 {
+		t.Fatalf("status %v errors %v recorded %d", r.Status, r.ErrKinds, r.Recorded)
+	}
+
+	// Idle connections closed by the server after 20 ms: at 100 req/s on 8
+	// connections each one idles 80 ms between requests.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }, IdleTimeout: 20 * time.Millisecond}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Shutdown() })
+	r, err = Run(context.Background(), Options{Target: "http://" + ln.Addr().String(), Rate: 100, Duration: time.Second, Conns: 8, Targets: Fixed("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bad() != 0 || r.Recorded < 90 {
+		t.Fatalf("idle-closing server: status %v errors %v recorded %d", r.Status, r.ErrKinds, r.Recorded)
+	}
+}
+
+// TestTimeoutAndGarbage: a server that accepts and never answers gives
+// timeouts (100 requests on 50 connections: two rounds of the 200 ms
+// timeout after the 0.5 s of sending), and one that
+// answers garbage gives errors of kind other; neither hangs the run.
+func TestTimeoutAndGarbage(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		answer string // "" = never answer
+		kind   string
+	}{{"silent", "", "timeout"}, {"garbage", "SSH-2.0-nope\r\n\r\n", "other"}} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held sync.WaitGroup
+		stop := make(chan struct{})
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				held.Add(1)
+				go func() {
+					defer held.Done()
+					defer conn.Close()
+					buf := make([]byte, 4096)
+					for {
+						if _, err := conn.Read(buf); err != nil {
+							return
+						}
+						if c.answer == "" {
+							<-stop
+							return
+						}
+						conn.Write([]byte(c.answer))
+					}
+				}()
+			}
+		}()
+		t0 := time.Now()
+		r, err := Run(context.Background(), Options{Target: "http://" + ln.Addr().String(), Rate: 200, Duration: 500 * time.Millisecond,
+			Conns: 50, Timeout: 200 * time.Millisecond, Targets: Fixed("/")})
+		took := time.Since(t0)
+		close(stop)
+		ln.Close()
+		held.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Errors == 0 || r.ErrKinds[c.kind] != int(r.Errors) || r.Recorded != 0 {
+			t.Errorf("%s: errors %d kinds %v recorded %d", c.name, r.Errors, r.ErrKinds, r.Recorded)
+		}
+		if took > 5*time.Second {
+			t.Errorf("%s: the run took %v", c.name, took)
+		}
 	}
 }

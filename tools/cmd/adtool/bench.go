@@ -25,6 +25,7 @@ func runBench(args []string) int {
 	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "adedge-bench-suite"), "scratch directory")
 	md := fs.String("out", "docs/BENCHMARKS.md", "markdown file whose generated part is replaced")
 	js := fs.String("json", "docs/BENCHMARKS.json", "JSON twin")
+	fs.BoolVar(&o.FIFO, "fifo", false, "run the servers under test and load generators at SCHED_FIFO 1 (chrt -f 1; needs CAP_SYS_NICE) so other sessions' jobs do not show in the latency figures")
 	render := fs.Bool("render", false, "only rewrite --out from the report in --json (after editing notes in it)")
 	only := fs.String("only", "", "comma-separated steps to run (micro, throughput, find-max, latency, aerospike, swaps, builder, distribution, pacing); default all")
 	if err := fs.Parse(args); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/adedge/adedge/internal/cliflag"
@@ -36,6 +37,7 @@ func runLoadgen(args []string) int {
 	maxRate := fs.Float64("max-rate", 2_000_000, "with --find-max: never try above")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile (pprof) to this file")
 	if err := fs.Parse(args); err != nil {
 		return cliflag.ExitCode(err)
 	}
@@ -54,6 +56,17 @@ func runLoadgen(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "adtool loadgen: %v\n", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if *findMax {
 		f := loadgen.FindMaxOptions{Run: o, P99: *p99, Start: *startRate, MaxRate: *maxRate, Trial: *trial, Confirm: true}
 		if !*quiet {
