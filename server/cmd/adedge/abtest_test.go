@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
 )
 
@@ -61,21 +62,23 @@ func TestStagingAndRowsEndToEnd(t *testing.T) {
 	<-stg.done
 	prd.done <- nil // for the cleanup's receive
 	stg.done <- nil
+	// Requests as the reports count them (report.Totals: breakdown rows
+	// repeat the ordinary rows' requests by country, OS and format).
 	count := func(dir, env string) uint64 {
 		files, _ := rows.ListFiles([]string{dir})
-		var n uint64
+		var tot report.Totals
 		for _, f := range files {
 			rs, err := rows.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range rs {
-				if r.Env == env {
-					n += r.Requests
+			for i := range rs {
+				if rs[i].Env == env {
+					tot.Add(&rs[i])
 				}
 			}
 		}
-		return n
+		return tot.Requests
 	}
 	if n := count(stRows, "staging"); n != 2 {
 		t.Errorf("staging rows count %d requests, want 2", n)
