@@ -115,3 +115,35 @@ func FuzzParseAnswer(f *testing.F) {
 		}
 	})
 }
+
+// The daily rollup's answers are checked as strictly as the others.
+func TestParseDailyAnswersRefuseBadInput(t *testing.T) {
+	lat := "[" + strings.TrimSuffix(strings.Repeat("1,", 22), ",") + "]"
+	good := "\t2026-11-01\tproduction\texp-1\tmain\t1\tbetter\tt1\t5\t100\t50\t1\t40\t2\t80000\t" + lat + "\n"
+	for name, c := range map[string]struct{ answer, want string }{
+		"columns":   {"\t2026-11-01\tproduction\n", "3 columns, want 16"},
+		"dim":       {"city" + good, `dim "city"`},
+		"shard":     {strings.Replace(good, "\tt1\t5\t", "\tt1\t64\t", 1), "shard 64"},
+		"code":      {strings.Replace(good, "\t1\tbetter", "\t7\tbetter", 1), "test_code 7"},
+		"no test":   {strings.Replace(strings.Replace(good, "\t1\tbetter", "\t255\tbetter", 1), "\tt1\t", "\t\t", 1), "without its test id"},
+		"latency":   {strings.Replace(good, lat, "[1,2]", 1), "2 buckets"},
+		"lat shape": {strings.Replace(good, lat, "1,2", 1), "want [n,...]"},
+		"negative":  {strings.Replace(good, "\t100\t", "\t-100\t", 1), `count "-100"`},
+	} {
+		a := &dailyAnswer{ids: map[dailyID]bool{}, shares: map[dailyID]uint32{}}
+		err := a.parseSums([]byte(c.answer))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("%s: %v, want an error with %q and the line", name, err, c.want)
+		}
+	}
+	a := &dailyAnswer{ids: map[dailyID]bool{}, shares: map[dailyID]uint32{}}
+	if err := a.parseSums([]byte(good + "country\tUS\tproduction\texp-1\tmain\t1\tbetter\tt1\t5\t100\t50\t1\t40\t2\t80000\t[]\n")); err != nil || len(a.sums) != 2 {
+		t.Fatalf("good answer: %v %+v", err, a.sums)
+	}
+	if err := a.parseShares([]byte("production\texp-1\tmain\t1\tbetter\tt1\t20000\n")); err == nil {
+		t.Error("share_bp over 10000 accepted")
+	}
+	if err := a.parseUsers([]byte("production\texp-1\tmain\t1\tbetter\tt1\t99\t5\n"), true); err == nil {
+		t.Error("user shard 99 accepted")
+	}
+}

@@ -14,14 +14,16 @@ import (
 	"github.com/adedge/adedge/server/events/ship"
 )
 
-// SyntheticEventsSQL is an INSERT ... SELECT that makes n events of a
-// 30-day test inside ClickHouse (no client round trips): 2M devices, each
-// with a fixed group (control 50%, t1/t2 20%, t3 10%) and user shard;
-// 85% decisions (50% fill, 1% error; t1 fills 55%), 14% impressions at
-// 2000 micros, 1% clicks; 5 countries, 2 OSes. cols are the events
-// table's columns: the v2 fields (latency_us, device_hash, share_bp) are
-// filled when the table has them.
-func SyntheticEventsSQL(table string, n int64, first time.Time, cols map[string]bool) string {
+// SyntheticEventsSQL is an INSERT ... SELECT that makes events number
+// [offset, offset+n) of a 30-day test inside ClickHouse (no client round
+// trips), all issued on the UTC day that starts at day (one partition per
+// insert: a 30-day insert would cut every block into 30 parts): 2M
+// devices, each with a fixed group (control 50%, t1/t2 20%, t3 10%) and
+// user shard; 85% decisions (50% fill, 1% error; t1 fills 55%), 14%
+// impressions at 2000 micros, 1% clicks; 5 countries, 2 OSes. cols are
+// the events table's columns: the v2 fields (latency_us, device_hash,
+// share_bp) are filled when the table has them.
+func SyntheticEventsSQL(table string, offset, n int64, day time.Time, cols map[string]bool) string {
 	sel := map[string]string{
 		"day": "toDate(t)", "kind": "kind", "event_id": "toString(number)", "time": "t", "time_ms": "0", "issued": "t", "duplicate": "0",
 		"env": "'production'", "test_code": "code", "shard": "toUInt8(intHash64(dev * 13) % 64)",
@@ -50,23 +52,53 @@ SELECT %s FROM (
   SELECT number, dev, toUInt8(arrayElement([0, 0, 0, 0, 0, 1, 1, 2, 2, 3], intHash64(dev) %% 10 + 1)) AS code,
          intHash64(number * 3) %% 100 AS r1, intHash64(number * 7) %% 100 AS r2,
          multiIf(r1 < 85, 'ad', r1 < 99, 'imp', 'click') AS kind,
-         toDateTime(%d + intHash64(number) %% (30 * 86400)) AS t
-  FROM (SELECT number, intHash64(number * 31) %% 2000000 AS dev FROM numbers(%d)))`,
-		table, strings.Join(names, ", "), strings.Join(exprs, ", "), first.Unix(), n)
+         toDateTime(%d + intHash64(number) %% 86400) AS t
+  FROM (SELECT num AS number, intHash64(num * 31) %% 2000000 AS dev FROM (SELECT number + %d AS num FROM numbers(%d))))`,
+		table, strings.Join(names, ", "), strings.Join(exprs, ", "), day.Unix(), offset, n)
 }
 
 // TestClickHouseReportScale is the long form (docs/BENCHMARKS.md): with
-// ABREPORT_CH_EVENTS=N it makes N synthetic events in a real ClickHouse
-// and times the report from it. Outside that it does not run (it takes
-// minutes at 100M).
+// ABREPORT_CH_EVENTS=N it makes N synthetic events of 30 days in a real
+// ClickHouse, rebuilds the rollups, and times the report from them (three
+// runs, the best one counts). Outside that it does not run (it takes
+// minutes at 10M, an hour of CPU at 100M).
+//
+// ABREPORT_CH_DIR=DIR keeps the server's data there (database
+// scale_<N>), so the long generation runs once, at low priority, and the
+// timing later in a quiet moment: a run whose database already holds the
+// N events skips the generation, and one whose daily rollup holds the
+// window skips the rebuild. ABREPORT_CH_URL=http://127.0.0.1:PORT/ uses a
+// server already running instead. ABREPORT_CH_GEN_ONLY=1 stops after
+// generating.
 func TestClickHouseReportScale(t *testing.T) {
 	n, _ := strconv.ParseInt(os.Getenv("ABREPORT_CH_EVENTS"), 10, 64)
 	if n <= 0 {
 		t.Skip("long form: set ABREPORT_CH_EVENTS=10000000 (or 100000000) to run")
 	}
-	ch := chkit.Start(t)
-	tg, _ := ship.ParseTarget(ch.URL() + "?database=scale")
-	c := ship.NewClient(tg, 30*time.Minute)
+	var ch *chkit.Server
+	url := os.Getenv("ABREPORT_CH_URL")
+	if url != "" {
+		// A server already running (on an ABREPORT_CH_DIR of a run before).
+	} else if dir := os.Getenv("ABREPORT_CH_DIR"); dir != "" {
+		if err := chkit.Available(); err != nil {
+			t.Skip(err)
+		}
+		var err error
+		if ch, err = chkit.StartServer(dir); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ch.Stop() })
+	} else {
+		ch = chkit.Start(t)
+	}
+	if ch != nil {
+		url = ch.URL()
+	}
+	tg, err := ship.ParseTarget(url + "?database=scale_" + strconv.FormatInt(n, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ship.NewClient(tg, 60*time.Minute)
 	ctx := context.Background()
 	if err := c.EnsureSchema(ctx); err != nil {
 		t.Fatal(err)
@@ -75,16 +107,49 @@ func TestClickHouseReportScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	if _, err := c.Exec(ctx, SyntheticEventsSQL(tg.TableName(), n, day0, tabs[ship.Table]), nil, true); err != nil {
-		t.Fatal(err)
+	count := func(q string) int64 {
+		out, err := c.Query(ctx, q+" FORMAT TabSeparated")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", q, out)
+		}
+		return v
 	}
-	t.Logf("inserted %d events in %v", n, time.Since(start).Round(time.Millisecond))
-	if _, err := c.Exec(ctx, "OPTIMIZE TABLE "+tg.TableName()+" FINAL", nil, true); err != nil {
-		t.Logf("optimize: %v", err)
+	const days = 30
+	f := Filter{Env: "production", From: day0, To: day0.Add(days * 24 * time.Hour)}
+	if have := count("SELECT count() FROM " + tg.TableName()); have != n {
+		if have != 0 {
+			t.Fatalf("%s holds %d events, not 0 or %d: drop the database or use another ABREPORT_CH_DIR", tg.TableName(), have, n)
+		}
+		start := time.Now()
+		for d := int64(0); d < days; d++ {
+			lo, hi := n*d/days, n*(d+1)/days
+			if _, err := c.Exec(ctx, SyntheticEventsSQL(tg.TableName(), lo, hi-lo, day0.Add(time.Duration(d)*24*time.Hour), tabs[ship.Table]), nil, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("inserted %d events in %v", n, time.Since(start).Round(time.Millisecond))
+		if _, err := c.Exec(ctx, "OPTIMIZE TABLE "+tg.TableName()+" FINAL", nil, true); err != nil {
+			t.Logf("optimize: %v", err)
+		}
+		t.Logf("merged in %v", time.Since(start).Round(time.Millisecond))
 	}
-	t.Logf("merged in %v", time.Since(start).Round(time.Millisecond))
-	f := Filter{Env: "production", From: day0, To: day0.Add(30 * 24 * time.Hour)}
+	if count("SELECT count() FROM "+tg.RollupName(ship.DailyTable)+" WHERE "+dayWindowSQL(f)) == 0 {
+		start := time.Now()
+		for d := 0; d < days; d++ {
+			from := day0.Add(time.Duration(d) * 24 * time.Hour)
+			if err := c.Rebuild(ctx, from, from.Add(24*time.Hour), time.Now().UnixMilli()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("rollups rebuilt in %v", time.Since(start).Round(time.Millisecond))
+	}
+	if os.Getenv("ABREPORT_CH_GEN_ONLY") != "" {
+		return
+	}
 	var best time.Duration
 	for run := 0; run < 3; run++ {
 		s := time.Now()
@@ -106,12 +171,20 @@ func TestClickHouseReportScale(t *testing.T) {
 		for _, g := range er.Groups {
 			req += g.Requests
 		}
-		t.Logf("run %d: %v (queries %v, %d queries, source %s); %d groups, %d requests, t1 fill lift %+.4f p=%.3g; notes %v",
-			run+1, el.Round(time.Millisecond), info.Elapsed.Round(time.Millisecond), info.Queries, info.Source, len(er.Groups), req,
-			er.Comparisons[0].Lifts["fill_rate"].Rel, er.Comparisons[0].P(report.Sequential, "fill_rate"), info.Notes)
+		t.Logf("run %d: %v (queries %v, %d queries, source %s); %d groups, %d requests, %.0f users, t1 fill lift %+.4f p=%.3g, SRM p=%.3g; notes %v",
+			run+1, el.Round(time.Millisecond), info.Elapsed.Round(time.Millisecond), info.Queries, info.Source, len(er.Groups), req, users(er),
+			er.Comparisons[0].Lifts["fill_rate"].Rel, er.Comparisons[0].P(report.Sequential, "fill_rate"), er.SRM.P, info.Notes)
 		if req < uint64(n)*80/100 || req > uint64(n)*90/100 {
 			t.Fatalf("requests %d of %d events: the report lost or invented decisions", req, n)
 		}
 	}
 	t.Logf("REPORT TIME %d events: best of 3 %v", n, best.Round(time.Millisecond))
+}
+
+func users(er *report.ExperimentReport) float64 {
+	var u float64
+	for _, g := range er.Groups {
+		u += g.Users
+	}
+	return u
 }

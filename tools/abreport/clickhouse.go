@@ -79,6 +79,23 @@ func LoadClickHouse(ctx context.Context, c *ship.Client, f Filter, opts *report.
 	if !tabs.has(ship.Table, "kind", "time", "duplicate", "env", "experiment", "test", "variant", "test_code", "shard", "outcome", "weight", "price_micros", "country", "os", "format") {
 		return nil, info, fmt.Errorf("clickhouse: no usable %s.%s table (create it with `adtool events schema --clickhouse URL`)", c.T.Database, ship.Table)
 	}
+	if tabs.has(ship.DailyTable, dailyCols...) && dailyWindow(f) {
+		out, err := c.Query(ctx, "SELECT count() FROM "+quoteIdentDB(c.T.Database)+"."+ship.DailyTable+" WHERE "+dayWindowSQL(f)+" FORMAT TabSeparated")
+		info.Queries++
+		if err != nil {
+			return nil, info, err
+		}
+		if strings.TrimSpace(string(out)) != "0" {
+			info.Source = c.T.Database + "." + ship.DailyTable + " FINAL"
+			rs, err := loadDaily(ctx, c, f, opts, &info)
+			info.Elapsed = time.Since(start)
+			return rs, info, err
+		}
+		info.Notes = append(info.Notes, ship.DailyTable+" has no rows in the window (not rebuilt yet): slower sources below")
+	} else if tabs.has(ship.DailyTable, dailyCols...) {
+		info.Notes = append(info.Notes, "the window does not start and end at UTC midnights: "+ship.DailyTable+" (fast, every layer) not used")
+	}
+	info.Notes = append(info.Notes, "sets without layers only (layer ''): layered sets are reported from "+ship.DailyTable)
 	ev := c.T.TableName()
 	where := windowSQL("time", f)
 	envCond := ""
@@ -287,25 +304,25 @@ func describe(ctx context.Context, c *ship.Client) (chTables, error) {
 // (impressions may lack the test id: the edge that counted them did not
 // know the set); the id comes from whichever rows carry it.
 type groupKey struct {
-	env, exp string
-	code     uint8
-	variant  string
+	env, exp, layer string
+	code            uint8
+	variant         string
 }
 
 type chGroups struct {
 	ids    map[groupKey]string
 	shares map[groupKey]uint32
-	codes  map[[4]string]uint8 // env, experiment, test, variant -> test index
+	codes  map[[5]string]uint8 // env, experiment, layer, test, variant -> test index
 }
 
 func newCHGroups() *chGroups {
-	return &chGroups{ids: map[groupKey]string{}, shares: map[groupKey]uint32{}, codes: map[[4]string]uint8{}}
+	return &chGroups{ids: map[groupKey]string{}, shares: map[groupKey]uint32{}, codes: map[[5]string]uint8{}}
 }
 
 func (g *chGroups) learn(k groupKey, test string) {
 	if test != "" && k.code != unknownCode {
 		g.ids[k] = test
-		g.codes[[4]string{k.env, k.exp, test, k.variant}] = k.code
+		g.codes[[5]string{k.env, k.exp, k.layer, test, k.variant}] = k.code
 	}
 }
 
@@ -313,7 +330,7 @@ func (g *chGroups) learn(k groupKey, test string) {
 // control 0 and the rest by test id from 1 (labels only: the statistics
 // do not depend on it).
 func (g *chGroups) code(r *abtest.Row, others []abtest.Row) uint8 {
-	if c, ok := g.codes[[4]string{r.Env, r.Experiment, r.Test, r.Variant}]; ok {
+	if c, ok := g.codes[[5]string{r.Env, r.Experiment, r.Layer, r.Test, r.Variant}]; ok {
 		return c
 	}
 	if r.Test == abtest.ControlTest {
@@ -321,7 +338,10 @@ func (g *chGroups) code(r *abtest.Row, others []abtest.Row) uint8 {
 	}
 	var ids []string
 	for i := range others {
-		if t := others[i].Test; t != abtest.ControlTest && !slices.Contains(ids, t) {
+		if o := &others[i]; o.Env != r.Env || o.Experiment != r.Experiment || o.Layer != r.Layer {
+			continue
+		}
+		if t := others[i].Test; t != abtest.ControlTest && t != abtest.HoldoutTest && !slices.Contains(ids, t) {
 			ids = append(ids, t)
 		}
 	}
@@ -336,7 +356,7 @@ func (g *chGroups) label(rs []abtest.Row) []abtest.Row {
 		if r.TestIndex == unknownCode {
 			r.TestIndex = g.code(r, rs)
 		}
-		k := groupKey{r.Env, r.Experiment, r.TestIndex, r.Variant}
+		k := groupKey{r.Env, r.Experiment, r.Layer, r.TestIndex, r.Variant}
 		if id, ok := g.ids[k]; ok {
 			r.Test = id
 		}
@@ -414,7 +434,7 @@ func parseGroup(f []string, withShard bool) (r abtest.Row, k groupKey, err error
 		}
 		r.Shard = uint8(sh)
 	}
-	return r, groupKey{r.Env, r.Experiment, r.TestIndex, r.Variant}, nil
+	return r, groupKey{r.Env, r.Experiment, "", r.TestIndex, r.Variant}, nil
 }
 
 func parseDay(s string) (time.Time, error) {
@@ -562,8 +582,8 @@ func parseUsers(out []byte, key string, g *chGroups, users map[report.UserKey]fl
 		return err
 	}
 	for _, p := range ps {
-		r := g.label([]abtest.Row{{Env: p.k.env, Experiment: p.k.exp, TestIndex: p.k.code, Variant: p.k.variant}})[0]
-		uk := report.UserKey{Env: r.Env, Experiment: r.Experiment, Test: r.Test, Variant: r.Variant, Shard: p.shard, Day: p.day}
+		r := g.label([]abtest.Row{{Env: p.k.env, Experiment: p.k.exp, Layer: p.k.layer, TestIndex: p.k.code, Variant: p.k.variant}})[0]
+		uk := report.UserKey{Env: r.Env, Experiment: r.Experiment, Layer: r.Layer, Test: r.Test, Variant: r.Variant, Shard: p.shard, Day: p.day}
 		users[uk] += p.n
 	}
 	return nil

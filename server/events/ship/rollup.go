@@ -116,7 +116,7 @@ func (r *Rollup) rebuildSQL(db string, from, to time.Time, version int64) string
 }
 
 // Rebuild recomputes every rollup for the issue hours overlapping [from,
-// to) (widened to whole hours), with version (use the time the rebuild
+// to) (widened to whole hours; DailyTable to whole days), with version (use the time the rebuild
 // started, in ms: a later rebuild sees at least what an earlier one saw).
 func (c *Client) Rebuild(ctx context.Context, from, to time.Time, version int64) error {
 	from, to = from.UTC().Truncate(time.Hour), to.UTC().Add(time.Hour-1).Truncate(time.Hour)
@@ -126,6 +126,13 @@ func (c *Client) Rebuild(ctx context.Context, from, to time.Time, version int64)
 	for i := range Rollups {
 		if _, err := c.Exec(ctx, Rollups[i].rebuildSQL(c.T.Database, from, to, version), nil, true); err != nil {
 			return fmt.Errorf("rollup %s: %w", Rollups[i].Name, err)
+		}
+	}
+	// The daily A/B rollup: the whole issue days the hours fall in.
+	dfrom, dto := from.Truncate(24*time.Hour), to.Add(24*time.Hour-1).Truncate(24*time.Hour)
+	for _, q := range dailyRebuildSQL(c.T.Database, dfrom, dto, version) {
+		if _, err := c.Exec(ctx, q, nil, true); err != nil {
+			return fmt.Errorf("rollup %s: %w", DailyTable, err)
 		}
 	}
 	return nil

@@ -65,7 +65,7 @@ ORDER BY (kind, event_id, duplicate)`,
 	for _, r := range Rollups {
 		out = append(out, r.create(db))
 	}
-	return out
+	return append(out, dailyCreate(db))
 }
 
 // quoteIdent backquotes a database name.

@@ -286,17 +286,33 @@ func (s *Shipper) rollup(ctx context.Context, force bool) {
 	}
 	s.lastRollup = now
 	version := now.UnixMilli()
+	// One rebuild per issue day, over its first to last touched hour:
+	// each rebuild reads the day's partition, and the daily A/B rollup
+	// (DailyTable) is rebuilt whole days at a time anyway.
+	days := map[int64][2]int64{} // day -> first, last touched hour
 	for h := range s.touched {
-		from := time.UnixMilli(h * time.Hour.Milliseconds())
-		if err := s.cli.Rebuild(ctx, from, from.Add(time.Hour), version); err != nil {
+		d := floorDiv(h, 24)
+		r, ok := days[d]
+		if !ok {
+			r = [2]int64{h, h}
+		}
+		days[d] = [2]int64{min(r[0], h), max(r[1], h)}
+	}
+	for _, r := range days {
+		from := time.UnixMilli(r[0] * time.Hour.Milliseconds())
+		if err := s.cli.Rebuild(ctx, from, time.UnixMilli((r[1]+1)*time.Hour.Milliseconds()), version); err != nil {
 			s.rollupFailures.Add(1)
 			if s.opt.OnError != nil {
 				s.opt.OnError(err)
 			}
 			continue
 		}
-		delete(s.touched, h)
-		s.rollups.Add(1)
+		for h := r[0]; h <= r[1]; h++ {
+			if _, ok := s.touched[h]; ok {
+				delete(s.touched, h)
+				s.rollups.Add(1)
+			}
+		}
 	}
 }
 
