@@ -64,6 +64,10 @@ type Options struct {
 	// Users, when set, gives user counts instead of the rows' sketches
 	// (the warehouse counts distinct devices itself).
 	Users func(k UserKey) (float64, bool)
+	// UsersRelError is the relative standard error of one shard's (or
+	// one day's) user count, which the sample-ratio check widens each
+	// group's variance by; HLLRelError (the rows' sketches) when 0.
+	UsersRelError float64
 	// DimRows, when set, are where the breakdowns come from instead of the
 	// rows' own dimension fields: DimRows[DimCountry] are rows keyed by
 	// country (their other dimensions ignored), and so on. A warehouse
@@ -83,6 +87,9 @@ type UserKey struct {
 }
 
 func (o *Options) defaults() {
+	if o.UsersRelError == 0 {
+		o.UsersRelError = HLLRelError
+	}
 	if o.View == "" {
 		o.View = Sequential
 	}
@@ -466,7 +473,7 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 			return strings.Compare(GroupKey(a.Test, a.Variant), GroupKey(b.Test, b.Variant))
 		})
 		er.compare(&opts)
-		er.daySRM()
+		er.daySRM(opts.UsersRelError)
 		er.breakdowns(&opts)
 		rep.Experiments = append(rep.Experiments, er)
 	}
@@ -716,10 +723,10 @@ var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<abtest.HLLPrecision))
 
 // usersVariance bounds the variance of Users from the sketches' error: the
 // shards' sketches are independent, so their variances add.
-func (g *GroupTotals) usersVariance() float64 {
+func (g *GroupTotals) usersVariance(rel float64) float64 {
 	var v float64
 	for i := range g.shard {
-		e := HLLRelError * g.shard[i][fUsers]
+		e := rel * g.shard[i][fUsers]
 		v += e * e
 	}
 	return v
@@ -787,7 +794,7 @@ func (er *ExperimentReport) compare(o *Options) {
 		}
 		obs = append(obs, g.Users)
 		exp = append(exp, float64(g.ShareBP))
-		hllVar = append(hllVar, g.usersVariance())
+		hllVar = append(hllVar, g.usersVariance(o.UsersRelError))
 		if ctl == nil || g == ctl {
 			continue
 		}
@@ -931,7 +938,7 @@ func verdict(c *TestComparison, o *Options, m string) Guardrail {
 
 // daySRM runs the sample-ratio check on each day's users (each group's
 // day sketch is one sketch: its error is HLLRelError of the count).
-func (er *ExperimentReport) daySRM() {
+func (er *ExperimentReport) daySRM(rel float64) {
 	for _, d := range er.sortedDays() {
 		ds := DaySRM{Day: d, Users: map[string]float64{}, SRM: SRM{P: math.NaN()}}
 		var obs, exp, hv []float64
@@ -946,7 +953,7 @@ func (er *ExperimentReport) daySRM() {
 			ds.Users[GroupKey(g.Test, g.Variant)] = u
 			obs = append(obs, u)
 			exp = append(exp, float64(g.ShareBP))
-			e := HLLRelError * u
+			e := rel * u
 			hv = append(hv, e*e)
 		}
 		if len(obs) >= 2 {

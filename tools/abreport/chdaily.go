@@ -18,10 +18,15 @@ import (
 // The fast path of `abreport --clickhouse` (issue 15): the daily A/B
 // rollup ship.DailyTable, a few tens of thousands of rows for a 30-day
 // test whatever its event count. Every experiment layer is its own
-// report, as from rows files; users come from the rollup's uniqCombined
+// report, as from rows files; users come from the rollup's uniqHLL12
 // states (merged over days for each shard, over shards for each day),
 // p99 latency from its histograms, shares from the decisions (a layer
 // after the first: from its entry in the decisions' layers field).
+
+// DailyUsersRelError is the relative standard error of one uniqHLL12
+// count (2^12 registers, 1.04/64 = 1.6%; exact below a few hundred
+// devices): the sample-ratio check widens each group's variance by it.
+var DailyUsersRelError = 1.04 / 64
 
 var dailyCols = []string{"day", "env", "experiment", "layer", "test", "variant", "test_code", "shard", "dim", "value",
 	"requests", "fills", "errors", "impressions", "clicks", "revenue_micros", "latency", "share_bp", "users", "version"}
@@ -290,9 +295,9 @@ func loadDaily(ctx context.Context, c *ship.Client, f Filter, opts *report.Optio
 		{`SELECT dim, if(dim = '', toString(day), value) AS kv, ` + grp + `, shard,
     sum(requests), sum(fills), sum(errors), sum(impressions), sum(clicks), sum(revenue_micros), sumForEach(latency)
 FROM ` + tab + ` WHERE ` + cond + ` GROUP BY dim, kv, ` + grp + `, shard FORMAT TabSeparated`, a.parseSums},
-		{`SELECT ` + grp + `, shard, uniqCombinedMerge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
+		{`SELECT ` + grp + `, shard, uniqHLL12Merge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
 			` GROUP BY ` + grp + `, shard FORMAT TabSeparated`, func(b []byte) error { return a.parseUsers(b, true) }},
-		{`SELECT ` + grp + `, toString(day), uniqCombinedMerge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
+		{`SELECT ` + grp + `, toString(day), uniqHLL12Merge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
 			` GROUP BY ` + grp + `, day FORMAT TabSeparated`, func(b []byte) error { return a.parseUsers(b, false) }},
 		{`SELECT ` + grp + `, max(share_bp) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
 			` GROUP BY ` + grp + ` FORMAT TabSeparated`, a.parseShares},
@@ -357,6 +362,7 @@ FROM ` + tab + ` WHERE ` + cond + ` GROUP BY dim, kv, ` + grp + `, shard FORMAT 
 		info.Notes = append(info.Notes, fmt.Sprintf("sample-ratio check of layer %q n/a: its decisions carry no share (records before events format 2, or layers fields without shares)", l))
 	}
 	opts.DimRows = &dims
+	opts.UsersRelError = DailyUsersRelError
 	opts.Users = func(k report.UserKey) (float64, bool) {
 		v, ok := users[k]
 		return v, ok
