@@ -279,9 +279,44 @@ func (a *dailyAnswer) resolve() map[dailyID]dailyGroup {
 	return out
 }
 
+// sumRows adds up the rows of one (dimension, day or value, group,
+// shard): a dimension value's rows of every day in the window.
+func sumRows(in []dailyRow) []dailyRow {
+	type k struct {
+		dim, key string
+		id       dailyID
+		shard    uint8
+	}
+	at := map[k]int{}
+	var out []dailyRow
+	for _, r := range in {
+		kk := k{r.dim, r.key, r.id, r.shard}
+		i, ok := at[kk]
+		if !ok {
+			at[kk] = len(out)
+			out = append(out, r)
+			continue
+		}
+		o := &out[i]
+		for j := range o.counts {
+			o.counts[j] += r.counts[j]
+		}
+		for j := range o.lat {
+			o.lat[j] += r.lat[j]
+		}
+	}
+	return out
+}
+
 // loadDaily is LoadClickHouse from ship.DailyTable.
 func loadDaily(ctx context.Context, c *ship.Client, f Filter, opts *report.Options, info *CHInfo) ([]abtest.Row, error) {
-	tab := quoteIdentDB(c.T.Database) + "." + ship.DailyTable + " FINAL"
+	// Sums need FINAL (a day rebuilt twice has two versions of its rows
+	// until they merge). Users and shares do not: a union of distinct
+	// devices and a maximum are the same over a duplicated state, and an
+	// older version of a day saw a subset of what the newest saw. FINAL
+	// through the user states costs more than the rest of the report.
+	tab := quoteIdentDB(c.T.Database) + "." + ship.DailyTable
+	final := tab + " FINAL"
 	cond := dayWindowSQL(f)
 	if f.Env != "" {
 		cond += " AND env = " + quote(f.Env)
@@ -292,9 +327,11 @@ func loadDaily(ctx context.Context, c *ship.Client, f Filter, opts *report.Optio
 		sql   string
 		parse func([]byte) error
 	}{
-		{`SELECT dim, if(dim = '', toString(day), value) AS kv, ` + grp + `, shard,
-    sum(requests), sum(fills), sum(errors), sum(impressions), sum(clicks), sum(revenue_micros), sumForEach(latency)
-FROM ` + tab + ` WHERE ` + cond + ` GROUP BY dim, kv, ` + grp + `, shard FORMAT TabSeparated`, a.parseSums},
+		// The rows as stored (~77,000 for a 30-day test): the dimension
+		// rows' days are summed here, cheaper than a GROUP BY there.
+		{`SELECT dim, if(dim = '', toString(day), value), ` + grp + `, shard,
+    requests, fills, errors, impressions, clicks, revenue_micros, latency
+FROM ` + final + ` WHERE ` + cond + ` FORMAT TabSeparated`, a.parseSums},
 		{`SELECT ` + grp + `, shard, uniqHLL12Merge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
 			` GROUP BY ` + grp + `, shard FORMAT TabSeparated`, func(b []byte) error { return a.parseUsers(b, true) }},
 		{`SELECT ` + grp + `, toString(day), uniqHLL12Merge(users) FROM ` + tab + ` WHERE dim = '' AND ` + cond +
@@ -311,6 +348,7 @@ FROM ` + tab + ` WHERE ` + cond + ` GROUP BY dim, kv, ` + grp + `, shard FORMAT 
 			return nil, err
 		}
 	}
+	a.sums = sumRows(a.sums)
 	groups := a.resolve()
 	shares := map[dailyGroup]uint32{}
 	for id, v := range a.shares {
