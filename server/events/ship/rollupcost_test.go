@@ -125,9 +125,12 @@ func TestRollupRebuildCost(t *testing.T) {
 		}
 		t.Logf("made %d events (%d rows with the re-sends and replays) in %v", n, rows, time.Since(start).Round(time.Millisecond))
 	}
-	for {
+	for settle := time.Now().Add(10 * time.Minute); ; {
 		if q("SELECT count() FROM system.merges WHERE database = '"+db+"'") == "0" {
 			break
+		}
+		if time.Now().After(settle) {
+			t.Fatal("background merges still running after 10 minutes")
 		}
 		time.Sleep(500 * time.Millisecond) // polling interval: background merges settle
 	}
