@@ -157,11 +157,11 @@ func (s *suite) throughput(ctx context.Context) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not installed (apt-get install wrk)")
 	}
-	logged, err := s.variantEdge(ctx, "adedge-events", "--events-dir", filepath.Join(s.o.Work, "events"))
+	logged, err := s.variantEdge("adedge-events", "--events-dir", filepath.Join(s.o.Work, "events"))
 	if err != nil {
 		return err
 	}
-	paced, err := s.variantEdge(ctx, "adedge-pacing", "--spend", "local")
+	paced, err := s.variantEdge("adedge-pacing", "--spend", "local")
 	if err != nil {
 		return err
 	}
@@ -233,11 +233,9 @@ type edgeVariant struct{ url, admin string }
 
 // variantEdge starts an edge like the suite's main one plus extra flags,
 // and checks that the throughput URL fills on it too.
-func (s *suite) variantEdge(ctx context.Context, name string, extra ...string) (*edgeVariant, error) {
+func (s *suite) variantEdge(name string, extra ...string) (*edgeVariant, error) {
 	addr, admin := freeAddr(), freeAddr()
-	args := append([]string{s.bin("adedge"), "--snapshot-dir", s.snap, "--listen", addr, "--admin", admin,
-		"--profiles", "file:" + filepath.Join(s.inv, "profiles.jsonl"), "--token-key", s.key, "--snapshot-poll", "500ms"}, extra...)
-	if err := s.start(name, s.server(args...)...); err != nil {
+	if err := s.start(name, s.server(s.edgeArgs(addr, admin, extra...)...)...); err != nil {
 		return nil, err
 	}
 	if err := waitHTTP("http://" + addr + "/health"); err != nil {
@@ -253,7 +251,7 @@ func (s *suite) variantEdge(ctx context.Context, name string, extra ...string) (
 	if res.StatusCode != 200 {
 		return nil, fmt.Errorf("%s: the throughput URL answered %d, not 200", name, res.StatusCode)
 	}
-	return &edgeVariant{url: u, admin: admin}, ctx.Err()
+	return &edgeVariant{url: u, admin: admin}, nil
 }
 
 // fmtRatios lists per-round ratios, so a reader sees the spread.

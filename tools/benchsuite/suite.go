@@ -269,8 +269,7 @@ func (s *suite) setup(ctx context.Context) error {
 		return err
 	}
 	s.adedge, s.admin = freeAddr(), freeAddr()
-	if err := s.start("adedge", s.server(s.bin("adedge"), "--snapshot-dir", s.snap, "--listen", s.adedge, "--admin", s.admin,
-		"--profiles", "file:"+filepath.Join(s.inv, "profiles.jsonl"), "--token-key", s.key, "--snapshot-poll", "500ms")...); err != nil {
+	if err := s.start("adedge", s.server(s.edgeArgs(s.adedge, s.admin)...)...); err != nil {
 		return err
 	}
 	if err := waitHTTP("http://" + s.adedge + "/health"); err != nil {
@@ -320,6 +319,13 @@ func (s *suite) setup(ctx context.Context) error {
 		s.skip("nginx comparison: " + err.Error())
 	}
 	return nil
+}
+
+// edgeArgs is the suite's file-profile edge command line on addr and
+// admin, plus extra flags: the main edge and the throughput variants.
+func (s *suite) edgeArgs(addr, admin string, extra ...string) []string {
+	return append([]string{s.bin("adedge"), "--snapshot-dir", s.snap, "--listen", addr, "--admin", admin,
+		"--profiles", "file:" + filepath.Join(s.inv, "profiles.jsonl"), "--token-key", s.key, "--snapshot-poll", "500ms"}, extra...)
 }
 
 // startNginx serves the same body with `return 200` from one nginx worker.
