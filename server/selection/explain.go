@@ -64,12 +64,12 @@ type Explanation struct {
 
 // Explain is Select for tools (adtool lookup): the same Result, plus why each
 // candidate of the list did or did not win. It runs Select itself, then
-// judges every candidate with the rules Select uses (the floor, eligible,
-// pacing, the weights), so the two cannot drift; the request path never
-// pays for it. It allocates the explanation. With Pacing set it counts the
-// winner as served, as Select does, and reads the pacing table again for
-// the verdicts (a table updated in between may disagree); tools run
-// without Pacing.
+// judges every candidate with the rules Select uses, in its order (the
+// floor, pacing, eligible, the weights), so the two cannot drift; the
+// request path never pays for it. It allocates the explanation. With Pacing
+// set it counts the winner as served, as Select does, and reads the pacing
+// table again for the verdicts (a table updated in between may disagree);
+// tools run without Pacing.
 func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Profile, p *abtest.Params) *Explanation {
 	ex := &Explanation{Weights: weightsOf(p)}
 	s.Select(r, req, prof, p, &ex.Result)
@@ -108,15 +108,17 @@ func (s *Selector) Explain(r *snapshot.Reader, req *Request, prof *profiles.Prof
 			e.Verdict = UnderFloor
 		case i >= maxScan:
 			e.Verdict = NotScanned
+		case pc.held(int(c.Campaign), req.Seed):
+			e.Verdict, e.Skip = Skipped, SkipPacing
 		case !ok:
 			e.Verdict, e.Skip = Skipped, SkipCorrupt
+		case pc.waits(r, int(c.Campaign), &camp):
+			e.Verdict, e.Skip = Skipped, SkipPacing
 		case eligible >= 0:
 			e.Verdict, e.Skip = Skipped, eligible
 		default:
 			if cr, reason := sc.pick(r, &c, req); cr < 0 {
 				e.Verdict, e.Skip = Skipped, reason
-			} else if pc.on() && pc.throttled(r, int(c.Campaign), &camp, req.Seed) {
-				e.Verdict, e.Skip = Skipped, SkipPacing
 			} else {
 				e.Verdict = Outscored
 			}

@@ -135,7 +135,14 @@ func TestPacingPendingSnapshot(t *testing.T) {
 
 // BenchmarkSelectPacing is BenchmarkSelect with every campaign budgeted
 // at p = 0.9: one atomic load and one draw per candidate.
-func BenchmarkSelectPacing(b *testing.B) {
+func BenchmarkSelectPacing(b *testing.B) { benchSelectPaced(b, 0.9) }
+
+// BenchmarkSelectPacingThrottled holds most campaigns back (p = 0.1, a day
+// whose budgets are nearly spent): the scan walks far down the lists, and
+// a held candidate must cost no more than its load and draw.
+func BenchmarkSelectPacingThrottled(b *testing.B) { benchSelectPaced(b, 0.1) }
+
+func benchSelectPaced(b *testing.B, p float64) {
 	w := newWorld(b, "medium")
 	svc := pacing.NewService(pacing.Config{Store: pacing.NewLocal()})
 	specs := pacing.SpecsFromSnapshot(w.r)
@@ -144,7 +151,7 @@ func BenchmarkSelectPacing(b *testing.B) {
 	}
 	svc.SetCampaigns(w.r, specs)
 	for i := range specs {
-		svc.Table().Force(i, 0.9)
+		svc.Table().Force(i, p)
 	}
 	benchSelect(b, w, &Selector{Pacing: svc})
 }

@@ -232,9 +232,17 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		}
 		aboveFloor = true
 		out.Scanned++
+		if pc.held(int(c.Campaign), req.Seed) {
+			out.Skipped[SkipPacing]++ // before the campaign is decoded: a throttled candidate costs a load and a draw
+			continue
+		}
 		camp, ok := r.Campaign(int(c.Campaign))
 		if !ok {
 			out.Skipped[SkipCorrupt]++
+			continue
+		}
+		if pc.waits(r, int(c.Campaign), &camp) {
+			out.Skipped[SkipPacing]++
 			continue
 		}
 		if reason := sc.eligible(r, &camp, &c, req, prof, p); reason >= 0 {
@@ -244,10 +252,6 @@ func (s *Selector) Select(r *snapshot.Reader, req *Request, prof *profiles.Profi
 		cr, reason := sc.pick(r, &c, req)
 		if cr < 0 {
 			out.Skipped[reason]++
-			continue
-		}
-		if pc.on() && pc.throttled(r, int(c.Campaign), &camp, req.Seed) {
-			out.Skipped[SkipPacing]++
 			continue
 		}
 		if score := e * weightOf(&weights, camp.BidType); score > bestScore {
@@ -503,14 +507,20 @@ func (s *Selector) pacer(r *snapshot.Reader) pacer {
 	return pc
 }
 
-// on reports whether pacing applies at all (inlined: the unpaced path pays
-// one compare).
-func (pc *pacer) on() bool { return pc.pt != nil || pc.pending }
+// held reports whether the pacing table holds campaign ci back for this
+// request: one atomic load and a draw derived from the request's seed. It
+// is the first test a candidate meets after the floor, so a throttled or
+// exhausted campaign costs no decode, no targeting and no creative pick
+// (late in a day most budgets may be spent; the scan walks past them). A
+// candidate both throttled and ineligible counts as a pacing skip.
+func (pc *pacer) held(ci int, seed uint64) bool {
+	return pc.pt != nil && !pc.pt.Allow(ci, seed)
+}
 
-// throttled reports whether pacing holds campaign ci back for this request
-// (a draw derived from the request's seed).
-func (pc *pacer) throttled(r *snapshot.Reader, ci int, camp *snapshot.Campaign, seed uint64) bool {
-	return (pc.pt != nil && !pc.pt.Allow(ci, seed)) || (pc.pending && pacing.Limited(r, ci, camp))
+// waits reports whether campaign ci waits for a pending table: it has a
+// budget the table has not read yet.
+func (pc *pacer) waits(r *snapshot.Reader, ci int, camp *snapshot.Campaign) bool {
+	return pc.pending && pacing.Limited(r, ci, camp)
 }
 
 // floorOf is the placement's floor under the test's multiplier, or the
