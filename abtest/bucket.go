@@ -194,8 +194,9 @@ type Assignment struct {
 type compiledLayer struct {
 	id     string
 	salted saltedKey
-	group  []uint8 // per slot: 0 control, 1..MaxTests
-	tests  []int   // set test index of group g+1
+	group  []uint8              // per slot: 0 control, 1..MaxTests
+	tests  []int                // set test index of group g+1
+	share  [MaxTests + 1]uint32 // slots per group, counted once: every logged decision reads it
 }
 
 // Bucketer assigns devices to tests. It is immutable: build one per
@@ -232,6 +233,11 @@ func compile(s Set, defaults Params) *Bucketer {
 		cl := &b.layers[l]
 		cl.salted, cl.group = newSaltedKey(s.LayerSalt(l)), g.group
 		cl.tests = g.tests
+		for _, x := range cl.group {
+			if int(x) < len(cl.share) {
+				cl.share[x]++
+			}
+		}
 		if s.Layered() {
 			cl.id = s.Layers[l].ID
 		}
@@ -456,13 +462,10 @@ func (b *Bucketer) GroupTest(l int, g uint8) *Test {
 // GroupShareBP is the share of layer l's group g in 0.01% units of the
 // layer (before the holdout).
 func (b *Bucketer) GroupShareBP(l int, g uint8) uint32 {
-	n := uint32(0)
-	for _, x := range b.layers[l].group {
-		if x == g {
-			n++
-		}
+	if int(g) >= len(b.layers[l].share) {
+		return 0
 	}
-	return n
+	return b.layers[l].share[g]
 }
 
 // NumLayers is the number of layers (1 for the original form).

@@ -354,3 +354,50 @@ func TestAppendLayers(t *testing.T) {
 		t.Fatalf("original form: %q", got)
 	}
 }
+
+// GroupShareBP is the configured share (the original form's ShareBP, or a
+// layer's segments) and the count of the group's slots, for every group
+// byte a caller may pass; it is read once per logged decision, so it is a
+// table lookup, not a count over the 10,000 slots.
+func TestGroupShareBP(t *testing.T) {
+	orig := mustBucketer(t, defaultSet())
+	for g, want := range []uint32{5000, 2000, 2000, 1000, 0} {
+		if got := orig.GroupShareBP(0, uint8(g)); got != want {
+			t.Fatalf("original form group %d: %d bp, want %d", g, got, want)
+		}
+	}
+	for _, s := range []Set{defaultSet(), layeredDemo(), twoLayers()} {
+		b := mustBucketer(t, s)
+		for l := 0; l < b.NumLayers(); l++ {
+			total := uint32(0)
+			for g := 0; g < 256; g++ {
+				n := uint32(0)
+				for _, x := range b.layers[l].group {
+					if int(x) == g {
+						n++
+					}
+				}
+				if got := b.GroupShareBP(l, uint8(g)); got != n {
+					t.Fatalf("set %s layer %d group %d: %d bp, the slot table has %d", s.ID, l, g, got, n)
+				}
+				total += n
+			}
+			if total != Slots {
+				t.Fatalf("set %s layer %d: shares sum to %d", s.ID, l, total)
+			}
+		}
+	}
+	d := []byte("38400000-8cf0-11bd-b23e-10b96e40000d")
+	a := orig.Assign(d)
+	if n := testing.AllocsPerRun(1000, func() { _ = orig.LayerShareBP(a, 0) }); n != 0 {
+		t.Fatalf("LayerShareBP: %v allocs", n)
+	}
+}
+
+func BenchmarkLayerShareBP(b *testing.B) {
+	bk := mustBucketer(b, twoLayers())
+	a := bk.Assign([]byte("38400000-8cf0-11bd-b23e-10b96e40000d"))
+	for i := 0; i < b.N; i++ {
+		_ = bk.LayerShareBP(a, i&1)
+	}
+}

@@ -399,3 +399,45 @@ func TestReplayStorm(t *testing.T) {
 		t.Fatalf("log: %d first-seen, %d duplicate records (+%d dropped), want 1 and %d", first, dups, st.DupDropped, n)
 	}
 }
+
+// Decisions are written a gather period after the first one, all at once:
+// the request path never wakes the writer per record (that cost an edge
+// half its throughput). Close writes what is still gathering.
+func TestDecisionsGather(t *testing.T) {
+	dir := t.TempDir()
+	r := openRec(t, dir, Options{Gather: time.Hour})
+	var scratch []byte
+	ad := Event{Kind: KindAd, Outcome: OutcomeFill, Weight: 1, Time: 1, Issued: 1, Placement: []byte("p")}
+	for i := 0; i < 100; i++ {
+		r.Decision(&ad, &scratch)
+	}
+	e := sampleImp(9)
+	if _, err := r.Track(&e, &scratch); err != nil { // pixels never wait for the gather
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Tracked != 1 || st.AdWritten != 0 || st.Log.Appends != 1 {
+		t.Fatalf("within the gather period: %+v", st)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.AdWritten != 100 || st.AdDropped != 0 {
+		t.Fatalf("after Close: %+v", st)
+	}
+	if first, _ := countLog(t, dir); first != 101 {
+		t.Fatalf("log has %d records, want 100 decisions and 1 impression", first)
+	}
+
+	// With the default period the writer comes by on its own.
+	r = openRec(t, t.TempDir(), Options{})
+	defer r.Close()
+	for i := 0; i < 10; i++ {
+		r.Decision(&ad, &scratch)
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.Stats().AdWritten != 10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("decisions not written within 10s: %+v", r.Stats())
+		}
+		time.Sleep(time.Millisecond) // polling the state, not synchronising on time
+	}
+}
