@@ -114,6 +114,7 @@ type Log struct {
 	broken   error // the next append starts a new segment: a write could not be cut back, or no segment is open (disk full at Open; f is nil)
 	buf      []byte
 	toClose  []*os.File // rotated out, fsync'd and closed by the syncer
+	dirDirty bool       // a segment was created since the directory was last fsync'd
 
 	written atomic.Int64  // bytes written to the OS, ever (this process)
 	synced  atomic.Int64  // of those, fsync'd
@@ -271,11 +272,11 @@ func (l *Log) openSegment(n uint64) error {
 		os.Remove(path)
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
+	// The new name reaches the disk with the next Sync, outside l.mu, as
+	// the records written to it do: a directory fsync here held every
+	// append (pixels waiting to be answered) for as long as a busy disk
+	// took, up to seconds.
+	l.dirDirty = true
 	if l.f != nil {
 		l.segs = append(l.segs, segInfo{l.seg, l.off})
 		l.toClose = append(l.toClose, l.f)
@@ -288,7 +289,8 @@ func (l *Log) openSegment(n uint64) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory (a variable: the rotation test counts calls).
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -444,8 +446,8 @@ func (l *Log) Sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.Lock()
-	f, old := l.f, l.toClose
-	l.toClose = nil
+	f, old, dir := l.f, l.toClose, l.dirDirty
+	l.toClose, l.dirDirty = nil, false
 	target := l.written.Load()
 	closed := l.closed
 	l.mu.Unlock()
@@ -460,6 +462,16 @@ func (l *Log) Sync() error {
 		l.fsyncs.Add(1)
 		if err := f.Sync(); err != nil && first == nil {
 			first = err
+		}
+	}
+	if dir {
+		if err := syncDir(l.dir); err != nil {
+			l.mu.Lock()
+			l.dirDirty = true // try again with the next Sync
+			l.mu.Unlock()
+			if first == nil {
+				first = err
+			}
 		}
 	}
 	if first != nil {
@@ -493,7 +505,7 @@ func (l *Log) syncLoop() {
 func (l *Log) pendingClose() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.toClose) > 0
+	return len(l.toClose) > 0 || l.dirDirty
 }
 
 // Close fsyncs and closes the log; later appends fail with ErrClosed.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -519,4 +520,57 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	check("after the second release", append(kept, big))
+}
+
+// Rotating to a new segment does not fsync the directory under the log's
+// lock (that held every pixel for as long as a busy disk took): the next
+// Sync does, and a failed directory fsync is retried by the one after.
+func TestRotationSyncsDirectoryOutsideAppend(t *testing.T) {
+	var calls atomic.Int64
+	var fail atomic.Bool
+	orig := syncDir
+	syncDir = func(dir string) error {
+		calls.Add(1)
+		if fail.Load() {
+			return errors.New("injected: directory fsync failed")
+		}
+		return orig(dir)
+	}
+	t.Cleanup(func() { syncDir = orig })
+	dir := t.TempDir()
+	l, _, err := Open(dir, Options{SegmentBytes: 1024, FsyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Sync(); err != nil { // the segment Open created
+		t.Fatal(err)
+	}
+	before := calls.Load()
+	rec := make([]byte, 300)
+	for i := 0; i < 10; i++ { // about three segments
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if segs := l.Stats().Segments; segs < 3 {
+		t.Fatalf("%d segments: the test did not rotate", segs)
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Fatalf("appends that rotated fsync'd the directory %d times", n)
+	}
+	fail.Store(true)
+	if err := l.Sync(); err == nil {
+		t.Fatal("Sync hid a failed directory fsync")
+	}
+	fail.Store(false)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load() - before; n != 2 {
+		t.Fatalf("two Syncs after rotating made %d directory fsyncs, want 2 (the failed one retried)", n)
+	}
+	if err := l.Sync(); err != nil || calls.Load()-before != 2 {
+		t.Fatalf("a Sync with no new segment fsync'd the directory (%d, %v)", calls.Load()-before, err)
+	}
 }
