@@ -457,7 +457,13 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 				if n%9 == 0 {
 					q.device = "" // unassigned
 				}
-				codes[e.get(q.uri()).code]++
+				r := e.get(q.uri())
+				codes[r.code]++
+				if r.code == 200 && n%2 == 0 { // half the fills are seen: impressions by the token's dimensions
+					if ir := e.get(trackPath(t, decodeAd(t, r).ImpressionURL)); ir.code != 204 {
+						t.Fatalf("impression: %v", ir)
+					}
+				}
 				n++
 			}
 		}
@@ -474,7 +480,18 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 	fromEvents, fromRows := map[string]uint64{}, map[string]uint64{}
 	snap := e.src.Acquire()
 	defer snap.Release()
+	impEvents, impRows := map[string]uint64{}, map[string]uint64{}
 	for _, ev := range logged(t, dir) {
+		if ev.Kind == events.KindImp {
+			f := ""
+			if ev.Format > 0 {
+				f = snapshot.Format(ev.Format - 1).String()
+			}
+			for _, k := range []string{"country=" + string(ev.Country), "os=" + string(ev.OS), "format=" + f} {
+				impEvents[k]++
+				impEvents[k+" revenue"] += uint64(ev.PriceMicros)
+			}
+		}
 		if ev.Kind != events.KindAd {
 			continue
 		}
@@ -518,7 +535,17 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 			perDim[r.Breakdown] = map[cellKey]uint64{}
 		}
 		perDim[r.Breakdown][k] += r.Requests
-		fromRows[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+		v := r.Breakdown + "=" + r.Country + r.OS + r.Format
+		if r.Requests > 0 {
+			fromRows[v] += r.Requests
+		}
+		if r.Impressions > 0 {
+			impRows[v] += r.Impressions
+			impRows[v+" revenue"] += r.RevenueMicros
+		}
+	}
+	if len(impEvents) == 0 || !maps.Equal(impEvents, impRows) {
+		t.Errorf("impressions and revenue by dimension value:\nevents %v\nrows   %v", impEvents, impRows)
 	}
 	if len(perDim) != 3 {
 		t.Fatalf("breakdown rows by %d dimensions, want 3", len(perDim))

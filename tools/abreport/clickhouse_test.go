@@ -100,7 +100,7 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 			if o != abtest.Fill || rng.Float64() > 0.8 {
 				continue
 			}
-			w.g.Impression(a, 2000)
+			w.g.ImpressionDims(a, 2000, &dims) // the token's dimensions (server/edge trackDims)
 			imp := events.Event{Kind: events.KindImp, Test: a.Test, Shard: abtest.Shard(dev), Time: now.UnixMilli() + 500, Issued: now.UnixMilli(),
 				PriceMicros: 2000, Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte(w.b.Set().ID), TestID: []byte(test),
 				Variant: []byte(variant), ID: w.id(), Layers: layers,
@@ -116,7 +116,7 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 				}
 			}
 			if rng.Float64() < 0.05 {
-				w.g.Click(a)
+				w.g.ClickDims(a, &dims)
 				clk := imp
 				clk.Kind, clk.ID = events.KindClick, w.id()
 				if _, err := w.rec.Track(&clk, &w.buf); err != nil {
@@ -317,6 +317,16 @@ func agree(t *testing.T, ea, eb *report.ExperimentReport, view report.View, info
 			vb := bb.Values[i]
 			if va.Value != vb.Value || !maps.Equal(va.Requests, vb.Requests) {
 				t.Errorf("by %s: rows %q %v, clickhouse %q %v", ba.Dim, va.Value, va.Requests, vb.Value, vb.Requests)
+			}
+			// Revenue and eCPM by value: impressions counted under
+			// their tokens' dimensions in the rows, under the events'
+			// in ClickHouse.
+			for gk, ra := range va.Revenue {
+				if rb := vb.Revenue[gk]; math.IsNaN(ra) || !near(ra, rb, 1e-9) ||
+					!near(va.Metrics[gk]["ecpm"], vb.Metrics[gk]["ecpm"], 1e-9) {
+					t.Errorf("by %s %q %s: revenue %v eCPM %v from rows, %v %v from clickhouse", ba.Dim, va.Value, gk,
+						ra, va.Metrics[gk]["ecpm"], rb, vb.Metrics[gk]["ecpm"])
+				}
 			}
 		}
 	}
