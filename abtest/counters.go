@@ -60,7 +60,7 @@ type cell struct {
 type Dims struct {
 	Country [2]byte // ISO 3166 alpha-2
 	OS      uint8   // snapshot.OS + 1
-	Format  uint8   // snapshot.Format + 1: the events' format code
+	Format  uint8   // the events' format code (FormatCode: snapshot.Format + 1, or a set)
 }
 
 // key packs the dimensions into the consumer's map key.
@@ -88,9 +88,7 @@ func dimName(dim int, k uint32) string {
 			return snapshot.OS(o - 1).String()
 		}
 	default:
-		if f := uint8(k); f > 0 && int(f) <= snapshot.NumFormats {
-			return snapshot.Format(f - 1).String()
-		}
+		return FormatLabel(uint8(k))
 	}
 	return ""
 }

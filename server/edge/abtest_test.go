@@ -481,13 +481,10 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 	snap := e.src.Acquire()
 	defer snap.Release()
 	impEvents, impRows := map[string]uint64{}, map[string]uint64{}
+	multi := 0 // no-fills in slots of several formats
 	for _, ev := range logged(t, dir) {
 		if ev.Kind == events.KindImp {
-			f := ""
-			if ev.Format > 0 {
-				f = snapshot.Format(ev.Format - 1).String()
-			}
-			for _, k := range []string{"country=" + string(ev.Country), "os=" + string(ev.OS), "format=" + f} {
+			for _, k := range []string{"country=" + string(ev.Country), "os=" + string(ev.OS), "format=" + abtest.FormatLabel(ev.Format)} {
 				impEvents[k]++
 				impEvents[k+" revenue"] += uint64(ev.PriceMicros)
 			}
@@ -497,22 +494,23 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 		}
 		fromEvents["country="+string(ev.Country)]++
 		fromEvents["os="+string(ev.OS)]++
-		f := ""
-		if ev.Format > 0 {
-			f = snapshot.Format(ev.Format - 1).String()
-		}
-		fromEvents["format="+f]++
+		fromEvents["format="+abtest.FormatLabel(ev.Format)]++
 		if ev.Outcome == events.OutcomeNoFill {
+			// The requests accept every format: a no-fill's format is the
+			// placement's one, or its set ("banner+video").
 			pi, _ := snap.R.LookupPlacementBytes(ev.Placement)
 			pl, _ := snap.R.Placement(pi)
-			want := uint8(0)
+			var names []string
 			for x := snapshot.Format(0); x < snapshot.NumFormats; x++ {
-				if pl.Formats == 1<<x {
-					want = uint8(x) + 1
+				if pl.Formats.Has(x) {
+					names = append(names, x.String())
 				}
 			}
-			if ev.Format != want {
-				t.Errorf("no-fill at %s (formats %b): event format %d, want %d", ev.Placement, pl.Formats, ev.Format, want)
+			if want := strings.Join(names, "+"); abtest.FormatLabel(ev.Format) != want {
+				t.Errorf("no-fill at %s (formats %b): event format %#x (%q), want %q", ev.Placement, pl.Formats, ev.Format, abtest.FormatLabel(ev.Format), want)
+			}
+			if len(names) > 1 {
+				multi++
 			}
 		}
 	}
@@ -557,6 +555,9 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 	}
 	if !maps.Equal(fromEvents, fromRows) {
 		t.Errorf("requests by dimension value:\nevents %v\nrows   %v", fromEvents, fromRows)
+	}
+	if multi == 0 {
+		t.Error("no no-fill in a slot of several formats: the test does not cover the format set")
 	}
 	if fromRows["country=AQ"] == 0 || fromRows["os=ios"] == 0 || fromRows["os=android"] == 0 {
 		t.Errorf("breakdowns %v: want AQ and both OSes", fromRows)

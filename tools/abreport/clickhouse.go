@@ -15,7 +15,6 @@ import (
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
 	"github.com/adedge/adedge/server/events/ship"
-	"github.com/adedge/adedge/snapshot"
 )
 
 // The A/B report from the warehouse (issue 10's and 15's `abreport
@@ -489,9 +488,7 @@ func setKey(r *abtest.Row, key, v string) error {
 		if err != nil {
 			return err
 		}
-		if code > 0 {
-			r.Format = snapshot.Format(code - 1).String()
-		}
+		r.Format = abtest.FormatLabel(uint8(code)) // a set: "banner+video"
 	default:
 		return fmt.Errorf("unknown key type %q", key)
 	}

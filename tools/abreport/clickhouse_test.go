@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/adedge/adedge/internal/chkit"
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/events/ship"
+	"github.com/adedge/adedge/snapshot"
 )
 
 // twin is traffic counted both ways an edge counts it: the A/B counters
@@ -82,8 +84,11 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 			}
 			lat := time.Duration(80+rng.IntN(300)) * time.Microsecond
 			dims := abtest.Dims{Country: [2]byte([]byte(countries[i%3])), OS: uint8(1 + i%2)} // oses[i%2]
-			if o == abtest.Fill {
+			switch {
+			case o == abtest.Fill:
 				dims.Format = 1 // banner, as the event below
+			case o == abtest.NoFill && i%4 == 0:
+				dims.Format = abtest.FormatCode(1<<snapshot.FormatBanner | 1<<snapshot.FormatVideo) // a slot of two formats
 			}
 			w.g.RequestDims(a, dev, o, lat, &dims)
 			layers := w.b.AppendLayers(nil, a)
@@ -92,8 +97,9 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id(), Layers: layers,
 				// What the edge's v2 decision record carries (server/edge recordDecision).
 				LatencyUS: uint32(lat.Microseconds()), DeviceHash: xxhash.Sum64(dev), ShareBP: w.b.LayerShareBP(a, 0)}
+			ad.Format = dims.Format
 			if o == abtest.Fill {
-				ad.PriceMicros, ad.Format = 2000, 1
+				ad.PriceMicros = 2000
 			}
 			w.rec.Decision(&ad, &w.buf)
 			w.adEv++
@@ -306,6 +312,11 @@ func agree(t *testing.T, ea, eb *report.ExperimentReport, view report.View, info
 	}
 	if len(ea.Breakdowns) != 3 || len(eb.Breakdowns) != 3 {
 		t.Fatalf("breakdowns: rows %d, clickhouse %d", len(ea.Breakdowns), len(eb.Breakdowns))
+	}
+	for _, er := range []*report.ExperimentReport{ea, eb} {
+		if !slices.ContainsFunc(er.Breakdowns[2].Values, func(v report.BreakdownValue) bool { return v.Value == "banner+video" }) {
+			t.Errorf("format breakdown %+v lacks the two-format slot's no-fills (banner+video)", er.Breakdowns[2].Values)
+		}
 	}
 	for d := range ea.Breakdowns {
 		ba, bb := ea.Breakdowns[d], eb.Breakdowns[d]
