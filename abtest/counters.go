@@ -49,8 +49,8 @@ type cell struct {
 	// Owned by the Counters' Run goroutine.
 	flushed counts
 	hll     *hyperloglog.Sketch
-	dims    map[uint32]*dimCount // by Dims.key since the last flush (entries are kept, zeroed)
-	dimsNew bool                 // dims counted something since the last flush
+	dims    map[uint32]*counts // by Dims.key since the last flush (entries are kept, zeroed); no forward errors
+	dimsNew bool               // dims counted something since the last flush
 	_       [64]byte
 }
 
@@ -60,7 +60,7 @@ type cell struct {
 type Dims struct {
 	Country [2]byte // ISO 3166 alpha-2
 	OS      uint8   // snapshot.OS + 1
-	Format  uint8   // snapshot.Format + 1: the events' format code
+	Format  uint8   // the events' format code (FormatCode: snapshot.Format + 1, or a set)
 }
 
 // key packs the dimensions into the consumer's map key.
@@ -88,17 +88,9 @@ func dimName(dim int, k uint32) string {
 			return snapshot.OS(o - 1).String()
 		}
 	default:
-		if f := uint8(k); f > 0 && int(f) <= snapshot.NumFormats {
-			return snapshot.Format(f - 1).String()
-		}
+		return FormatLabel(uint8(k))
 	}
 	return ""
-}
-
-// dimCount is what a cell counted under one dimension value.
-type dimCount struct {
-	requests, fills, errors uint64
-	latency                 [NumLatencyBuckets]uint64
 }
 
 // load reads the counters; requests last, so every fill and latency
@@ -325,19 +317,42 @@ func (g *Generation) ForwardError(a Assignment) {
 
 // Impression counts a verified impression and its revenue.
 func (g *Generation) Impression(a Assignment, priceMicros int64) {
+	g.ImpressionDims(a, priceMicros, nil)
+}
+
+// ImpressionDims is Impression with the dimensions its tracking token
+// carries (token v2: the request's country and OS, the creative's
+// format; zero Dims for a v1 token): they ride the device-sketch ring
+// like RequestDims' and come out in the breakdown rows' impressions and
+// revenue. The totals stay exact when a full ring drops them.
+func (g *Generation) ImpressionDims(a Assignment, priceMicros int64, d *Dims) {
 	for l := range g.layers {
 		c := g.cell(a, l)
 		c.impressions.Add(1)
 		if priceMicros > 0 {
 			c.revenue.Add(uint64(priceMicros))
 		}
+		if d != nil {
+			e := ringEntry{c: c, d: *d, dims: true, ev: evImpression}
+			if priceMicros > 0 {
+				e.h = uint64(priceMicros)
+			}
+			g.parent.push(a.Shard, &e)
+		}
 	}
 }
 
 // Click counts a verified click.
-func (g *Generation) Click(a Assignment) {
+func (g *Generation) Click(a Assignment) { g.ClickDims(a, nil) }
+
+// ClickDims is Click with its token's dimensions (see ImpressionDims).
+func (g *Generation) ClickDims(a Assignment, d *Dims) {
 	for l := range g.layers {
-		g.cell(a, l).clicks.Add(1)
+		c := g.cell(a, l)
+		c.clicks.Add(1)
+		if d != nil {
+			g.parent.push(a.Shard, &ringEntry{c: c, d: *d, dims: true, ev: evClick})
+		}
 	}
 }
 
@@ -428,14 +443,23 @@ func (c *Counters) drain() {
 
 func (cl *cell) addDims(e *ringEntry) {
 	if cl.dims == nil {
-		cl.dims = map[uint32]*dimCount{}
+		cl.dims = map[uint32]*counts{}
 	}
 	cl.dimsNew = true
 	k := e.d.key()
 	dc := cl.dims[k]
 	if dc == nil {
-		dc = &dimCount{}
+		dc = &counts{}
 		cl.dims[k] = dc
+	}
+	switch e.ev {
+	case evImpression:
+		dc.impressions++
+		dc.revenue += e.h // the price (no device hash: users count requests)
+		return
+	case evClick:
+		dc.clicks++
+		return
 	}
 	dc.requests++
 	switch e.o {
@@ -458,15 +482,25 @@ type hllRing struct {
 }
 
 // ringEntry is one request's work for the Run goroutine in one cell: a
-// device hash for the sketch, breakdown dimensions, or both.
+// device hash for the sketch, breakdown dimensions, or both; or one
+// impression's or click's dimensions (ev; h is then the impression's
+// price in micros, device false).
 type ringEntry struct {
 	c            *cell
 	h            uint64
 	d            Dims
 	o            Outcome
 	lb           uint8
+	ev           uint8 // evRequest, evImpression, evClick
 	device, dims bool
 }
+
+// What a ring entry counts under its dimensions.
+const (
+	evRequest = iota
+	evImpression
+	evClick
+)
 
 type hllSlot struct {
 	seq atomic.Uint64

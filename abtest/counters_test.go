@@ -153,6 +153,17 @@ func TestBreakdownRows(t *testing.T) {
 		o := []Outcome{NoFill, Fill, Error}[i%3]
 		d := Dims{Country: countries[i%3], OS: uint8(1 + i%2), Format: []uint8{1, 2, 0, 3}[i%4]}
 		g.RequestDims(b.Assign(dev), dev, o, time.Duration(i%700)*time.Microsecond, &d)
+		if o == Fill && dev != nil {
+			// The token's dimensions: the decision's, or none (v1).
+			td := d
+			if i%7 == 0 {
+				td = Dims{}
+			}
+			g.ImpressionDims(b.Assign(dev), int64(1000+i), &td)
+			if i%5 == 0 {
+				g.ClickDims(b.Assign(dev), &td)
+			}
+		}
 	}
 	start := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
 	rows := c.Flush("edge-a", start, start.Add(time.Minute))
@@ -160,13 +171,17 @@ func TestBreakdownRows(t *testing.T) {
 		test, variant string
 		shard         uint8
 	}
-	type sums struct{ req, fills, errs, lat uint64 }
+	type sums struct{ req, fills, errs, lat, imps, clicks, rev uint64 }
 	main := map[key]sums{}
 	by := map[string]map[key]sums{}
-	values := map[string]uint64{}
+	values, imps := map[string]uint64{}, map[string]uint64{}
+	var totalImps uint64
 	for _, r := range rows {
+		if r.Breakdown == "" {
+			totalImps += r.Impressions
+		}
 		k := key{r.Test, r.Variant, r.Shard}
-		s := sums{r.Requests, r.Fills, r.Errors, 0}
+		s := sums{r.Requests, r.Fills, r.Errors, 0, r.Impressions, r.Clicks, r.RevenueMicros}
 		for _, v := range r.LatencyUS {
 			s.lat += v
 		}
@@ -177,15 +192,18 @@ func TestBreakdownRows(t *testing.T) {
 			main[k] = s
 			continue
 		}
-		if r.HLL != "" || r.Impressions != 0 {
-			t.Errorf("breakdown row %+v has a sketch or impressions", r)
+		if r.HLL != "" {
+			t.Errorf("breakdown row %+v has a sketch", r)
 		}
 		if by[r.Breakdown] == nil {
 			by[r.Breakdown] = map[key]sums{}
 		}
 		x := by[r.Breakdown][k]
-		by[r.Breakdown][k] = sums{x.req + s.req, x.fills + s.fills, x.errs + s.errs, x.lat + s.lat}
-		values[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+		by[r.Breakdown][k] = sums{x.req + s.req, x.fills + s.fills, x.errs + s.errs, x.lat + s.lat, x.imps + s.imps, x.clicks + s.clicks, x.rev + s.rev}
+		if r.Requests > 0 {
+			values[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+		}
+		imps[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Impressions
 	}
 	if len(by) != 3 {
 		t.Fatalf("breakdowns by %d dimensions", len(by))
@@ -200,6 +218,12 @@ func TestBreakdownRows(t *testing.T) {
 	if !maps.Equal(values, want) {
 		t.Errorf("requests by value %v, want %v", values, want)
 	}
+	// Fills are every third request (country DE, each OS and format);
+	// a seventh of their tokens carried no dimensions (unknown in all three).
+	if totalImps == 0 || imps["country=US"] != 0 || imps["country="] != imps["os="] || imps["country=DE"]+imps["country="] != totalImps ||
+		imps["country="] == 0 || imps["format=banner"] == 0 {
+		t.Errorf("impressions by value %v of %d", imps, totalImps)
+	}
 	if again := c.Flush("edge-a", start.Add(time.Minute), start.Add(2*time.Minute)); len(again) != 0 {
 		t.Fatalf("second flush: %d rows", len(again))
 	}
@@ -208,6 +232,9 @@ func TestBreakdownRows(t *testing.T) {
 	d := Dims{Country: [2]byte{'U', 'S'}, OS: 2, Format: 1}
 	if n := testing.AllocsPerRun(1000, func() { g.RequestDims(a, dev, Fill, time.Millisecond, &d) }); n != 0 {
 		t.Errorf("RequestDims: %v allocs/op", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { g.ImpressionDims(a, 5, &d); g.ClickDims(a, &d) }); n != 0 {
+		t.Errorf("ImpressionDims, ClickDims: %v allocs/op", n)
 	}
 	c.drain()
 }

@@ -39,17 +39,19 @@ type Row struct {
 	Devices       uint64    `json:"devices"`
 	HLL           string    `json:"hll"`
 	// Breakdown dimensions of the requests counted here (empty: not
-	// known, as for impressions, whose tokens do not carry them; rows
-	// written before they existed have none). Totals are sums over all
-	// rows whatever their dimensions, except breakdown rows.
+	// known; rows written before they existed have none). Totals are
+	// sums over all rows whatever their dimensions, except breakdown
+	// rows.
 	Country string `json:"country,omitempty"` // ISO 3166 alpha-2
 	OS      string `json:"os,omitempty"`
 	Format  string `json:"format,omitempty"` // the ad's format (RequestDims)
 	// Breakdown, when set (DimCountry, DimOS, DimFormat), makes this a
 	// breakdown row: the requests, fills, errors and latency of its
 	// (group, shard) that had this value of that one dimension (the
-	// dimension's field; "" unknown). They are counted in the group's
-	// ordinary rows too: totals skip breakdown rows.
+	// dimension's field; "" unknown), and the impressions, clicks and
+	// revenue whose tracking tokens carried it (a v1 token: unknown).
+	// They are counted in the group's ordinary rows too: totals skip
+	// breakdown rows.
 	Breakdown string `json:"breakdown,omitempty"`
 }
 
@@ -132,26 +134,21 @@ func (cl *cell) appendBreakdowns(rows []Row, base *Row) []Row {
 		dim int
 		v   string
 	}
-	sums := map[dv]*dimCount{}
+	sums := map[dv]*counts{}
 	for k, dc := range cl.dims {
-		if dc.requests == 0 {
+		if dc.zero() {
 			continue
 		}
 		for dim := range DimNames {
 			x := dv{dim, dimName(dim, k)}
 			s := sums[x]
 			if s == nil {
-				s = &dimCount{}
+				s = &counts{}
 				sums[x] = s
 			}
-			s.requests += dc.requests
-			s.fills += dc.fills
-			s.errors += dc.errors
-			for i, v := range dc.latency {
-				s.latency[i] += v
-			}
+			s.add(dc)
 		}
-		*dc = dimCount{}
+		*dc = counts{}
 	}
 	keys := slices.SortedFunc(maps.Keys(sums), func(a, b dv) int {
 		if a.dim != b.dim {
@@ -164,7 +161,8 @@ func (cl *cell) appendBreakdowns(rows []Row, base *Row) []Row {
 		r := Row{Start: base.Start, End: base.End, Edge: base.Edge, Env: base.Env, Snapshot: base.Snapshot,
 			Experiment: base.Experiment, Layer: base.Layer, Test: base.Test, TestIndex: base.TestIndex, Variant: base.Variant,
 			ShareBP: base.ShareBP, Shard: base.Shard, Breakdown: DimNames[x.dim],
-			Requests: dc.requests, Fills: dc.fills, Errors: dc.errors, LatencyUS: append([]uint64(nil), dc.latency[:]...)}
+			Requests: dc.requests, Fills: dc.fills, Errors: dc.errors, Impressions: dc.impressions, Clicks: dc.clicks,
+			RevenueMicros: dc.revenue, LatencyUS: append([]uint64(nil), dc.latency[:]...)}
 		switch x.dim {
 		case 0:
 			r.Country = x.v

@@ -296,13 +296,23 @@ type Breakdown struct {
 // BreakdownValue is one value of a dimension ("" is "(unknown)").
 type BreakdownValue struct {
 	Value    string
-	Requests map[string]float64               // by group key
-	Metrics  map[string]map[string]float64    // group key -> metric -> value
-	Lifts    map[string]map[string]stats.Lift // test/variant -> metric -> lift
+	Requests map[string]float64 // by group key
+	// Revenue is each group's revenue (units, not micros) from the
+	// impressions whose tokens carried the value; NaN when the rows
+	// carry no revenue by dimension (edges from before it did).
+	Revenue map[string]float64
+	Metrics map[string]map[string]float64    // group key -> metric -> value
+	Lifts   map[string]map[string]stats.Lift // test/variant -> metric -> lift
 }
 
-// BreakdownMetrics are the metrics breakdowns show.
-var BreakdownMetrics = []string{"fill_rate", "error_rate", "revenue_per_request"}
+// BreakdownMetrics are the metrics breakdowns show: the main table's
+// per-request and per-impression ones (revenue per user has no user
+// count per value).
+var BreakdownMetrics = []string{"fill_rate", "error_rate", "ctr", "ecpm", "revenue_per_request"}
+
+// impressionMetric says whether m rests on impressions, clicks or
+// revenue: what rows without them by dimension cannot break down.
+func impressionMetric(m string) bool { return m == "ctr" || m == "ecpm" || m == "revenue_per_request" }
 
 // ExperimentReport is one (env, experiment set, layer): each layer's rows
 // count every request once, so layers are reported apart, never added.
@@ -999,22 +1009,22 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 			top, rest = vals[:o.MaxBreakdown], vals[o.MaxBreakdown:]
 		}
 		bd := Breakdown{Dim: DimNames[dim]}
-		// Breakdown rows from edges carry no revenue (impressions do not
-		// reach the counters with dimensions): "-", not a 0 that reads as
-		// a finding.
-		var dimRev, allRev float64
+		// Rows of edges from before impressions reached the counters with
+		// their tokens' dimensions carry no impressions by dimension:
+		// "-", not a 0 that reads as a finding.
+		var dimImps, allImps float64
 		for _, g := range er.Groups {
-			allRev += float64(g.RevenueMicros)
+			allImps += float64(g.Impressions)
 			for _, a := range g.dims[dim] {
 				for i := range a {
-					dimRev += a[i][fRevenue]
+					dimImps += a[i][fImpressions]
 				}
 			}
 		}
-		noRevenue := dimRev == 0 && allRev > 0
+		noRevenue := dimImps == 0 && allImps > 0
 		collect := func(label string, names []string) {
-			bv := BreakdownValue{Value: label, Requests: map[string]float64{}, Metrics: map[string]map[string]float64{},
-				Lifts: map[string]map[string]stats.Lift{}}
+			bv := BreakdownValue{Value: label, Requests: map[string]float64{}, Revenue: map[string]float64{},
+				Metrics: map[string]map[string]float64{}, Lifts: map[string]map[string]stats.Lift{}}
 			arrs := map[*GroupTotals]*shardArr{}
 			for _, g := range er.Groups {
 				a := &shardArr{}
@@ -1025,15 +1035,20 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 				}
 				arrs[g] = a
 				gk := GroupKey(g.Test, g.Variant)
-				var r float64
+				var r, rev float64
 				for i := range a {
 					r += a[i][fRequests]
+					rev += a[i][fRevenue]
 				}
 				bv.Requests[gk] = r
+				bv.Revenue[gk] = rev
+				if noRevenue {
+					bv.Revenue[gk] = math.NaN()
+				}
 				bv.Metrics[gk] = map[string]float64{}
 				for _, m := range BreakdownMetrics {
 					bv.Metrics[gk][m] = metric(m, a).Value
-					if m == "revenue_per_request" && noRevenue {
+					if impressionMetric(m) && noRevenue {
 						bv.Metrics[gk][m] = math.NaN()
 					}
 				}
@@ -1045,7 +1060,7 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 					}
 					lm := map[string]stats.Lift{}
 					for _, m := range BreakdownMetrics {
-						if m == "revenue_per_request" && noRevenue {
+						if impressionMetric(m) && noRevenue {
 							continue
 						}
 						lm[m] = stats.Compare(metric(m, arrs[g]), metric(m, arrs[ctl]))

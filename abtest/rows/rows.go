@@ -231,8 +231,9 @@ func Check(r *abtest.Row) error {
 }
 
 // checkBreakdown is the rule for breakdown rows: a known dimension, only
-// that dimension's field set, only what requests carry (no impressions,
-// clicks, revenue or sketch: their tokens do not carry the dimensions).
+// that dimension's field set, no forward errors or sketch (users and
+// staging's failures are not broken down). Impressions, clicks and
+// revenue are those whose tracking tokens carried the value.
 func checkBreakdown(r *abtest.Row) error {
 	set := map[string]string{abtest.DimCountry: r.Country, abtest.DimOS: r.OS, abtest.DimFormat: r.Format}
 	if _, ok := set[r.Breakdown]; !ok {
@@ -243,8 +244,8 @@ func checkBreakdown(r *abtest.Row) error {
 			return fmt.Errorf("breakdown row by %s also sets %s", r.Breakdown, d)
 		}
 	}
-	if r.Impressions|r.Clicks|r.RevenueMicros|r.ForwardErrors != 0 || r.HLL != "" {
-		return fmt.Errorf("breakdown row by %s carries impressions, clicks, revenue, forward errors or a sketch (only requests have dimensions)", r.Breakdown)
+	if r.ForwardErrors != 0 || r.HLL != "" {
+		return fmt.Errorf("breakdown row by %s carries forward errors or a sketch (neither is broken down)", r.Breakdown)
 	}
 	return nil
 }

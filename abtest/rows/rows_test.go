@@ -98,16 +98,20 @@ func TestParseRowRefuses(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	bd := strings.Replace(strings.Replace(good, `"hll":""`, `"hll":"","breakdown":"country","country":"US"`, 1), `"impressions":1`, `"impressions":0`, 1)
-	bd = strings.Replace(bd, `"revenue_micros":5`, `"revenue_micros":0`, 1)
-	if _, err := Parse([]byte(bd)); err != nil {
+	// A breakdown row carries its value's impressions and revenue (the
+	// tokens' dimensions), never a sketch or forward errors.
+	bd := strings.Replace(good, `"hll":""`, `"hll":"","breakdown":"country","country":"US"`, 1)
+	r, err := Parse([]byte(bd))
+	if err != nil {
 		t.Fatalf("good breakdown row refused: %v", err)
 	}
+	if r.Impressions != 1 || r.RevenueMicros != 5 {
+		t.Fatalf("breakdown row read as %+v", r)
+	}
 	for name, bad := range map[string]string{
-		"dimension":   strings.Replace(bd, `"breakdown":"country"`, `"breakdown":"city"`, 1),
-		"two dims":    strings.Replace(bd, `"country":"US"`, `"country":"US","os":"ios"`, 1),
-		"impressions": strings.Replace(bd, `"impressions":0`, `"impressions":1`, 1),
-		"revenue":     strings.Replace(bd, `"revenue_micros":0`, `"revenue_micros":9`, 1),
+		"dimension":      strings.Replace(bd, `"breakdown":"country"`, `"breakdown":"city"`, 1),
+		"two dims":       strings.Replace(bd, `"country":"US"`, `"country":"US","os":"ios"`, 1),
+		"forward errors": strings.Replace(bd, `"forward_errors":0`, `"forward_errors":2`, 1),
 	} {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -457,7 +457,13 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 				if n%9 == 0 {
 					q.device = "" // unassigned
 				}
-				codes[e.get(q.uri()).code]++
+				r := e.get(q.uri())
+				codes[r.code]++
+				if r.code == 200 && n%2 == 0 { // half the fills are seen: impressions by the token's dimensions
+					if ir := e.get(trackPath(t, decodeAd(t, r).ImpressionURL)); ir.code != 204 {
+						t.Fatalf("impression: %v", ir)
+					}
+				}
 				n++
 			}
 		}
@@ -474,28 +480,37 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 	fromEvents, fromRows := map[string]uint64{}, map[string]uint64{}
 	snap := e.src.Acquire()
 	defer snap.Release()
+	impEvents, impRows := map[string]uint64{}, map[string]uint64{}
+	multi := 0 // no-fills in slots of several formats
 	for _, ev := range logged(t, dir) {
+		if ev.Kind == events.KindImp {
+			for _, k := range []string{"country=" + string(ev.Country), "os=" + string(ev.OS), "format=" + abtest.FormatLabel(ev.Format)} {
+				impEvents[k]++
+				impEvents[k+" revenue"] += uint64(ev.PriceMicros)
+			}
+		}
 		if ev.Kind != events.KindAd {
 			continue
 		}
 		fromEvents["country="+string(ev.Country)]++
 		fromEvents["os="+string(ev.OS)]++
-		f := ""
-		if ev.Format > 0 {
-			f = snapshot.Format(ev.Format - 1).String()
-		}
-		fromEvents["format="+f]++
+		fromEvents["format="+abtest.FormatLabel(ev.Format)]++
 		if ev.Outcome == events.OutcomeNoFill {
+			// The requests accept every format: a no-fill's format is the
+			// placement's one, or its set ("banner+video").
 			pi, _ := snap.R.LookupPlacementBytes(ev.Placement)
 			pl, _ := snap.R.Placement(pi)
-			want := uint8(0)
+			var names []string
 			for x := snapshot.Format(0); x < snapshot.NumFormats; x++ {
-				if pl.Formats == 1<<x {
-					want = uint8(x) + 1
+				if pl.Formats.Has(x) {
+					names = append(names, x.String())
 				}
 			}
-			if ev.Format != want {
-				t.Errorf("no-fill at %s (formats %b): event format %d, want %d", ev.Placement, pl.Formats, ev.Format, want)
+			if want := strings.Join(names, "+"); abtest.FormatLabel(ev.Format) != want {
+				t.Errorf("no-fill at %s (formats %b): event format %#x (%q), want %q", ev.Placement, pl.Formats, ev.Format, abtest.FormatLabel(ev.Format), want)
+			}
+			if len(names) > 1 {
+				multi++
 			}
 		}
 	}
@@ -518,7 +533,17 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 			perDim[r.Breakdown] = map[cellKey]uint64{}
 		}
 		perDim[r.Breakdown][k] += r.Requests
-		fromRows[r.Breakdown+"="+r.Country+r.OS+r.Format] += r.Requests
+		v := r.Breakdown + "=" + r.Country + r.OS + r.Format
+		if r.Requests > 0 {
+			fromRows[v] += r.Requests
+		}
+		if r.Impressions > 0 {
+			impRows[v] += r.Impressions
+			impRows[v+" revenue"] += r.RevenueMicros
+		}
+	}
+	if len(impEvents) == 0 || !maps.Equal(impEvents, impRows) {
+		t.Errorf("impressions and revenue by dimension value:\nevents %v\nrows   %v", impEvents, impRows)
 	}
 	if len(perDim) != 3 {
 		t.Fatalf("breakdown rows by %d dimensions, want 3", len(perDim))
@@ -530,6 +555,9 @@ func TestRowsBreakdownsAreTheEventsDims(t *testing.T) {
 	}
 	if !maps.Equal(fromEvents, fromRows) {
 		t.Errorf("requests by dimension value:\nevents %v\nrows   %v", fromEvents, fromRows)
+	}
+	if multi == 0 {
+		t.Error("no no-fill in a slot of several formats: the test does not cover the format set")
 	}
 	if fromRows["country=AQ"] == 0 || fromRows["os=ios"] == 0 || fromRows["os=android"] == 0 {
 		t.Errorf("breakdowns %v: want AQ and both OSes", fromRows)

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"strconv"
 	"time"
 	"unsafe"
@@ -49,9 +48,10 @@ type adDims struct {
 }
 
 // decisionDims is the rule: the request's country and OS, and the format
-// of the ad the slot shows: the creative's when filled, else the slot's
-// only format (the placement's formats the request accepts), else
-// unknown (a no-fill in a slot that takes several formats, or an
+// of the ad the slot shows: the creative's when filled, else the formats
+// the slot takes for the request (the placement's the request accepts:
+// one format, or a set such as "banner+video", abtest.FormatCode), else
+// unknown (a slot that takes none of the request's formats, or an
 // unknown placement). Call it after selection, before the event and the
 // counters.
 func decisionDims(r *snapshot.Reader, st *reqState, outcome abtest.Outcome) adDims {
@@ -65,9 +65,7 @@ func decisionDims(r *snapshot.Reader, st *reqState, outcome abtest.Outcome) adDi
 		d.ab.Format = formatCode(&cr)
 	case st.res.Placement >= 0:
 		pl, _ := r.Placement(st.res.Placement)
-		if m := selection.FormatsFor(&pl, &st.sreq); m != 0 && m&(m-1) == 0 {
-			d.ab.Format = uint8(bits.TrailingZeros8(uint8(m))) + 1
-		}
+		d.ab.Format = abtest.FormatCode(selection.FormatsFor(&pl, &st.sreq))
 	}
 	return d
 }

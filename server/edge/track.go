@@ -11,6 +11,7 @@ import (
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/token"
+	"github.com/adedge/adedge/snapshot"
 )
 
 // serveTrack answers /v1/imp and /v1/click: verify the token, record the
@@ -80,8 +81,10 @@ func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, st *reqState, now time.Ti
 func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 	g := s.bucketGen(c)
 	var a abtest.Assignment
+	var dims abtest.Dims
 	if g != nil {
 		a = g.Tracked(c.Test, c.Variant, c.Device)
+		dims = trackDims(c)
 	}
 	if s.cfg.Pacing != nil {
 		// Spend for budgets: first-seen events only (docs/PACING.md).
@@ -90,14 +93,14 @@ func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 	if click {
 		s.metrics.clicks.Inc()
 		if g != nil {
-			g.Click(a)
+			g.ClickDims(a, &dims)
 		}
 		return
 	}
 	s.metrics.impressions.Inc()
 	s.metrics.revenue.Add(float64(c.PriceMicros))
 	if g != nil {
-		g.Impression(a, c.PriceMicros)
+		g.ImpressionDims(a, c.PriceMicros, &dims)
 	}
 	if c.CapPeriod > 0 && len(c.Device) > 0 && s.store != nil {
 		u := capUpdate{device: string(c.Device), campaign: string(c.Campaign), period: c.CapPeriod, now: now.Unix()}
@@ -107,6 +110,21 @@ func (s *Server) countTrack(c *token.Claims, click bool, now time.Time) {
 			s.metrics.capUpdates["dropped"].Inc()
 		}
 	}
+}
+
+// trackDims are the breakdown dimensions a verified token gives its
+// impression or click in the A/B rows: the request's country and OS and
+// the creative's format, as the decision counted them (token v2 carries
+// decisionDims' values); a v1 token carries none (unknown).
+func trackDims(c *token.Claims) abtest.Dims {
+	if c.Version == token.V1 {
+		return abtest.Dims{}
+	}
+	d := abtest.Dims{Country: c.Country, Format: c.Format}
+	if c.OS < snapshot.NumOS {
+		d.OS = c.OS + 1
+	}
+	return d
 }
 
 var envNames = [token.MaxEnv + 1]string{"production", "staging"}

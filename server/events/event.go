@@ -112,7 +112,7 @@ func mix64(x uint64) uint64 {
 //	4   uint8   test (0 control, 1..3)
 //	5   uint8   user shard (xxhash64(device) mod 64)
 //	6   uint8   outcome (ad only)
-//	7   uint8   format (creative format code; 0 unknown)
+//	7   uint8   format (creative format code: snapshot format + 1; 0x80 | a format mask for a no-fill in a slot taking several, abtest.FormatSetFlag; 0 unknown)
 //	8   [16]    id
 //	24  int64   time: decision or receive time, unix ms
 //	32  int64   issued: the token's issue time, unix ms (ad: = time)

@@ -210,12 +210,13 @@ func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 			}
 		}
 		for _, bd := range er.Breakdowns {
-			fmt.Fprintf(w, "\nby %s (fill rate; lifts fixed-horizon, uncorrected: explore, do not decide):\n", bd.Dim)
+			fmt.Fprintf(w, "\nby %s (fill rate, revenue, eCPM; explore, do not decide):\n", bd.Dim)
 			for _, v := range bd.Values {
 				fmt.Fprintf(w, "  %-12s", valueLabel(v.Value))
 				for _, g := range er.Groups {
 					gk := report.GroupKey(g.Test, g.Variant)
-					fmt.Fprintf(w, "  %s %s (%.0f req)", gk, fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]), v.Requests[gk])
+					fmt.Fprintf(w, "  %s fill %s rev %s eCPM %s (%.0f req)", gk, fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
+						fmtRevenue(v.Revenue[gk]), fmtMetric("ecpm", v.Metrics[gk]["ecpm"]), v.Requests[gk])
 				}
 				fmt.Fprintln(w)
 			}
@@ -247,6 +248,14 @@ func cupedCell(c report.TestComparison, m string) string {
 		return fmt.Sprintf("var x%.2f", r)
 	}
 	return "-"
+}
+
+// fmtRevenue is a revenue sum in units ("-" when n/a).
+func fmtRevenue(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func valueLabel(v string) string {

@@ -15,7 +15,6 @@ import (
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
 	"github.com/adedge/adedge/server/events/ship"
-	"github.com/adedge/adedge/snapshot"
 )
 
 // The A/B report from the warehouse (issue 10's and 15's `abreport
@@ -218,10 +217,10 @@ WHERE duplicate = 0 AND kind = 'ad' AND %s%s GROUP BY env, experiment, test_code
 	users := map[report.UserKey]float64{}
 	if tabs.has(ship.Table, "device_hash") {
 		for _, q := range []struct{ key, sql string }{
-			{"shard", fmt.Sprintf(`SELECT env, experiment, test_code, variant, test, shard, uniqCombined(device_hash) FROM %s
-WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_code, variant, test, shard FORMAT TabSeparated`, ev, where, envCond)},
-			{"day", fmt.Sprintf(`SELECT env, experiment, test_code, variant, test, toDate(time, 'UTC') AS d, uniqCombined(device_hash) FROM %s
-WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_code, variant, test, d FORMAT TabSeparated`, ev, where, envCond)},
+			{"shard", fmt.Sprintf(`SELECT env, experiment, test_code, variant, test, shard, %s FROM %s
+WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_code, variant, test, shard FORMAT TabSeparated`, EventsUsersSQL, ev, where, envCond)},
+			{"day", fmt.Sprintf(`SELECT env, experiment, test_code, variant, test, toDate(time, 'UTC') AS d, %s FROM %s
+WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_code, variant, test, d FORMAT TabSeparated`, EventsUsersSQL, ev, where, envCond)},
 		} {
 			out, err := c.Query(ctx, q.sql)
 			info.Queries++
@@ -243,6 +242,7 @@ WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_c
 		dimRows[i] = groups.label(dimRows[i])
 	}
 	opts.DimRows = &dimRows
+	opts.UsersRelError = report.HLLRelError // EventsUsersSQL: the rows' precision
 	opts.Users = func(k report.UserKey) (float64, bool) {
 		v, ok := users[k]
 		return v, ok
@@ -489,9 +489,7 @@ func setKey(r *abtest.Row, key, v string) error {
 		if err != nil {
 			return err
 		}
-		if code > 0 {
-			r.Format = snapshot.Format(code - 1).String()
-		}
+		r.Format = abtest.FormatLabel(uint8(code)) // a set: "banner+video"
 	default:
 		return fmt.Errorf("unknown key type %q", key)
 	}
@@ -540,6 +538,17 @@ func parseShares(out []byte, g *chGroups) error {
 		return nil
 	})
 }
+
+// EventsUsersSQL counts a group's users from the events (and the
+// hourly rollup's path): ClickHouse's uniqCombined at the rows' sketch
+// precision (abtest.HLLPrecision, 2^14 registers): exact while small,
+// then a HyperLogLog of 1.04/sqrt(2^14) = 0.8% relative standard error
+// per count (report.HLLRelError), as each rows sketch: one error model
+// for both sources, which the sample-ratio check widens each group's
+// variance by (the default precision, 17, was finer than the error the
+// check assumed). The daily rollup's states are uniqHLL12 (2^12,
+// DailyUsersRelError): a coarser sketch, the one error that differs.
+var EventsUsersSQL = fmt.Sprintf("uniqCombined(%d)(device_hash)", abtest.HLLPrecision)
 
 // parseUsers reads "group..., shard or day, users" lines into users,
 // keyed as report.UserKey (labels resolved after all answers are in).

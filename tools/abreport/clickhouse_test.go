@@ -1,11 +1,14 @@
 package abreport
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/adedge/adedge/internal/chkit"
 	"github.com/adedge/adedge/server/events"
 	"github.com/adedge/adedge/server/events/ship"
+	"github.com/adedge/adedge/snapshot"
 )
 
 // twin is traffic counted both ways an edge counts it: the A/B counters
@@ -82,8 +86,11 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 			}
 			lat := time.Duration(80+rng.IntN(300)) * time.Microsecond
 			dims := abtest.Dims{Country: [2]byte([]byte(countries[i%3])), OS: uint8(1 + i%2)} // oses[i%2]
-			if o == abtest.Fill {
+			switch {
+			case o == abtest.Fill:
 				dims.Format = 1 // banner, as the event below
+			case o == abtest.NoFill && i%4 == 0:
+				dims.Format = abtest.FormatCode(1<<snapshot.FormatBanner | 1<<snapshot.FormatVideo) // a slot of two formats
 			}
 			w.g.RequestDims(a, dev, o, lat, &dims)
 			layers := w.b.AppendLayers(nil, a)
@@ -92,15 +99,16 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 				Country: []byte(countries[i%3]), OS: []byte(oses[i%2]), ID: w.id(), Layers: layers,
 				// What the edge's v2 decision record carries (server/edge recordDecision).
 				LatencyUS: uint32(lat.Microseconds()), DeviceHash: xxhash.Sum64(dev), ShareBP: w.b.LayerShareBP(a, 0)}
+			ad.Format = dims.Format
 			if o == abtest.Fill {
-				ad.PriceMicros, ad.Format = 2000, 1
+				ad.PriceMicros = 2000
 			}
 			w.rec.Decision(&ad, &w.buf)
 			w.adEv++
 			if o != abtest.Fill || rng.Float64() > 0.8 {
 				continue
 			}
-			w.g.Impression(a, 2000)
+			w.g.ImpressionDims(a, 2000, &dims) // the token's dimensions (server/edge trackDims)
 			imp := events.Event{Kind: events.KindImp, Test: a.Test, Shard: abtest.Shard(dev), Time: now.UnixMilli() + 500, Issued: now.UnixMilli(),
 				PriceMicros: 2000, Weight: 1, Edge: []byte("edge-a"), Snapshot: []byte("snap-1"), Experiment: []byte(w.b.Set().ID), TestID: []byte(test),
 				Variant: []byte(variant), ID: w.id(), Layers: layers,
@@ -116,7 +124,7 @@ func (w *twin) day(d time.Time, devices int, fillT1 float64, seed uint64) {
 				}
 			}
 			if rng.Float64() < 0.05 {
-				w.g.Click(a)
+				w.g.ClickDims(a, &dims)
 				clk := imp
 				clk.Kind, clk.ID = events.KindClick, w.id()
 				if _, err := w.rec.Track(&clk, &w.buf); err != nil {
@@ -250,8 +258,9 @@ func agree(t *testing.T, ea, eb *report.ExperimentReport, view report.View, info
 		if ta != tb {
 			t.Errorf("layer %q %s: rows %+v, clickhouse %+v", ea.Layer, ga.Test, ta, tb)
 		}
-		// Users: the rows' HLL sketches against ClickHouse's uniqCombined,
-		// each good to well under 1% at a few thousand devices.
+		// Users: the rows' HLL sketches against ClickHouse's (uniqCombined
+		// at the rows' precision, or the daily uniqHLL12), near exact at a
+		// few thousand devices (TestUserSketchesAgree bounds them at scale).
 		if withUsers && !near(ga.Users, gb.Users, 0.02) {
 			t.Errorf("layer %q %s: users %.0f from rows, %.0f from clickhouse", ea.Layer, ga.Test, ga.Users, gb.Users)
 		}
@@ -307,6 +316,11 @@ func agree(t *testing.T, ea, eb *report.ExperimentReport, view report.View, info
 	if len(ea.Breakdowns) != 3 || len(eb.Breakdowns) != 3 {
 		t.Fatalf("breakdowns: rows %d, clickhouse %d", len(ea.Breakdowns), len(eb.Breakdowns))
 	}
+	for _, er := range []*report.ExperimentReport{ea, eb} {
+		if !slices.ContainsFunc(er.Breakdowns[2].Values, func(v report.BreakdownValue) bool { return v.Value == "banner+video" }) {
+			t.Errorf("format breakdown %+v lacks the two-format slot's no-fills (banner+video)", er.Breakdowns[2].Values)
+		}
+	}
 	for d := range ea.Breakdowns {
 		ba, bb := ea.Breakdowns[d], eb.Breakdowns[d]
 		if len(ba.Values) != len(bb.Values) {
@@ -317,6 +331,16 @@ func agree(t *testing.T, ea, eb *report.ExperimentReport, view report.View, info
 			vb := bb.Values[i]
 			if va.Value != vb.Value || !maps.Equal(va.Requests, vb.Requests) {
 				t.Errorf("by %s: rows %q %v, clickhouse %q %v", ba.Dim, va.Value, va.Requests, vb.Value, vb.Requests)
+			}
+			// Revenue and eCPM by value: impressions counted under
+			// their tokens' dimensions in the rows, under the events'
+			// in ClickHouse.
+			for gk, ra := range va.Revenue {
+				if rb := vb.Revenue[gk]; math.IsNaN(ra) || !near(ra, rb, 1e-9) ||
+					!near(va.Metrics[gk]["ecpm"], vb.Metrics[gk]["ecpm"], 1e-9) {
+					t.Errorf("by %s %q %s: revenue %v eCPM %v from rows, %v %v from clickhouse", ba.Dim, va.Value, gk,
+						ra, va.Metrics[gk]["ecpm"], rb, vb.Metrics[gk]["ecpm"])
+				}
 			}
 		}
 	}
@@ -336,4 +360,122 @@ func near(a, b, tol float64) bool {
 		return true
 	}
 	return math.Abs(a-b) <= tol*math.Max(1, math.Abs(a))
+}
+
+// TestUserSketchesAgree: the same devices counted as the report counts
+// them from rows files (the edges' HLL p14 sketches per group and shard,
+// merged and summed by report.Build) and from ClickHouse (EventsUsersSQL
+// per group and shard, and the daily rollup's uniqHLL12), at counts from
+// near-exact to well into the sketches' HyperLogLog range: each within
+// 4 standard errors of the exact count by its documented per-count error
+// (report.HLLRelError, DailyUsersRelError; the cells' errors are
+// independent), and rows against ClickHouse within 4 standard errors of
+// the difference.
+func TestUserSketchesAgree(t *testing.T) {
+	ch := chkit.Start(t)
+	tg, err := ship.ParseTarget(ch.URL() + "?database=default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := ship.NewClient(tg, time.Minute)
+	ctx := context.Background()
+	if _, err := cl.Exec(ctx, "CREATE TABLE users_t (grp UInt8, shard UInt8, device_hash UInt64) ENGINE = Memory", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	b, err := abtest.NewBucketer(testSet(), abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{3000, 60000, 400000} {
+		// The rows: the edge's counters, one interval, read by the report.
+		c := abtest.NewCounters()
+		g := c.Serving("production", "snap-1", b)
+		var flushed []abtest.Row
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			c.Run(runCtx, abtest.FlushConfig{Interval: time.Hour, Edge: "e",
+				Write: func(_, _ time.Time, rs []abtest.Row) error { flushed = append(flushed, rs...); return nil }})
+			close(done)
+		}()
+		var body bytes.Buffer
+		cells := map[[2]uint8]float64{}
+		for i := range n {
+			dev := []byte("sk-" + strconv.Itoa(n) + "-" + strconv.Itoa(i))
+			a := b.Assign(dev)
+			g.Request(a, dev, abtest.NoFill, time.Microsecond)
+			cells[[2]uint8{a.Test, a.Shard}]++
+			// What the edge's decision event carries (server/edge deviceHash).
+			fmt.Fprintf(&body, "%d\t%d\t%d\n", a.Test, a.Shard, xxhash.Sum64(dev))
+			if i%20000 == 0 {
+				time.Sleep(2 * time.Millisecond) // let Run drain the rings
+			}
+		}
+		cancel()
+		<-done
+		if d := c.DroppedDevices(); d != 0 {
+			t.Fatalf("n=%d: %d device hashes dropped", n, d)
+		}
+		for i := range flushed {
+			flushed[i].Start, flushed[i].End = day0, day0.Add(time.Hour)
+		}
+		rep, err := report.Build(flushed, 1, report.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromRows float64
+		for _, gt := range rep.Experiments[0].Groups {
+			fromRows += gt.Users
+		}
+		// ClickHouse: the report's expressions per (group, shard), summed.
+		if _, err := cl.Exec(ctx, "TRUNCATE TABLE users_t", nil, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Exec(ctx, "INSERT INTO users_t FORMAT TabSeparated", body.Bytes(), true); err != nil {
+			t.Fatal(err)
+		}
+		sum := func(cells string) float64 {
+			out, err := cl.Query(ctx, "SELECT sum(u) FROM ("+cells+") FORMAT TabSeparated")
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		fromEvents := sum("SELECT grp, shard, " + EventsUsersSQL + " AS u FROM users_t GROUP BY grp, shard")
+		// The daily rollup stores a state per (day, group, shard); the
+		// report merges them (chdaily.go).
+		fromDaily := sum("SELECT grp, shard, uniqHLL12Merge(s) AS u FROM (SELECT grp, shard, uniqHLL12State(device_hash) AS s FROM users_t GROUP BY grp, shard) GROUP BY grp, shard")
+		// The standard error of a sum of independent cells' counts.
+		se := func(rel float64) float64 {
+			var v float64
+			for _, k := range cells {
+				v += (rel * k) * (rel * k)
+			}
+			return math.Sqrt(v)
+		}
+		s14, s12 := se(report.HLLRelError), se(DailyUsersRelError)
+		exact := float64(n)
+		t.Logf("n=%d: rows %.0f (%+.3f%%), events %.0f (%+.3f%%), daily %.0f (%+.3f%%); 1 se: p14 %.0f, hll12 %.0f", n,
+			fromRows, 100*(fromRows/exact-1), fromEvents, 100*(fromEvents/exact-1), fromDaily, 100*(fromDaily/exact-1), s14, s12)
+		for _, c := range []struct {
+			name   string
+			got    float64
+			want   float64
+			maxDev float64
+		}{
+			{"rows (HLL p14)", fromRows, exact, 4 * s14},
+			{"events (" + EventsUsersSQL + ")", fromEvents, exact, 4 * s14},
+			{"daily (uniqHLL12)", fromDaily, exact, 4 * s12},
+			{"rows vs events", fromRows, fromEvents, 4 * math.Sqrt(2) * s14},
+			{"rows vs daily", fromRows, fromDaily, 4 * math.Hypot(s14, s12)},
+		} {
+			if math.Abs(c.got-c.want) > c.maxDev+1 {
+				t.Errorf("n=%d, %s: %.0f vs %.0f, more than %.0f apart", n, c.name, c.got, c.want, c.maxDev)
+			}
+		}
+	}
 }

@@ -133,24 +133,31 @@ svg text{font-family:inherit}
 			b.WriteString("</table>")
 		}
 		for _, bd := range er.Breakdowns {
-			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Impressions carry no %s (tracking tokens do not), so CTR and eCPM are not broken down.</p>`, esc(bd.Dim), esc(bd.Dim))
+			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Requests count under the decision's %s; impressions, clicks and revenue under their tracking token's (the same value); "-": these rows carry no revenue by %s.</p>`, esc(bd.Dim), esc(bd.Dim), esc(bd.Dim))
 			b.WriteString(`<table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
 			for _, g := range er.Groups {
-				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th>", esc(report.GroupKey(g.Test, g.Variant)))
+				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th><th>revenue</th><th>eCPM</th><th>rev/request</th>", esc(report.GroupKey(g.Test, g.Variant)))
 			}
 			for _, c := range er.Comparisons {
-				fmt.Fprintf(&b, "<th>%s fill lift [95%% CI]</th>", esc(c.Test))
+				fmt.Fprintf(&b, "<th>%s fill lift [95%% CI]</th><th>%s rev/request lift [95%% CI]</th>", esc(c.Test), esc(c.Test))
 			}
 			b.WriteString("</tr>")
 			for _, v := range bd.Values {
 				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", esc(valueLabel(v.Value)))
 				for _, g := range er.Groups {
 					gk := report.GroupKey(g.Test, g.Variant)
-					fmt.Fprintf(&b, "<td>%.0f</td><td>%s</td>", v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]))
+					fmt.Fprintf(&b, "<td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>", v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
+						fmtRevenue(v.Revenue[gk]), fmtMetric("ecpm", v.Metrics[gk]["ecpm"]), fmtMetric("revenue_per_request", v.Metrics[gk]["revenue_per_request"]))
 				}
 				for _, c := range er.Comparisons {
-					l := v.Lifts[report.GroupKey(c.Test, c.Variant)]["fill_rate"]
-					fmt.Fprintf(&b, "<td>%s [%s, %s]</td>", fmtRel(l.Rel), fmtRel(l.RelLo), fmtRel(l.RelHi))
+					for _, m := range []string{"fill_rate", "revenue_per_request"} {
+						l, ok := v.Lifts[report.GroupKey(c.Test, c.Variant)][m]
+						if !ok {
+							b.WriteString("<td>-</td>")
+							continue
+						}
+						fmt.Fprintf(&b, "<td>%s [%s, %s]</td>", fmtRel(l.Rel), fmtRel(l.RelLo), fmtRel(l.RelHi))
+					}
 				}
 				b.WriteString("</tr>")
 			}

@@ -25,7 +25,9 @@ type world struct {
 	errRate       [4]float64
 	slowShare     [4]float64 // share of requests at ~5ms instead of ~200us
 	seed          uint64
-	dims          bool // label rows with country/os/format by device
+	dims          bool  // label rows with country/os/format by device
+	oldEdge       bool  // with dims: impressions and clicks without them (edges before token dims reached the counters)
+	usPrice       int64 // with dims: the price of a US impression (micros; 0: 2000 as everywhere)
 	countries     []string
 	t3LossFromDay int // from this day on, t3 loses 10% of its devices (0: never)
 }
@@ -61,18 +63,28 @@ func (w *world) run(t *testing.T, dir string, first time.Time, days int) {
 				if rng.Float64() < w.slowShare[a.Test] {
 					lat = 5 * time.Millisecond
 				}
+				var dims *abtest.Dims
+				price := int64(2000)
 				if w.dims {
 					// What an edge counts (server/edge decisionDims): the
 					// device's country and OS, the ad's format.
-					g.RequestDims(a, dev, o, lat, &abtest.Dims{Country: [2]byte([]byte(w.countries[d%len(w.countries)])),
-						OS: uint8(1 + d%2), Format: 1})
+					dims = &abtest.Dims{Country: [2]byte([]byte(w.countries[d%len(w.countries)])), OS: uint8(1 + d%2), Format: 1}
+					g.RequestDims(a, dev, o, lat, dims)
+					if w.usPrice != 0 && dims.Country == [2]byte{'U', 'S'} {
+						price = w.usPrice
+					}
+					if w.oldEdge {
+						dims = nil
+					}
 				} else {
 					g.Request(a, dev, o, lat)
 				}
 				if o == abtest.Fill {
-					g.Impression(a, 2000)
+					// The token carries the decision's dimensions
+					// (server/edge trackDims).
+					g.ImpressionDims(a, price, dims)
 					if rng.Float64() < 0.03 {
-						g.Click(a)
+						g.ClickDims(a, dims)
 					}
 				}
 			}
@@ -239,11 +251,13 @@ func TestCUPEDWithPrePeriod(t *testing.T) {
 }
 
 // Breakdowns: from the breakdown rows the counters write, every
-// country's requests add up to the group's, and rows without dimensions
-// (older edges) make no breakdown at all.
+// country's requests and revenue add up to the group's, each country's
+// eCPM is its price (US impressions pay double), rows of edges whose
+// impressions carried no dimensions show revenue as n/a, not 0, and
+// rows without dimensions (older edges) make no breakdown at all.
 func TestBreakdowns(t *testing.T) {
 	d := t.TempDir()
-	w := &world{devices: 3000, seed: 5, fill: [4]float64{0.5, 0.55, 0.5, 0.5}, dims: true,
+	w := &world{devices: 3000, seed: 5, fill: [4]float64{0.5, 0.55, 0.5, 0.5}, dims: true, usPrice: 4000,
 		countries: []string{"US", "DE", "FR", "BR", "IN", "JP", "GB", "ES", "IT", "NL", "SE", "PL", "MX", "CA", "AU"}}
 	w.run(t, d, day0, 2)
 	er := build(t, report.Options{MaxBreakdown: 5}, d).Experiments[0]
@@ -254,25 +268,58 @@ func TestBreakdowns(t *testing.T) {
 	if bc.Dim != "country" || len(bc.Values) != 6 || bc.Values[5].Value != "(other)" {
 		t.Fatalf("country breakdown values %d", len(bc.Values))
 	}
-	ctl := er.Control()
-	var sum float64
-	for _, v := range bc.Values {
-		sum += v.Requests[report.GroupKey(ctl.Test, ctl.Variant)]
+	for _, g := range er.Groups {
+		gk := report.GroupKey(g.Test, g.Variant)
+		var req, rev float64
+		for _, v := range bc.Values {
+			req += v.Requests[gk]
+			rev += v.Revenue[gk]
+			ecpm := v.Metrics[gk]["ecpm"]
+			switch {
+			case v.Value == "US" && math.Abs(ecpm-4) > 1e-9, v.Value != "US" && v.Value != "(other)" && math.Abs(ecpm-2) > 1e-9:
+				t.Errorf("%s in %s: eCPM %v, want the price (4 US, 2 elsewhere)", gk, v.Value, ecpm)
+			}
+			if rpr := v.Metrics[gk]["revenue_per_request"]; math.Abs(rpr-v.Revenue[gk]/v.Requests[gk]) > 1e-12 {
+				t.Errorf("%s in %s: revenue/request %v, revenue %v over %v requests", gk, v.Value, rpr, v.Revenue[gk], v.Requests[gk])
+			}
+		}
+		if req != float64(g.Requests) || math.Abs(rev-float64(g.RevenueMicros)/1e6) > 1e-9 {
+			t.Errorf("%s: countries add to %g requests, %g revenue; the group has %d, %g", gk, req, rev, g.Requests, float64(g.RevenueMicros)/1e6)
+		}
 	}
-	if sum != float64(ctl.Requests) {
-		t.Errorf("country requests add to %g, control has %d", sum, ctl.Requests)
+	if l := bc.Values[0].Lifts[report.GroupKey("t1", "better")]["ecpm"]; math.IsNaN(l.Rel) || math.Abs(l.Rel) > 1e-9 {
+		t.Errorf("t1's eCPM lift in %s %+v, want 0 (the same price)", bc.Values[0].Value, l)
 	}
-	if v := bc.Values[0].Metrics[report.GroupKey(ctl.Test, ctl.Variant)]["revenue_per_request"]; !math.IsNaN(v) {
-		t.Errorf("revenue/request by country from rows %v, want n/a (breakdown rows carry no revenue)", v)
-	}
-	var page bytes.Buffer
-	if err := WriteHTML(&page, build(t, report.Options{}, d), nil); err != nil {
+	var page, text bytes.Buffer
+	rep := build(t, report.Options{MaxBreakdown: 20}, d) // every country listed
+	if err := WriteHTML(&page, rep, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"By country", "By os", "By format", "android"} {
+	for _, want := range []string{"By country", "By os", "By format", "android", "<th>fill</th><th>revenue</th><th>eCPM</th>", "<td>4.0000</td>"} {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+	if strings.Contains(page.String(), "Impressions carry no") {
+		t.Error("page still says impressions carry no dimensions")
+	}
+	WriteText(&text, rep, nil)
+	if !strings.Contains(text.String(), "eCPM 4.0000") {
+		t.Errorf("text breakdown lacks the US eCPM:\n%s", text.String())
+	}
+
+	old := t.TempDir()
+	w.oldEdge = true
+	w.run(t, old, day0, 1)
+	w.oldEdge = false
+	bo := build(t, report.Options{}, old).Experiments[0].Breakdowns[0].Values[0]
+	for _, m := range []string{"ecpm", "revenue_per_request", "ctr"} {
+		if v := bo.Metrics[report.GroupKey("control", "control")][m]; !math.IsNaN(v) {
+			t.Errorf("%s by country from rows without impressions by dimension %v, want n/a", m, v)
+		}
+	}
+	if v := bo.Revenue[report.GroupKey("control", "control")]; !math.IsNaN(v) {
+		t.Errorf("revenue by country from rows without impressions by dimension %v, want n/a", v)
 	}
 	plain := t.TempDir()
 	w.dims = false
