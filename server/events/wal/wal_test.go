@@ -529,15 +529,18 @@ func TestRotationSyncsDirectoryOutsideAppend(t *testing.T) {
 	var calls atomic.Int64
 	var fail atomic.Bool
 	orig := syncDir
-	syncDir = func(dir string) error {
+	dir := t.TempDir()
+	syncDir = func(d string) error {
+		if d != dir {
+			return orig(d) // another test's log, running in parallel
+		}
 		calls.Add(1)
 		if fail.Load() {
 			return errors.New("injected: directory fsync failed")
 		}
-		return orig(dir)
+		return orig(d)
 	}
 	t.Cleanup(func() { syncDir = orig })
-	dir := t.TempDir()
 	l, _, err := Open(dir, Options{SegmentBytes: 1024, FsyncInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
