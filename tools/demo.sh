@@ -8,6 +8,10 @@ bin=$PWD/bin
 rm -rf "$work"
 mkdir -p "$work"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# first N: the first N lines, reading the whole input. `| head -N` exits
+# early and, under pipefail, the writer's SIGPIPE (exit 141) ends the demo
+# whenever head wins the race (seen on a loaded machine).
+first() { awk -v n="$1" 'NR <= n'; }
 
 say "1. generate a small synthetic inventory (seed 1)"
 "$bin/adtool" gen --scale small --seed 1 --out "$work/inventory"
@@ -15,9 +19,9 @@ ls -l "$work/inventory"
 
 say "2. build the snapshot (validate, join, rank, write atomically)"
 "$bin/adbuilder" build --input "$work/inventory" --out "$work/snapshots" --created 2026-11-22T00:00:00Z
-cat "$work/snapshots/manifest.json" | head -20
+cat "$work/snapshots/manifest.json" | first 20
 
-snap=$(ls "$work"/snapshots/*.snap | head -1)
+snap=$(ls "$work"/snapshots/*.snap | first 1)
 say "3. inspect $snap"
 "$bin/adtool" inspect --top 5 "$snap"
 
@@ -27,7 +31,7 @@ say "4. verify checksums against the manifest"
 say "5. look up a placement: ranked candidates with eCPM"
 pl=$(head -1 "$work/inventory/placements.jsonl" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 "$bin/adtool" lookup --snapshot "$snap" --placement "$pl" --country US --os android --limit 8
-rwpl=$(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+rwpl=$(grep '"rewarded":true' "$work/inventory/placements.jsonl" | first 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
 echo
 echo "format decisions at a rewarded placement for a player taking mp4 videos of at most 15 s:"
 "$bin/adtool" lookup --snapshot "$snap" --placement "$rwpl" --country US --os android --osv 12 --formats video --mimes video/mp4 --maxduration 15 --limit 6
@@ -102,7 +106,7 @@ curl -s -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$port/v1/ad?placement=$p
 
 echo "a rewarded video on /v1/ad: the answer carries the VAST"
 rv=""
-for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | first 40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
   rv=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$rpl&country=US&os=android&osv=12")
   case "$rv" in *'"format":"video"'*'"rewarded":true'*) break;; esac
   rv=""
@@ -116,7 +120,7 @@ say "9. fire the impression and click URLs of a fill"
 # The first placement that fills for the demo device (a fill depends on
 # targeting, formats, pacing and the device's caps, so try several).
 imp=""
-for fpl in $pl $(sed -n 's/.*"id":"\(pl-[^"]*\)".*/\1/p' "$work/inventory/placements.jsonl" | head -60); do
+for fpl in $pl $(sed -n 's/.*"id":"\(pl-[^"]*\)".*/\1/p' "$work/inventory/placements.jsonl" | first 60); do
   resp=$(curl -s "http://127.0.0.1:$port/v1/ad?placement=$fpl&country=US&os=android&osv=12&device=$dev")
   case "$resp" in *'"impression_url":"'*) ;; *) continue;; esac
   imp=$(echo "$resp" | sed 's/.*"impression_url":"\([^"]*\)".*/\1/')
@@ -142,8 +146,8 @@ ortb_req() { # $1 extra members, $2.. imps
   echo "{\"id\":\"demo-1\",\"imp\":[$imps],\"app\":{\"bundle\":\"com.example.game\"},\"device\":{\"ifa\":\"$dev\",\"os\":\"android\",\"osv\":\"12\",\"devicetype\":4,\"geo\":{\"country\":\"USA\"}}$extra}"
 }
 got=""
-for bpl in $(grep '"formats":\["banner"\]' "$work/inventory/placements.jsonl" | head -40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
-  for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | head -20 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+for bpl in $(grep '"formats":\["banner"\]' "$work/inventory/placements.jsonl" | first 40 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
+  for rpl in $(grep '"rewarded":true' "$work/inventory/placements.jsonl" | first 20 | sed 's/.*"id":"\([^"]*\)".*/\1/'); do
     body=$(ortb_req "" "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}" \
       "{\"id\":\"rewarded-1\",\"tagid\":\"$rpl\",\"instl\":1,\"rwdd\":1,\"video\":{\"mimes\":[\"video/mp4\"],\"maxduration\":30,\"w\":1080,\"h\":1920}}")
     resp=$(curl -s -X POST -d "$body" "http://127.0.0.1:$port/openrtb2/auction")
@@ -157,7 +161,7 @@ echo "request:  $body"
 echo "response: $(echo "$resp" | cut -c1-700)..."
 echo
 echo "the rewarded bid's VAST (adm):"
-echo "$resp" | unvast | sed 's/></>\n</g' | head -40
+echo "$resp" | unvast | sed 's/></>\n</g' | first 40
 echo
 echo "a COPPA request (regs.coppa=1) for the same banner: answered unpersonalised and anonymous"
 coppa=$(curl -s -X POST -d "$(ortb_req ',"regs":{"coppa":1}' "{\"id\":\"banner-1\",\"tagid\":\"$bpl\",\"banner\":{}}")" "http://127.0.0.1:$port/openrtb2/auction")
@@ -244,7 +248,7 @@ done
 serving() { curl -fs "http://$1:$eport/health" | grep -q "\"version\":\"$2\""; }
 for i in 0 1 2; do wait_for 30 "${names[$i]} serving $v1" serving 127.0.0.$((11 + i)) "$v1"; done
 for i in 0 1 2; do printf '%-8s %s\n' "${names[$i]}" "$(curl -s http://127.0.0.$((11 + i)):$eport/health)"; done
-"$bin/adtool" manifest --url http://$bip:$bport/v1/manifest --channel production --pubkey "$d/manifest.pub" | head -4
+"$bin/adtool" manifest --url http://$bip:$bport/v1/manifest --channel production --pubkey "$d/manifest.pub" | first 4
 
 say "14. a new inventory export arrives (bids changed): the builder rebuilds, staging gets it, production does not"
 sleep 1 # a new mtime second, so a new data time and version
