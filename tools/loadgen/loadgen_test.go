@@ -207,7 +207,7 @@ func TestFindMax(t *testing.T) {
 	})
 	var log strings.Builder
 	f := FindMaxOptions{
-		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 2 * time.Second,
+		Run: Options{Target: url, Conns: 32, Targets: Fixed("/")}, P99: 2 * time.Second, MinAchieved: 0.97,
 		Start: 500, Trial: 700 * time.Millisecond, Precision: 0.25, MaxTrials: 9, Confirm: true, Log: &log,
 	}
 	res, err := FindMax(context.Background(), f)

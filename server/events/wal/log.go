@@ -408,8 +408,19 @@ func (l *Log) deleteReleasedLocked() int {
 	n := 0
 	for len(l.segs) > 0 && l.segs[0].n < l.released.Segment {
 		s := l.segs[0]
-		if err := os.Remove(filepath.Join(l.dir, segName(s.n))); err != nil && !os.IsNotExist(err) {
+		path := filepath.Join(l.dir, segName(s.n))
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			break
+		}
+		// A removed file's blocks come back only when it is closed: a
+		// rotated segment the syncer has not closed yet is closed here
+		// (it was shipped; it needs no fsync), or a full disk stays full.
+		for i, f := range l.toClose {
+			if f.Name() == path {
+				f.Close()
+				l.toClose = append(l.toClose[:i], l.toClose[i+1:]...)
+				break
+			}
 		}
 		l.segs = l.segs[1:]
 		l.total -= s.size
