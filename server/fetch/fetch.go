@@ -231,7 +231,10 @@ func (f *Fetcher) BadPeerIPs() []string { return f.cl.BadPeerIPs() }
 func (f *Fetcher) Status() Status {
 	f.mu.Lock()
 	st := f.st
-	dl := f.dl
+	var t *distrib.Torrent // set by runDownload under f.mu
+	if f.dl != nil {
+		t = f.dl.t
+	}
 	f.mu.Unlock()
 	st.Serving = f.o.Snapshots.Serving()
 	if st.State == Verifying && st.Target != "" && st.Serving == st.Target {
@@ -241,8 +244,8 @@ func (f *Fetcher) Status() Status {
 		// contradicts /health's own snapshot field.
 		st.State = Idle
 	}
-	if dl != nil && dl.t != nil {
-		st.BytesDone, st.BytesTotal, st.Peers = dl.t.BytesCompleted(), dl.t.Length(), dl.t.Peers()
+	if t != nil {
+		st.BytesDone, st.BytesTotal, st.Peers = t.BytesCompleted(), t.Length(), t.Peers()
 	}
 	return st
 }

@@ -47,6 +47,9 @@ type Options struct {
 	OnRecord func(payload []byte)
 	// Now is the clock (tests).
 	Now func() time.Time
+
+	// syncDir fsyncs the log's directory (tests count the calls).
+	syncDir func(dir string) error
 }
 
 func (o *Options) defaults() {
@@ -64,6 +67,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.syncDir == nil {
+		o.syncDir = syncDir
 	}
 }
 
@@ -289,8 +295,8 @@ func (l *Log) openSegment(n uint64) error {
 	return nil
 }
 
-// syncDir fsyncs a directory (a variable: the rotation test counts calls).
-var syncDir = func(dir string) error {
+// syncDir fsyncs a directory.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -476,7 +482,7 @@ func (l *Log) Sync() error {
 		}
 	}
 	if dir {
-		if err := syncDir(l.dir); err != nil {
+		if err := l.opt.syncDir(l.dir); err != nil {
 			l.mu.Lock()
 			l.dirDirty = true // try again with the next Sync
 			l.mu.Unlock()

@@ -531,20 +531,15 @@ func TestDiskFull(t *testing.T) {
 func TestRotationSyncsDirectoryOutsideAppend(t *testing.T) {
 	var calls atomic.Int64
 	var fail atomic.Bool
-	orig := syncDir
 	dir := t.TempDir()
-	syncDir = func(d string) error {
-		if d != dir {
-			return orig(d) // another test's log, running in parallel
-		}
+	count := func(d string) error {
 		calls.Add(1)
 		if fail.Load() {
 			return errors.New("injected: directory fsync failed")
 		}
-		return orig(d)
+		return syncDir(d)
 	}
-	t.Cleanup(func() { syncDir = orig })
-	l, _, err := Open(dir, Options{SegmentBytes: 1024, FsyncInterval: time.Hour})
+	l, _, err := Open(dir, Options{SegmentBytes: 1024, FsyncInterval: time.Hour, syncDir: count})
 	if err != nil {
 		t.Fatal(err)
 	}
