@@ -254,7 +254,7 @@ func TestShipperRetriesEveryAnswer(t *testing.T) {
 	wantN, _ := traffic(t, rec, 0, 500)
 	var errs []string
 	var emu sync.Mutex
-	s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 200, Timeout: time.Second, // a healthy answer on a loaded machine stays well inside it: only the scripted five fail
+	s, stop := startShipper(t, rec.Log(), srv.URL+"/?database=x", Options{Batch: 200, Timeout: time.Second,
 		OnError: func(err error) { emu.Lock(); errs = append(errs, err.Error()); emu.Unlock() }})
 	defer stop()
 	waitFor(t, "shipping through the failures", 30*time.Second, caughtUp(s, rec.Log()))
@@ -263,13 +263,27 @@ func TestShipperRetriesEveryAnswer(t *testing.T) {
 	if int64(len(f.ids)) != wantN {
 		t.Fatalf("fake ClickHouse got %d distinct impressions, want %d", len(f.ids), wantN)
 	}
-	if st := s.Stats(); st.Failures != 5 {
-		t.Errorf("failures %d, want 5 (%v)", st.Failures, errs)
-	}
+	// The five scripted answers fail in order (the slow one and the closed
+	// connection both as client timeouts); a loaded machine may add
+	// timeouts of healthy answers (load 23: one took past the 1 s), never
+	// another kind of failure.
 	emu.Lock()
 	defer emu.Unlock()
-	if len(errs) < 2 || !strings.Contains(errs[1], "No such column") {
-		t.Errorf("errors not reported with ClickHouse's message: %q", errs)
+	var other []string
+	timeouts := 0
+	for _, e := range errs {
+		if strings.Contains(e, "Timeout exceeded") || strings.Contains(e, "deadline exceeded") {
+			timeouts++
+		} else {
+			other = append(other, e)
+		}
+	}
+	if st := s.Stats(); st.Failures != int64(len(errs)) || timeouts < 2 {
+		t.Errorf("failures %d, %d reported, %d of them timeouts (the scripted two at least): %q", st.Failures, len(errs), timeouts, errs)
+	}
+	if len(other) != 3 || !strings.Contains(other[0], "Memory limit exceeded") || !strings.Contains(other[1], "No such column") ||
+		!strings.Contains(other[2], "HTTP 503") {
+		t.Errorf("errors not reported with ClickHouse's message, in order: %q (all: %q)", other, errs)
 	}
 }
 
