@@ -420,6 +420,17 @@ func (c *Counters) push(shard uint8, e *ringEntry) {
 // may then run slightly low.
 func (c *Counters) DroppedDevices() uint64 { return c.dropped.Load() }
 
+// Queued is how many device hashes and breakdown dimensions wait in the
+// rings for the Run goroutine (a test waits for 0 before it reads the
+// sketches; an operator could watch it approach the rings' size).
+func (c *Counters) Queued() int {
+	n := 0
+	for i := range c.rings {
+		n += int(c.rings[i].head.Load() - c.rings[i].done.Load())
+	}
+	return n
+}
+
 // drain moves queued device hashes into the cells' sketches and
 // breakdown dimensions into their counts. Only the Run goroutine calls it.
 func (c *Counters) drain() {
@@ -476,7 +487,8 @@ func (cl *cell) addDims(e *ringEntry) {
 type hllRing struct {
 	head  atomic.Uint64
 	_     [56]byte
-	tail  uint64 // consumer only
+	tail  uint64        // consumer only
+	done  atomic.Uint64 // tail, published for Queued (the Run goroutine stores it; no request pays)
 	slots []hllSlot
 	mask  uint64
 }
@@ -545,5 +557,6 @@ func (r *hllRing) pop(e *ringEntry) bool {
 	s.e = ringEntry{}
 	s.seq.Store(r.tail + r.mask + 1)
 	r.tail++
+	r.done.Store(r.tail)
 	return true
 }

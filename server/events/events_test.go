@@ -438,6 +438,6 @@ func TestDecisionsGather(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("decisions not written within 10s: %+v", r.Stats())
 		}
-		time.Sleep(time.Millisecond) // polling the state, not synchronising on time
+		runtime.Gosched()
 	}
 }

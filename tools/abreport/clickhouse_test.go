@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -408,7 +409,7 @@ func TestUserSketchesAgree(t *testing.T) {
 			// What the edge's decision event carries (server/edge deviceHash).
 			fmt.Fprintf(&body, "%d\t%d\t%d\n", a.Test, a.Shard, xxhash.Sum64(dev))
 			if i%20000 == 0 {
-				time.Sleep(2 * time.Millisecond) // let Run drain the rings
+				waitDrained(t, c) // the rings hold fewer than 20,000: none dropped
 			}
 		}
 		cancel()
@@ -476,6 +477,17 @@ func TestUserSketchesAgree(t *testing.T) {
 			if math.Abs(c.got-c.want) > c.maxDev+1 {
 				t.Errorf("n=%d, %s: %.0f vs %.0f, more than %.0f apart", n, c.name, c.got, c.want, c.maxDev)
 			}
+		}
+	}
+}
+
+// waitDrained waits until Run has moved every queued device hash into the
+// sketches, polling the rings' state (10 s deadline).
+func waitDrained(t *testing.T, c *abtest.Counters) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.Queued() > 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d device hashes still queued after 10 s", c.Queued())
 		}
 	}
 }
