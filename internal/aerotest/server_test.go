@@ -264,7 +264,10 @@ func TestSetDelay(t *testing.T) {
 	if err := c.PutBins(nil, k, as.NewBin("a", 1)); err != nil {
 		t.Fatal(err)
 	}
-	srv.SetDelay(300 * time.Millisecond)
+	// The delay is far past any scheduling stall a loaded machine adds (a
+	// 50 ms timeout once took 408 ms at load 21): a client that waited for
+	// the answer takes 10 s, one that honoured its timeout well under 5 s.
+	srv.SetDelay(10 * time.Second)
 	p := as.NewPolicy()
 	p.TotalTimeout = 50 * time.Millisecond
 	p.MaxRetries = 0
@@ -273,7 +276,7 @@ func TestSetDelay(t *testing.T) {
 	if err == nil || !err.Matches(types.TIMEOUT) {
 		t.Fatalf("slow get: err = %v, want timeout", err)
 	}
-	if el := time.Since(start); el > 250*time.Millisecond {
+	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("slow get took %v with a 50ms timeout", el)
 	}
 	srv.SetDelay(0)

@@ -154,8 +154,14 @@ func TestBoundedAdaptsToASlowStore(t *testing.T) {
 	}
 	// Healthy: reads answer, none shed.
 	waitFor("healthy reads", 10*time.Second, func() bool { return ok.Load() > 2000 })
-	if n := busy.Load(); n != 0 {
-		t.Fatalf("%d reads shed against a healthy store", n)
+	// A loaded machine can stall a reader past its 2 ms deadline with the
+	// store's answer ready (load 20 did, in one of six runs): that is a
+	// timeout as the request sees it, and enough of them cut the limit. A
+	// read shed with no read ever timed out is the bug.
+	if n, to := busy.Load(), timeouts.Load(); n != 0 && to == 0 {
+		t.Fatalf("%d reads shed against a healthy store, no read timed out", n)
+	} else if n != 0 {
+		t.Logf("%d reads shed after %d timed out: the machine stalled the readers (limit %d)", n, to, b.Limit())
 	}
 
 	// Slow: 20 ms per read, 2 ms deadlines.

@@ -44,6 +44,22 @@ func appendFrame(b, payload []byte) []byte {
 	return b
 }
 
+// SealFrame fills in the header of a frame built in place: b is
+// FrameHeader reserved bytes followed by the payload. Callers that queue
+// records for AppendFramed build them this way, so the checksum is computed
+// by the request that made the record, outside any lock.
+func SealFrame(b []byte) error {
+	n := len(b) - FrameHeader
+	if n <= 0 || n > MaxRecord {
+		return ErrTooLarge
+	}
+	binary.LittleEndian.PutUint32(b[0:4], uint32(n))
+	c := crc32.Update(0, castagnoli, b[0:4])
+	c = crc32.Update(c, castagnoli, b[FrameHeader:])
+	binary.LittleEndian.PutUint32(b[4:8], c)
+	return nil
+}
+
 // frameAt reports whether a whole, valid frame starts at b[0]: its payload
 // and total size. short is true when b ends before a frame whose header is
 // plausible could end (more bytes may make it valid).

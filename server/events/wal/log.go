@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ var (
 	ErrClosed = errors.New("wal: closed")
 	// ErrTooLarge: a payload over MaxRecord (or empty).
 	ErrTooLarge = errors.New("wal: record empty or over MaxRecord")
+	// ErrBadFrame: AppendFramed was given bytes that are not whole frames.
+	ErrBadFrame = errors.New("wal: framed bytes end mid-frame or carry a bad length")
 )
 
 // Options configure a Log. Zero values take the defaults.
@@ -343,6 +346,56 @@ func (l *Log) AppendBatch(payloads [][]byte) (Pos, error) {
 		err = l.Sync()
 	}
 	return p, err
+}
+
+// AppendFramed writes records already framed (SealFrame), as many per
+// write as fit in the current segment, so segments still rotate at
+// SegmentBytes. It returns how many leading records were written; an error
+// means the rest were not. A frame whose header does not match its bytes
+// fails the call (ErrBadFrame) before anything of it is written.
+func (l *Log) AppendFramed(b []byte) (int, error) {
+	for p := 0; p < len(b); {
+		size, ok := framedSize(b[p:])
+		if !ok {
+			l.appendErrs.Add(1)
+			return 0, ErrBadFrame
+		}
+		p += size
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	written := 0
+	for len(b) > 0 {
+		room := l.opt.SegmentBytes - l.off
+		end, k := 0, 0
+		for end < len(b) {
+			size, _ := framedSize(b[end:])
+			if k > 0 && int64(end+size) > room {
+				break
+			}
+			end += size
+			k++
+		}
+		if _, err := l.writeLocked(b[:end], int64(k)); err != nil {
+			return written, err
+		}
+		written += k
+		b = b[end:]
+	}
+	return written, nil
+}
+
+// framedSize is the size of the frame at b[0] by its length field, checked
+// against MaxRecord and len(b) (the checksum is the reader's to check).
+func framedSize(b []byte) (int, bool) {
+	if len(b) < FrameHeader {
+		return 0, false
+	}
+	n := int(binary.LittleEndian.Uint32(b[0:4]))
+	if n == 0 || n > MaxRecord || FrameHeader+n > len(b) {
+		return 0, false
+	}
+	return FrameHeader + n, true
 }
 
 // writeLocked writes framed bytes at the current offset, rotating and

@@ -227,6 +227,89 @@ func TestRejectsBadRecords(t *testing.T) {
 	}
 }
 
+// TestAppendFramedMatchesAppend: records sealed in place and handed over
+// in one buffer leave segment files byte-identical to the same records
+// appended one by one (rotation at SegmentBytes included), and bytes that
+// are not whole frames are refused before anything is written.
+func TestAppendFramedMatchesAppend(t *testing.T) {
+	one, framed := t.TempDir(), t.TempDir()
+	opt := Options{SegmentBytes: 4096}
+	la, _, err := Open(one, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, _, err := Open(framed, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var buf []byte
+	for i := 0; i < n; i++ {
+		if _, err := la.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		at := len(buf)
+		buf = append(append(buf, make([]byte, FrameHeader)...), rec(i)...)
+		if err := SealFrame(buf[at:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three calls, the middle one splitting the records unevenly.
+	cuts := []int{0, 0, 0, len(buf)}
+	for i, p := 0, 0; i < n; i++ {
+		if i == 170 {
+			cuts[1] = p
+		}
+		if i == 171 {
+			cuts[2] = p
+		}
+		p += FrameHeader + len(rec(i))
+	}
+	total := 0
+	for c := 0; c < 3; c++ {
+		w, err := lb.AppendFramed(buf[cuts[c]:cuts[c+1]])
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += w
+	}
+	if total != n {
+		t.Fatalf("AppendFramed wrote %d records, want %d", total, n)
+	}
+	if sa, sb := la.Stats(), lb.Stats(); sa.Segments != sb.Segments || sa.Segments < 5 || sa.Appends != sb.Appends {
+		t.Fatalf("one by one %+v, framed %+v", sa, sb)
+	}
+	segs, _ := Segments(one)
+	for _, s := range segs {
+		a, _ := os.ReadFile(filepath.Join(one, segName(s)))
+		b, err := os.ReadFile(filepath.Join(framed, segName(s)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("segment %d differs (%d vs %d bytes, %v)", s, len(a), len(b), err)
+		}
+		if len(a) > 4096 {
+			t.Fatalf("segment %d holds %d bytes, over SegmentBytes", s, len(a))
+		}
+	}
+	// Not whole frames: a cut mid-frame, a zero length, a length past MaxRecord.
+	head := lb.Head()
+	zero := make([]byte, FrameHeader+4)
+	huge := append([]byte(nil), buf[:FrameHeader+len(rec(0))]...)
+	huge[3] = 0x7f
+	for _, bad := range [][]byte{buf[:len(buf)-1], append(append([]byte(nil), buf[:FrameHeader+len(rec(0))]...), zero...), huge} {
+		if w, err := lb.AppendFramed(bad); !errors.Is(err, ErrBadFrame) || w != 0 {
+			t.Fatalf("bad frames: wrote %d, %v", w, err)
+		}
+	}
+	if lb.Head() != head {
+		t.Fatal("refused bytes moved the head")
+	}
+	if err := SealFrame(make([]byte, FrameHeader)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("sealing an empty record: %v", err)
+	}
+	la.Close()
+	lb.Close()
+}
+
 func TestAgeRotationAndFsync(t *testing.T) {
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { return now }
