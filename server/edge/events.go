@@ -265,6 +265,13 @@ func (m *Metrics) registerEvents(rec *events.Recorder) {
 	gauge("adedge_events_log_max_bytes", "The event log's bound (--events-max-bytes).", func(s events.Stats) float64 { return float64(s.Log.MaxBytes) })
 	gauge("adedge_events_log_segments", "Segment files in the event log.", func(s events.Stats) float64 { return float64(s.Log.Segments) })
 	gauge("adedge_events_seen_ids", "Event ids in the recent-id set.", func(s events.Stats) float64 { return float64(s.SeenIDs) })
+	gauge("adedge_events_fsync_aio", "1 when the event log fsyncs through Linux AIO (holding no P while the disk flushes), 0 for blocking fsync(2).",
+		func(s events.Stats) float64 {
+			if s.Log.AIOFsync {
+				return 1
+			}
+			return 0
+		})
 }
 
 // EventsFailing reports whether a pixel could not be recorded within the

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -93,7 +92,11 @@ func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("--events-dir %s: %w", e.dir, err)
 	}
-	minProcsForFsync()
+	log.Printf("events: group commit every %s by %s", e.fsync, rec.Log().FsyncMode())
+	if !rec.Log().Stats().AIOFsync && runtime.GOMAXPROCS(0) < 2 {
+		// docs/DECISIONS.md, "The event log's fsync must not hold the only P".
+		log.Printf("events: WARNING: one P (GOMAXPROCS 1) and a blocking fsync: every request waits out each group commit; give the edge two CPUs or GOMAXPROCS=2")
+	}
 	log.Printf("events: %s: %d segments, %d records, %d bytes recovered in %s; torn tail cut %d bytes; %d damaged spans (%d bytes) skipped; %d recent ids",
 		e.dir, rc.Segments, rc.Records, rc.Bytes, rc.Took.Round(time.Millisecond), rc.TornBytes, len(rc.DamagedSpans), rc.DamagedBytes(), rec.Seen().Len())
 	for i, d := range rc.DamagedSpans {
@@ -142,20 +145,4 @@ func (e *eventFlags) start(cfg *edge.Config, edgeName string, tokenTTL time.Dura
 			log.Printf("events: close: %v", err)
 		}
 	}, nil
-}
-
-// minProcsForFsync gives the scheduler a second P when the process has one
-// (GOMAXPROCS follows the CPUs it may use: an edge pinned to one core).
-// The log's group-commit fsync is a blocking syscall of 1-9 ms, and Go
-// takes a P back from a syscall only when sysmon next looks, up to 10 ms
-// apart on a busy process: with one P every request waited out every
-// fsync. Pinned to one CPU under wrk, decision logging on served 12.9k
-// req/s against 23.7k off with the process idle 43% of the time, and 19.5k
-// with two Ps (docs/DECISIONS.md, "The event log's fsync must not hold the
-// only P"). A GOMAXPROCS the operator set stands.
-func minProcsForFsync() {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
-		runtime.GOMAXPROCS(2)
-		log.Printf("events: GOMAXPROCS 1 raised to 2: the event log's fsync must not stall the request path")
-	}
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// is fsync'd at most this long after it was written (default 10 ms).
 	// Negative: fsync inside every append (slow; for comparison).
 	FsyncInterval time.Duration
+	// BlockingFsync uses fsync(2) even where Linux AIO can run it without
+	// holding a P (Stats.AIOFsync; comparisons and tests).
+	BlockingFsync bool
 	// OnRecord, if set, sees every valid record found while recovering
 	// (the edge rebuilds its recent-id set from it).
 	OnRecord func(payload []byte)
@@ -132,6 +135,8 @@ type Log struct {
 	appends, appendErrs, fsyncs, fsyncErrs, deleted atomic.Int64
 
 	syncMu sync.Mutex
+	aio    atomic.Pointer[aioFsync] // nil: fsync(2)
+	noAIO  string                   // why not AIO, for the operator
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -210,6 +215,13 @@ func Open(dir string, opt Options) (*Log, *Recovery, error) {
 		return nil, nil, err
 	}
 	rec.Took = time.Since(start)
+	if opt.BlockingFsync {
+		l.noAIO = "BlockingFsync set"
+	} else if a, err := newAIOFsync(); err != nil {
+		l.noAIO = err.Error()
+	} else {
+		l.aio.Store(a)
+	}
 	go l.syncLoop()
 	return l, rec, nil
 }
@@ -523,14 +535,14 @@ func (l *Log) Sync() error {
 	l.mu.Unlock()
 	var first error
 	for _, o := range old {
-		if err := o.Sync(); err != nil && first == nil {
+		if err := l.fsyncFile(o); err != nil && first == nil {
 			first = err
 		}
 		o.Close()
 	}
 	if target > l.synced.Load() && !closed && f != nil {
 		l.fsyncs.Add(1)
-		if err := f.Sync(); err != nil && first == nil {
+		if err := l.fsyncFile(f); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -550,6 +562,33 @@ func (l *Log) Sync() error {
 	}
 	l.synced.Store(target)
 	return nil
+}
+
+// fsyncFile flushes f through AIO where the kernel takes it, else with
+// fsync(2). A kernel that refuses AIO fsync (before 4.18) is asked once.
+// Callers hold syncMu.
+func (l *Log) fsyncFile(f *os.File) error {
+	if a := l.aio.Load(); a != nil {
+		err := a.fsync(f)
+		if !errors.Is(err, errNoAIO) {
+			return err
+		}
+		l.noAIO = err.Error()
+		l.aio.Store(nil)
+		a.close()
+	}
+	return f.Sync()
+}
+
+// FsyncMode says how the log fsyncs, for the operator's start-up line:
+// "aio", or "fsync(2)" with the reason AIO is not used.
+func (l *Log) FsyncMode() string {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.aio.Load() != nil {
+		return "aio"
+	}
+	return "fsync(2) (" + l.noAIO + ")"
 }
 
 func (l *Log) syncLoop() {
@@ -598,6 +637,9 @@ func (l *Log) Close() error {
 		}
 	}
 	l.mu.Unlock()
+	if a := l.aio.Swap(nil); a != nil {
+		a.close()
+	}
 	l.syncMu.Unlock()
 	return err
 }
@@ -611,6 +653,7 @@ type Stats struct {
 	Fsyncs, FsyncErrs   int64
 	Unsynced            int64 // bytes written but not yet fsync'd
 	Deleted             int64 // segments deleted after release
+	AIOFsync            bool  // fsync runs through Linux AIO (holds no P while the disk flushes)
 }
 
 // Stats reports the log's counters.
@@ -623,5 +666,6 @@ func (l *Log) Stats() Stats {
 	s.Fsyncs, s.FsyncErrs = l.fsyncs.Load(), l.fsyncErrs.Load()
 	s.Unsynced = l.written.Load() - l.synced.Load()
 	s.Deleted = l.deleted.Load()
+	s.AIOFsync = l.aio.Load() != nil
 	return s
 }

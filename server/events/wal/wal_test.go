@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -308,6 +309,49 @@ func TestAppendFramedMatchesAppend(t *testing.T) {
 	}
 	la.Close()
 	lb.Close()
+}
+
+// TestAIOFsync: where the kernel runs fsync through AIO the log uses it
+// (every group commit and the rotated files' final fsync), each flush is
+// counted and leaves nothing unsynced; BlockingFsync keeps fsync(2) and
+// says so.
+func TestAIOFsync(t *testing.T) {
+	l, _, err := Open(t.TempDir(), Options{SegmentBytes: 4096, FsyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.Stats().AIOFsync {
+		t.Skipf("this kernel does not take AIO fsync: %s", l.FsyncMode())
+	}
+	if m := l.FsyncMode(); m != "aio" {
+		t.Fatalf("FsyncMode %q with AIO on", m)
+	}
+	for round := 1; round <= 3; round++ {
+		for i := 0; i < 200; i++ { // rotates: the old segments are fsync'd too
+			if _, err := l.Append(rec(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		st := l.Stats()
+		if st.Fsyncs != int64(round) || st.FsyncErrs != 0 || st.Unsynced != 0 || !st.AIOFsync {
+			t.Fatalf("round %d: %+v", round, st)
+		}
+	}
+	b, _, err := Open(t.TempDir(), Options{BlockingFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Append(rec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil || b.Stats().AIOFsync || !strings.Contains(b.FsyncMode(), "BlockingFsync") {
+		t.Fatalf("blocking log: %v, %+v, %q", err, b.Stats(), b.FsyncMode())
+	}
 }
 
 func TestAgeRotationAndFsync(t *testing.T) {
