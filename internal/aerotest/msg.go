@@ -179,7 +179,11 @@ func (s *Server) handleMessage(b []byte) []byte {
 
 	now := time.Now().Unix()
 	rec := s.records[key]
-	if rec != nil && rec.voidTime > 0 && rec.voidTime <= now {
+	// A record lives through its void-time second, as the server's
+	// as_record_is_expired (void_time < now) has it: a TTL of 1 s written
+	// at 12:00:00.99 still reads at 12:00:01.01. Expiring at void_time
+	// itself made a 1 s TTL last 10 ms (TestTTLExpiry, once at load 23).
+	if rec != nil && rec.voidTime > 0 && rec.voidTime < now {
 		delete(s.records, key) // expired
 		rec = nil
 	}
