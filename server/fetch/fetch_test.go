@@ -277,7 +277,14 @@ func TestDiskFull(t *testing.T) {
 		}
 	} else {
 		t.Logf("snapshot dir on a 8 MiB tmpfs")
-		t.Cleanup(func() { syscall.Unmount(dir, 0) })
+		// Detached: a file the stopping edge still holds (a loaded machine
+		// got there first once) made a plain unmount fail with EBUSY and
+		// the temp dir's removal with it, as tmpfs.Mount already knows.
+		t.Cleanup(func() {
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", dir, err)
+			}
+		})
 	}
 	old := oldSnapshot(t, dir) // ~5 MB of the 8 MiB: the new one cannot fit
 	e := startEdge(t, "127.0.0.24", dir, b.url, func(o *Options) { o.WriteHook = hook })
