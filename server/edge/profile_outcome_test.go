@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/adedge/adedge/internal/schedstat"
 	"github.com/adedge/adedge/server/profiles"
 )
 
@@ -182,30 +180,6 @@ func TestProfileTimeoutBoundsAdLatency(t *testing.T) {
 	}
 }
 
-// runqueueWait is the test process's cumulative time, summed over its
-// threads, runnable but waiting for a core (/proc/self/task/*/schedstat,
-// second field); 0 where the kernel does not say. On a loaded machine that
-// wait, not the handler, is what stretches a request past a few
-// milliseconds (docs/DECISIONS.md, "Drill latency is judged against the
-// machine's stall"). Taken off a request's wall time it may also take off
-// another caller's wait: a lenient bound, yet a handler that waited for a
-// 20 ms or a hung store still misses it, as that is no run-queue wait.
-func runqueueWait() time.Duration {
-	ds, _ := filepath.Glob("/proc/self/task/*/schedstat")
-	var sum int64
-	for _, d := range ds {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		if f := strings.Fields(string(b)); len(f) >= 2 {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			sum += v
-		}
-	}
-	return time.Duration(sum)
-}
-
 // serveTimed calls h for n requests on each of g goroutines (each its own
 // RequestCtx, as fasthttp per connection) and returns every call's time,
 // sorted; every answer must be a 200.
@@ -219,10 +193,10 @@ func serveTimed(t *testing.T, h fasthttp.RequestHandler, uris [][]byte, g, n int
 			for i := 0; i < n; i++ {
 				ctx.Request.SetRequestURIBytes(uris[(w*n+i)%len(uris)])
 				ctx.Response.Reset()
-				w0 := runqueueWait()
+				w0 := schedstat.Self()
 				t0 := time.Now()
 				h(&ctx)
-				out[w] = append(out[w], max(0, time.Since(t0)-(runqueueWait()-w0)))
+				out[w] = append(out[w], max(0, time.Since(t0)-(schedstat.Self()-w0)))
 				if c := ctx.Response.StatusCode(); c != fasthttp.StatusOK {
 					errs <- fmt.Errorf("answer %d: %s", c, ctx.Response.Body())
 					return

@@ -3,12 +3,11 @@ package faults
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/adedge/adedge/internal/schedstat"
 )
 
 // The machine's scheduling stall, measured on the edge itself.
@@ -50,7 +49,7 @@ func startSampler(pid int) *schedSampler {
 		tick := time.NewTicker(sampleEvery)
 		defer tick.Stop()
 		for {
-			w, err := threadWaits(pid)
+			w, err := schedstat.ThreadWaits(pid)
 			at := time.Now().UnixNano()
 			s.mu.Lock()
 			if err != nil {
@@ -77,30 +76,6 @@ func startSampler(pid int) *schedSampler {
 		}
 	}()
 	return s
-}
-
-// threadWaits reads each thread's cumulative run-queue wait.
-func threadWaits(pid int) (map[int]int64, error) {
-	ds, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(ds) == 0 {
-		return nil, fmt.Errorf("no /proc/%d/task/*/schedstat (%v)", pid, err)
-	}
-	w := make(map[int]int64, len(ds))
-	for _, d := range ds {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		f := strings.Fields(string(b))
-		if len(f) < 2 {
-			continue
-		}
-		tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
-		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-			w[tid] = v
-		}
-	}
-	return w, nil
 }
 
 // longestStall returns the longest stretch one of the process's threads
