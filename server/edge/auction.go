@@ -240,11 +240,7 @@ func (s *Server) geoCountry(ctx *fasthttp.RequestCtx, q *adreq.Request) *adreq.F
 // clientIP is the request's client address (geo.ClientIP).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	var xff []byte
-	if s.cfg.TrustedProxies.Contains(peer.Unmap()) { // geo.ClientIP ignores it otherwise: skip the header lookup
-		xff = ctx.Request.Header.Peek("X-Forwarded-For")
-	}
-	return geo.ClientIP(peer, xff, s.cfg.TrustedProxies)
+	return geo.ClientIP(peer, ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies)
 }
 
 // slotOf copies what an imp says about its slot into the selection

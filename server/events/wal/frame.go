@@ -35,12 +35,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // appendFrame appends payload framed to b.
 func appendFrame(b, payload []byte) []byte {
 	at := len(b)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
-	b = append(b, 0, 0, 0, 0)
-	b = append(b, payload...)
-	c := crc32.Update(0, castagnoli, b[at:at+4])
-	c = crc32.Update(c, castagnoli, b[at+FrameHeader:])
-	binary.LittleEndian.PutUint32(b[at+4:], c)
+	b = append(append(b, make([]byte, FrameHeader)...), payload...)
+	_ = SealFrame(b[at:]) // callers have checked the payload's size
 	return b
 }
 
