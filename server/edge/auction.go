@@ -240,7 +240,7 @@ func (s *Server) geoCountry(ctx *fasthttp.RequestCtx, q *adreq.Request) *adreq.F
 // clientIP is the request's client address (geo.ClientIP).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return geo.ClientIP(peer, ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies)
+	return geo.ClientIP(peer, s.cfg.TrustedProxies, func() []byte { return ctx.Request.Header.Peek("X-Forwarded-For") })
 }
 
 // slotOf copies what an imp says about its slot into the selection

@@ -141,16 +141,22 @@ func (ps Proxies) Contains(a netip.Addr) bool {
 // ClientIP is the address a request came from: the first hop of
 // X-Forwarded-For when peer is a trusted proxy and the hop parses, else
 // peer. A client cannot choose its country by sending the header itself.
-func ClientIP(peer netip.Addr, xff []byte, trusted Proxies) netip.Addr {
+// xff reads the header only once peer is known trusted: finding a header
+// costs a scan of the request's headers, on every ad request.
+func ClientIP(peer netip.Addr, trusted Proxies, xff func() []byte) netip.Addr {
 	peer = peer.Unmap()
-	if len(xff) == 0 || !trusted.Contains(peer) {
+	if !trusted.Contains(peer) {
 		return peer
 	}
-	if i := bytes.IndexByte(xff, ','); i >= 0 {
-		xff = xff[:i]
+	h := xff()
+	if len(h) == 0 {
+		return peer
 	}
-	xff = bytes.TrimSpace(xff)
-	if a, err := ParseIP(xff); err == nil {
+	if i := bytes.IndexByte(h, ','); i >= 0 {
+		h = h[:i]
+	}
+	h = bytes.TrimSpace(h)
+	if a, err := ParseIP(h); err == nil {
 		return a
 	}
 	return peer

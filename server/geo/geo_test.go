@@ -77,6 +77,9 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
+// header is an X-Forwarded-For reader that returns v.
+func header(v string) func() []byte { return func() []byte { return []byte(v) } }
+
 func TestClientIP(t *testing.T) {
 	ps, err := ParseProxies(" 10.0.0.0/8, 192.0.2.7 ,::1")
 	if err != nil {
@@ -98,7 +101,7 @@ func TestClientIP(t *testing.T) {
 		{lb, "fe80::1%eth0", "10.1.1.1"},
 	}
 	for _, c := range cases {
-		if got := ClientIP(c.peer, []byte(c.xff), ps).String(); got != c.want {
+		if got := ClientIP(c.peer, ps, header(c.xff)).String(); got != c.want {
 			t.Errorf("peer %v xff %q: got %s want %s", c.peer, c.xff, got, c.want)
 		}
 	}
@@ -112,13 +115,27 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// TestClientIPReadsHeaderOnlyFromProxies: the header is not even looked
+// up for a peer that is not a trusted proxy (every direct SDK request).
+func TestClientIPReadsHeaderOnlyFromProxies(t *testing.T) {
+	ps, _ := ParseProxies("10.0.0.0/8")
+	reads := 0
+	xff := func() []byte { reads++; return []byte("203.0.113.9") }
+	if got := ClientIP(netip.MustParseAddr("198.51.100.1"), ps, xff); got.String() != "198.51.100.1" || reads != 0 {
+		t.Errorf("untrusted peer: got %v after %d header reads, want the peer and 0", got, reads)
+	}
+	if got := ClientIP(netip.MustParseAddr("10.1.1.1"), ps, xff); got.String() != "203.0.113.9" || reads != 1 {
+		t.Errorf("trusted peer: got %v after %d header reads, want the hop and 1", got, reads)
+	}
+}
+
 func TestLookupAllocs(t *testing.T) {
 	d := testDB(t)
 	ps, _ := ParseProxies("10.0.0.0/8")
 	peer, xff := netip.MustParseAddr("10.1.1.1"), []byte("203.0.113.9, 10.1.1.1")
-	d.Country(ClientIP(peer, xff, ps))
+	d.Country(ClientIP(peer, ps, func() []byte { return xff }))
 	if n := testing.AllocsPerRun(200, func() {
-		if _, ok := d.Country(ClientIP(peer, xff, ps)); !ok {
+		if _, ok := d.Country(ClientIP(peer, ps, func() []byte { return xff })); !ok {
 			t.Fatal("not found")
 		}
 	}); n != 0 {
@@ -146,7 +163,7 @@ func FuzzLookup(f *testing.F) {
 	ps, _ := ParseProxies("10.0.0.0/8")
 	f.Fuzz(func(t *testing.T, peer []byte, xff string) {
 		p, _ := netip.AddrFromSlice(peer)
-		ip := ClientIP(p, []byte(xff), ps)
+		ip := ClientIP(p, ps, header(xff))
 		if c, ok := d.Country(ip); ok && int(c) >= snapshot.NumCountries {
 			t.Fatalf("country %d", c)
 		}

@@ -44,19 +44,32 @@ run() { # label bin env flags -> req/s
 		kill -0 $pid 2>/dev/null && break # else a port was taken: another one
 	done
 	"${rt[@]}" taskset -c 1 wrk -t1 -c64 -d1s "$url" >/dev/null
-	r=$("${rt[@]}" taskset -c 1 wrk -t1 -c64 -d5s "$url" | awk '/Requests\/sec/{print $2}')
+	r=$("${rt[@]}" taskset -c 1 wrk -t1 -c64 -d${SECS:-5}s "$url" | awk '/Requests\/sec/{print $2}')
 	kill $pid; wait $pid 2>/dev/null || true
 	rm -rf "$work"/events-$$-* /dev/shm/pinned-ab-$$-*
 	echo "${r:-0}"
 }
 declare -A res
+specs=("$@")
 for ((i = 0; i < rounds; i++)); do
-	for spec in "$@"; do
+	# Odd rounds run the variants in reverse order, so drift in the machine
+	# between the first and the last run of a round cancels out.
+	order=("${specs[@]}")
+	if ((i % 2 == 1)); then
+		order=()
+		for ((k = ${#specs[@]} - 1; k >= 0; k--)); do order+=("${specs[k]}"); done
+	fi
+	for spec in "${order[@]}"; do
 		IFS='|' read -r label bin envs flags <<<"$spec"
 		res[$label]+="$(run "$label" "$bin" "$envs" "$flags") "
 	done
 done
-for spec in "$@"; do
+base=${specs[0]%%|*}
+for spec in "${specs[@]}"; do
 	label=${spec%%|*}
 	tr ' ' '\n' <<<"${res[$label]}" | grep . | sort -n | awk -v l="$label" '{a[NR]=$1} END{printf "%s: median %.0f req/s [", l, a[int((NR+1)/2)]; for(i=1;i<=NR;i++) printf "%s%.0f", (i>1?" ":""), a[i]; print "]"}'
+	[[ $label == "$base" ]] && continue
+	# The same round's runs paired: the ratio the machine's drift moves least.
+	paste -d' ' <(tr ' ' '\n' <<<"${res[$label]}" | grep .) <(tr ' ' '\n' <<<"${res[$base]}" | grep .) |
+		awk '$2 > 0 {print $1 / $2}' | sort -n | awk -v l="$label" -v b="$base" '{a[NR]=$1} END{printf "%s/%s per round: median %.3f, quartiles %.3f-%.3f, %d rounds\n", l, b, a[int((NR+1)/2)], a[int((NR+3)/4)], a[int((3*NR+3)/4)], NR}'
 done
