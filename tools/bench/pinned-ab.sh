@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Req/s of adedge variants side by side: each variant's edge pinned to CPU 0,
-# `wrk -t1 -c64 -d5s` pinned to CPU 1, the variants alternated round by
-# round, medians printed with every round's figure. The harness behind
+# `wrk -t1 -c64 -d${SECS:-5}s` pinned to CPU 1, the variants run in turn each
+# round (reversed every other round), medians printed with every round's
+# figure, and each variant's per-round ratio to the first. The harness behind
 # docs/DECISIONS.md, "The event log's fsync must not hold the only P".
 #
 #   tools/bench/pinned-ab.sh ROUNDS 'LABEL|BIN|ENV|FLAGS' ...
