@@ -11,6 +11,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -64,10 +65,11 @@ type Options struct {
 	// Users, when set, gives user counts instead of the rows' sketches
 	// (the warehouse counts distinct devices itself).
 	Users func(k UserKey) (float64, bool)
-	// UsersRelError is the relative standard error of one shard's (or
-	// one day's) user count, which the sample-ratio check widens each
-	// group's variance by; HLLRelError (the rows' sketches) when 0.
-	UsersRelError float64
+	// UserSketch is what counted the users (Users' counts, or the rows'
+	// sketches): the report prints it and the sample-ratio check widens
+	// each group's variance by its RelError. RowsSketch when zero; required
+	// with Users, whose counts only the loader can name.
+	UserSketch UserSketch
 	// DimRows, when set, are where the breakdowns come from instead of the
 	// rows' own dimension fields: DimRows[DimCountry] are rows keyed by
 	// country (their other dimensions ignored), and so on. A warehouse
@@ -87,8 +89,8 @@ type UserKey struct {
 }
 
 func (o *Options) defaults() {
-	if o.UsersRelError == 0 {
-		o.UsersRelError = HLLRelError
+	if o.UserSketch == (UserSketch{}) {
+		o.UserSketch = RowsSketch
 	}
 	if o.View == "" {
 		o.View = Sequential
@@ -115,6 +117,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("tau %g: want 0 < tau <= 10 (relative effect size)", o.TauRel)
 	case o.MaxBreakdown < 0:
 		return fmt.Errorf("max breakdown %d: want >= 0", o.MaxBreakdown)
+	case o.Users != nil && o.UserSketch == (UserSketch{}):
+		return errors.New("user counts without their sketch: set UserSketch, which the report prints and the sample-ratio check uses")
+	case o.UserSketch != (UserSketch{}) && (o.UserSketch.Name == "" || o.UserSketch.Precision < 4 || o.UserSketch.Precision > 18):
+		return fmt.Errorf("user sketch %+v: want a name and a HyperLogLog precision of 4 to 18", o.UserSketch)
 	}
 	return nil
 }
@@ -483,7 +489,7 @@ func Build(rows []abtest.Row, files int, opts Options) (*Report, error) {
 			return strings.Compare(GroupKey(a.Test, a.Variant), GroupKey(b.Test, b.Variant))
 		})
 		er.compare(&opts)
-		er.daySRM(opts.UsersRelError)
+		er.daySRM(opts.UserSketch.RelError())
 		er.breakdowns(&opts)
 		rep.Experiments = append(rep.Experiments, er)
 	}
@@ -726,10 +732,33 @@ func (t *Totals) Add(r *abtest.Row) {
 	}
 }
 
-// HLLRelError is the relative standard error of one sketch's estimate,
-// 1.04/sqrt(2^HLLPrecision) (Flajolet et al. 2007): an upper bound, since
-// small sketches stay sparse and are near exact.
-var HLLRelError = 1.04 / math.Sqrt(float64(uint(1)<<abtest.HLLPrecision))
+// UserSketch names what counted a report's users. Each loader defines its
+// own once (RowsSketch here; the warehouse's in tools/abreport) and the
+// report carries it in Options: the pages print Describe and the
+// sample-ratio check uses RelError, so the wording and the figure the
+// statistics use cannot drift apart.
+type UserSketch struct {
+	Name      string // what counted, as the report prints it
+	Precision uint   // the HyperLogLog's precision: 2^Precision registers
+}
+
+// RelError is one count's relative standard error, 1.04/sqrt(2^Precision)
+// (Flajolet et al. 2007): an upper bound while a sketch is small and
+// near exact.
+func (s UserSketch) RelError() float64 {
+	return 1.04 / math.Sqrt(float64(uint(1)<<s.Precision))
+}
+
+// Describe is the sentence the text and HTML reports print about users.
+func (s UserSketch) Describe() string {
+	return fmt.Sprintf("Users are %s: HyperLogLog precision %d, %.4g%% relative standard error per count (1.04/sqrt(2^%d)), "+
+		"one count per group and user shard, summed over the %d disjoint shards (a day's users: one count per group).",
+		s.Name, s.Precision, 100*s.RelError(), s.Precision, abtest.Shards)
+}
+
+// RowsSketch is the rows files' user count: the edges' per-row
+// axiomhq/hyperloglog sketches, merged per group and shard.
+var RowsSketch = UserSketch{Name: "estimates from the rows files' axiomhq/hyperloglog sketches", Precision: abtest.HLLPrecision}
 
 // usersVariance bounds the variance of Users from the sketches' error: the
 // shards' sketches are independent, so their variances add.
@@ -804,7 +833,7 @@ func (er *ExperimentReport) compare(o *Options) {
 		}
 		obs = append(obs, g.Users)
 		exp = append(exp, float64(g.ShareBP))
-		hllVar = append(hllVar, g.usersVariance(o.UsersRelError))
+		hllVar = append(hllVar, g.usersVariance(o.UserSketch.RelError()))
 		if ctl == nil || g == ctl {
 			continue
 		}
@@ -947,7 +976,7 @@ func verdict(c *TestComparison, o *Options, m string) Guardrail {
 }
 
 // daySRM runs the sample-ratio check on each day's users (each group's
-// day sketch is one sketch: its error is HLLRelError of the count).
+// day count is one sketch: its error is rel of the count).
 func (er *ExperimentReport) daySRM(rel float64) {
 	for _, d := range er.sortedDays() {
 		ds := DaySRM{Day: d, Users: map[string]float64{}, SRM: SRM{P: math.NaN()}}

@@ -154,6 +154,7 @@ func srmLine(er *report.ExperimentReport) string {
 // WriteText prints the report as aligned tables.
 func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 	fmt.Fprintf(w, "A/B report: %s .. %s, %d rows from %d files\n", tfmt(rep.From), tfmt(rep.To), rep.Rows, rep.Files)
+	fmt.Fprintln(w, rep.Options.UserSketch.Describe())
 	writeSkipped(w, skipped)
 	if len(rep.Experiments) == 0 {
 		fmt.Fprintln(w, "no rows in the window")

@@ -2,8 +2,11 @@ package abreport
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +17,7 @@ import (
 	"github.com/adedge/adedge/abtest"
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
+	"github.com/adedge/adedge/server/events/ship"
 )
 
 var t0 = time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
@@ -278,5 +282,126 @@ func TestFilterWindow(t *testing.T) {
 	}
 	if staging, _, _, _ := Load([]string{d}, Filter{Env: "staging"}); len(staging) != 0 {
 		t.Fatalf("env filter kept %d production rows", len(staging))
+	}
+}
+
+// render writes rep in the three formats.
+func render(t *testing.T, rep *report.Report) (text, page, csvOut *bytes.Buffer) {
+	t.Helper()
+	text, page, csvOut = &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	WriteText(text, rep, nil)
+	if err := WriteHTML(page, rep, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCSV(csvOut, rep); err != nil {
+		t.Fatal(err)
+	}
+	return text, page, csvOut
+}
+
+// fakeDaily is a ClickHouse that has the daily rollup and answers its
+// four queries for control and t1 over a few shards of one day.
+func fakeDaily(t *testing.T) *ship.Client {
+	t.Helper()
+	var cols strings.Builder
+	for _, c := range []string{"kind", "time", "duplicate", "env", "experiment", "test", "variant", "test_code", "shard", "outcome", "weight",
+		"price_micros", "country", "os", "format"} {
+		cols.WriteString(ship.Table + "\t" + c + "\n")
+	}
+	for _, c := range dailyCols {
+		cols.WriteString(ship.DailyTable + "\t" + c + "\n")
+	}
+	lat := "[" + strings.TrimSuffix(strings.Repeat("0,", abtest.NumLatencyBuckets-1)+"100", ",") + "]"
+	groups := [][2]string{{"0\tcontrol\tcontrol", "5000"}, {"1\tbetter\tt1", "5000"}}
+	answer := func(q string) string {
+		var b strings.Builder
+		switch {
+		case strings.Contains(q, "system.columns"):
+			return cols.String()
+		case strings.Contains(q, "SELECT count()"):
+			return "8\n"
+		case strings.Contains(q, "max(share_bp)"):
+			for _, g := range groups {
+				b.WriteString("production\texp-1\t\t" + g[0] + "\t" + g[1] + "\n")
+			}
+		case strings.Contains(q, "toString(day), uniqHLL12Merge"):
+			for _, g := range groups {
+				b.WriteString("production\texp-1\t\t" + g[0] + "\t2026-11-01\t4000\n")
+			}
+		case strings.Contains(q, "uniqHLL12Merge"):
+			for _, g := range groups {
+				for sh := range 4 {
+					b.WriteString("production\texp-1\t\t" + g[0] + "\t" + strconv.Itoa(sh) + "\t1000\n")
+				}
+			}
+		case strings.Contains(q, " FINAL WHERE"):
+			for _, g := range groups {
+				for sh := range 4 {
+					b.WriteString("\t2026-11-01\tproduction\texp-1\t\t" + g[0] + "\t" + strconv.Itoa(sh) + "\t2000\t1000\t10\t1000\t30\t2000000\t" + lat + "\n")
+				}
+			}
+		default:
+			t.Errorf("unexpected query %q", q)
+		}
+		return b.String()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(answer(r.URL.Query().Get("query"))))
+	}))
+	t.Cleanup(srv.Close)
+	tg, err := ship.ParseTarget(srv.URL + "/?database=adedge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ship.NewClient(tg, time.Minute)
+}
+
+// The report says which sketch counted its users and its error: the rows
+// files' axiomhq p14 sketches from rows, the daily rollup's uniqHLL12
+// from ClickHouse (never the rows' wording), in text and HTML; the
+// ClickHouse report's sample-ratio check gets uniqHLL12's error.
+func TestReportNamesItsUserSketch(t *testing.T) {
+	d := t.TempDir()
+	simulate(t, d, "edge-a", "production", 300, 0.5, 0, 7)
+	fromRows, _ := load(t, d)
+
+	opts := report.Options{}
+	rs, info, err := LoadClickHouse(context.Background(), fakeDaily(t), Filter{Env: "production"}, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromCH, err := report.Build(rs, 0, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	NoteSource(fromCH, info)
+	if fromCH.Options.UserSketch != DailySketch || fromRows.Options.UserSketch != report.RowsSketch {
+		t.Fatalf("sketches: clickhouse %+v, rows %+v", fromCH.Options.UserSketch, fromRows.Options.UserSketch)
+	}
+	for _, c := range []struct {
+		name      string
+		rep       *report.Report
+		want, not []string
+	}{
+		{"rows", fromRows, []string{"axiomhq/hyperloglog", "precision 14", "0.8125%"}, []string{"uniqHLL12", "precision 12"}},
+		{"clickhouse daily", fromCH, []string{"uniqHLL12", ship.DailyTable, "precision 12", "1.625%"}, []string{"axiomhq", "precision 14"}},
+	} {
+		text, page, _ := render(t, c.rep)
+		for out, s := range map[string]string{"text": text.String(), "html": page.String()} {
+			for _, w := range c.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("%s %s lacks %q", c.name, out, w)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(s, w) {
+					t.Errorf("%s %s says %q", c.name, out, w)
+				}
+			}
+		}
+	}
+	// What the sample-ratio check widens by (report.TestSRMUsesTheReportsSketch).
+	if e := fromCH.Options.UserSketch.RelError(); math.Abs(e-1.04/64) > 1e-12 {
+		t.Errorf("daily sketch error %g, want 1.04/64", e)
 	}
 }

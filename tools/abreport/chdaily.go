@@ -23,10 +23,11 @@ import (
 // p99 latency from its histograms, shares from the decisions (a layer
 // after the first: from its entry in the decisions' layers field).
 
-// DailyUsersRelError is the relative standard error of one uniqHLL12
-// count (2^12 registers, 1.04/64 = 1.6%; exact below a few hundred
-// devices): the sample-ratio check widens each group's variance by it.
-var DailyUsersRelError = 1.04 / 64
+// DailySketch is what counts users on the daily path: the rollup's
+// uniqHLL12 states (2^12 registers), merged per shard over days and per
+// day over shards. The states are the shipper's (ship.DailyTable's
+// schema); their precision is ClickHouse's, fixed by the function.
+var DailySketch = report.UserSketch{Name: "ClickHouse uniqHLL12 counts from the " + ship.DailyTable + " rollup's states", Precision: 12}
 
 var dailyCols = []string{"day", "env", "experiment", "layer", "test", "variant", "test_code", "shard", "dim", "value",
 	"requests", "fills", "errors", "impressions", "clicks", "revenue_micros", "latency", "share_bp", "users", "version"}
@@ -400,7 +401,7 @@ FROM ` + final + ` WHERE ` + cond + ` FORMAT TabSeparated`, a.parseSums},
 		info.Notes = append(info.Notes, fmt.Sprintf("sample-ratio check of layer %q n/a: its decisions carry no share (records before events format 2, or layers fields without shares)", l))
 	}
 	opts.DimRows = &dims
-	opts.UsersRelError = DailyUsersRelError
+	opts.UserSketch = DailySketch
 	opts.Users = func(k report.UserKey) (float64, bool) {
 		v, ok := users[k]
 		return v, ok

@@ -242,7 +242,7 @@ WHERE kind = 'ad' AND device_hash != 0 AND %s%s GROUP BY env, experiment, test_c
 		dimRows[i] = groups.label(dimRows[i])
 	}
 	opts.DimRows = &dimRows
-	opts.UsersRelError = report.HLLRelError // EventsUsersSQL: the rows' precision
+	opts.UserSketch = EventsSketch
 	opts.Users = func(k report.UserKey) (float64, bool) {
 		v, ok := users[k]
 		return v, ok
@@ -539,16 +539,18 @@ func parseShares(out []byte, g *chGroups) error {
 	})
 }
 
-// EventsUsersSQL counts a group's users from the events (and the
-// hourly rollup's path): ClickHouse's uniqCombined at the rows' sketch
-// precision (abtest.HLLPrecision, 2^14 registers): exact while small,
-// then a HyperLogLog of 1.04/sqrt(2^14) = 0.8% relative standard error
-// per count (report.HLLRelError), as each rows sketch: one error model
-// for both sources, which the sample-ratio check widens each group's
-// variance by (the default precision, 17, was finer than the error the
-// check assumed). The daily rollup's states are uniqHLL12 (2^12,
-// DailyUsersRelError): a coarser sketch, the one error that differs.
-var EventsUsersSQL = fmt.Sprintf("uniqCombined(%d)(device_hash)", abtest.HLLPrecision)
+// EventsSketch is what counts users from the events (and on the hourly
+// rollup's path): ClickHouse's uniqCombined at the rows' sketch precision
+// (abtest.HLLPrecision, 2^14 registers): exact while small, then a
+// HyperLogLog with the rows sketches' error, so the sample-ratio check
+// assumes the error the counts have (the default precision, 17, was
+// finer than the check assumed). The daily rollup's states are coarser
+// (DailySketch).
+var EventsSketch = report.UserSketch{Name: "ClickHouse uniqCombined(" + strconv.Itoa(abtest.HLLPrecision) + ") counts of the events' device hashes",
+	Precision: abtest.HLLPrecision}
+
+// EventsUsersSQL is EventsSketch's expression.
+var EventsUsersSQL = fmt.Sprintf("uniqCombined(%d)(device_hash)", EventsSketch.Precision)
 
 // parseUsers reads "group..., shard or day, users" lines into users,
 // keyed as report.UserKey (labels resolved after all answers are in).

@@ -220,6 +220,9 @@ func TestClickHouseReportAgreesWithRows(t *testing.T) {
 					if want := map[string]string{"events": "events FINAL", "daily": ship.DailyTable}[src]; !strings.Contains(info.Source, want) {
 						t.Fatalf("source %q, want %s", info.Source, want)
 					}
+					if want := map[string]report.UserSketch{"events": EventsSketch, "daily": DailySketch}[src]; fromCH.Options.UserSketch != want {
+						t.Errorf("%s: users counted by %+v, want %+v", src, fromCH.Options.UserSketch, want)
+					}
 					t.Logf("%s, %s: ClickHouse source %s, %d queries, %v; notes %v", src, view, info.Source, info.Queries, info.Elapsed, info.Notes)
 					want := len(c.set.Layers)
 					if want == 0 {
@@ -369,7 +372,7 @@ func near(a, b, tol float64) bool {
 // per group and shard, and the daily rollup's uniqHLL12), at counts from
 // near-exact to well into the sketches' HyperLogLog range: each within
 // 4 standard errors of the exact count by its documented per-count error
-// (report.HLLRelError, DailyUsersRelError; the cells' errors are
+// (report.RowsSketch, EventsSketch, DailySketch; the cells' errors are
 // independent), and rows against ClickHouse within 4 standard errors of
 // the difference.
 func TestUserSketchesAgree(t *testing.T) {
@@ -458,21 +461,21 @@ func TestUserSketchesAgree(t *testing.T) {
 			}
 			return math.Sqrt(v)
 		}
-		s14, s12 := se(report.HLLRelError), se(DailyUsersRelError)
+		sRows, sEvents, sDaily := se(report.RowsSketch.RelError()), se(EventsSketch.RelError()), se(DailySketch.RelError())
 		exact := float64(n)
-		t.Logf("n=%d: rows %.0f (%+.3f%%), events %.0f (%+.3f%%), daily %.0f (%+.3f%%); 1 se: p14 %.0f, hll12 %.0f", n,
-			fromRows, 100*(fromRows/exact-1), fromEvents, 100*(fromEvents/exact-1), fromDaily, 100*(fromDaily/exact-1), s14, s12)
+		t.Logf("n=%d: rows %.0f (%+.3f%%), events %.0f (%+.3f%%), daily %.0f (%+.3f%%); 1 se: rows %.0f, events %.0f, daily %.0f", n,
+			fromRows, 100*(fromRows/exact-1), fromEvents, 100*(fromEvents/exact-1), fromDaily, 100*(fromDaily/exact-1), sRows, sEvents, sDaily)
 		for _, c := range []struct {
 			name   string
 			got    float64
 			want   float64
 			maxDev float64
 		}{
-			{"rows (HLL p14)", fromRows, exact, 4 * s14},
-			{"events (" + EventsUsersSQL + ")", fromEvents, exact, 4 * s14},
-			{"daily (uniqHLL12)", fromDaily, exact, 4 * s12},
-			{"rows vs events", fromRows, fromEvents, 4 * math.Sqrt(2) * s14},
-			{"rows vs daily", fromRows, fromDaily, 4 * math.Hypot(s14, s12)},
+			{"rows (HLL p14)", fromRows, exact, 4 * sRows},
+			{"events (" + EventsUsersSQL + ")", fromEvents, exact, 4 * sEvents},
+			{"daily (uniqHLL12)", fromDaily, exact, 4 * sDaily},
+			{"rows vs events", fromRows, fromEvents, 4 * math.Hypot(sRows, sEvents)},
+			{"rows vs daily", fromRows, fromDaily, 4 * math.Hypot(sRows, sDaily)},
 		} {
 			if math.Abs(c.got-c.want) > c.maxDev+1 {
 				t.Errorf("n=%d, %s: %.0f vs %.0f, more than %.0f apart", n, c.name, c.got, c.want, c.maxDev)

@@ -177,14 +177,7 @@ func TestSequentialReportOverDays(t *testing.T) {
 				t.Errorf("confidence sequence [%g, %g] not wider than the CI [%g, %g]", lo, hi, flo, fhi)
 			}
 		}
-		var text, page, csvOut bytes.Buffer
-		WriteText(&text, rep, nil)
-		if err := WriteHTML(&page, rep, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := WriteCSV(&csvOut, rep); err != nil {
-			t.Fatal(err)
-		}
+		text, page, csvOut := render(t, rep)
 		for _, want := range []string{"!!! HARM", "sample ratio by day", string(view)} {
 			if !strings.Contains(strings.ToLower(text.String()), strings.ToLower(want)) {
 				t.Errorf("%s: text lacks %q", view, want)
