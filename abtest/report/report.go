@@ -297,9 +297,15 @@ type Point struct {
 type Breakdown struct {
 	Dim    string
 	Values []BreakdownValue
+	// NoImpressions: the rows carry impressions, but none by this
+	// dimension (edges from before impressions carried their tokens'
+	// dimensions), so revenue and the impression metrics are n/a.
+	NoImpressions bool
 }
 
-// BreakdownValue is one value of a dimension ("" is "(unknown)").
+// BreakdownValue is one value of a dimension ("" when the decision or
+// the token had none: tools/abreport's valueLabel says what that means
+// per dimension).
 type BreakdownValue struct {
 	Value    string
 	Requests map[string]float64 // by group key
@@ -1051,6 +1057,7 @@ func (er *ExperimentReport) breakdowns(o *Options) {
 			}
 		}
 		noRevenue := dimImps == 0 && allImps > 0
+		bd.NoImpressions = noRevenue
 		collect := func(label string, names []string) {
 			bv := BreakdownValue{Value: label, Requests: map[string]float64{}, Revenue: map[string]float64{},
 				Metrics: map[string]map[string]float64{}, Lifts: map[string]map[string]stats.Lift{}}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/adedge/adedge/abtest"
@@ -212,8 +213,11 @@ func WriteText(w io.Writer, rep *report.Report, skipped []Skipped) {
 		}
 		for _, bd := range er.Breakdowns {
 			fmt.Fprintf(w, "\nby %s (fill rate, revenue, eCPM; explore, do not decide):\n", bd.Dim)
+			if n := breakdownNote(bd); n != "" {
+				fmt.Fprintf(w, "  (%s)\n", n)
+			}
 			for _, v := range bd.Values {
-				fmt.Fprintf(w, "  %-12s", valueLabel(v.Value))
+				fmt.Fprintf(w, "  %-12s", valueLabel(bd.Dim, v.Value))
 				for _, g := range er.Groups {
 					gk := report.GroupKey(g.Test, g.Variant)
 					fmt.Fprintf(w, "  %s fill %s rev %s eCPM %s (%.0f req)", gk, fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
@@ -259,11 +263,47 @@ func fmtRevenue(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-func valueLabel(v string) string {
-	if v == "" {
-		return "(unknown)"
+// valueLabel is how the reports print a breakdown value; "" is a value
+// the decision (or the impression's token) did not have, which means a
+// different thing per dimension (emptyMeaning).
+func valueLabel(dim, v string) string {
+	if v != "" {
+		return v
 	}
-	return v
+	if dim == abtest.DimFormat {
+		return "(no format)"
+	}
+	return "(unknown)"
+}
+
+// emptyMeaning says what counts under a dimension's empty value, from
+// server/edge's decisionDims (requests) and trackDims (impressions and
+// clicks: a v1 token carries no dimensions).
+func emptyMeaning(dim string) string {
+	what := map[string]string{
+		abtest.DimCountry: "requests whose country the edge could not tell",
+		abtest.DimOS:      "requests of an OS the snapshot does not know",
+		// A no-fill in a slot of several formats is that set
+		// ("banner+video"), not this.
+		abtest.DimFormat: "requests for an unknown placement or for a slot that takes none of the request's formats",
+	}[dim]
+	if what == "" {
+		return ""
+	}
+	return valueLabel(dim, "") + ": " + what + "; and impressions and clicks of v1 tokens, which carry no dimensions"
+}
+
+// breakdownNote is what a breakdown's cells need said: what its empty
+// value holds, when it has one, and why revenue is n/a, when it is.
+func breakdownNote(bd report.Breakdown) string {
+	var parts []string
+	if m := emptyMeaning(bd.Dim); m != "" && slices.ContainsFunc(bd.Values, func(v report.BreakdownValue) bool { return v.Value == "" }) {
+		parts = append(parts, m)
+	}
+	if bd.NoImpressions {
+		parts = append(parts, fmt.Sprintf("these rows carry no impressions by %s (edges from before impressions carried their tokens' dimensions): revenue, CTR, eCPM and revenue per request are n/a", bd.Dim))
+	}
+	return strings.Join(parts, ". ")
 }
 
 func writeSkipped(w io.Writer, skipped []Skipped) {

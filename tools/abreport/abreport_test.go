@@ -18,6 +18,7 @@ import (
 	"github.com/adedge/adedge/abtest/report"
 	"github.com/adedge/adedge/abtest/rows"
 	"github.com/adedge/adedge/server/events/ship"
+	"github.com/adedge/adedge/snapshot"
 )
 
 var t0 = time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
@@ -403,5 +404,79 @@ func TestReportNamesItsUserSketch(t *testing.T) {
 	// What the sample-ratio check widens by (report.TestSRMUsesTheReportsSketch).
 	if e := fromCH.Options.UserSketch.RelError(); math.Abs(e-1.04/64) > 1e-12 {
 		t.Errorf("daily sketch error %g, want 1.04/64", e)
+	}
+}
+
+// The empty breakdown value is labelled per dimension for what it holds
+// (decisionDims): "(unknown)" country or OS, "(no format)" for a
+// request of an unknown placement or of a slot that takes none of its
+// formats, while a no-fill in a slot of several formats is its set
+// ("banner+video"); the page and the text say what the empty value
+// holds, and say revenue is n/a only where it is.
+func TestBreakdownEmptyValues(t *testing.T) {
+	b, err := abtest.NewBucketer(testSet(), abtest.Defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := abtest.NewCounters()
+	g := c.Serving("production", "snap-1", b)
+	multi := abtest.FormatCode(1<<snapshot.FormatBanner | 1<<snapshot.FormatVideo)
+	for i := range 4000 {
+		dev := []byte("ev-" + strconv.Itoa(i))
+		a := b.Assign(dev)
+		dims := &abtest.Dims{Country: [2]byte{'U', 'S'}, OS: 1, Format: 1}
+		o := abtest.Fill
+		switch i % 4 {
+		case 1: // no geo match, an OS the snapshot does not know, a slot of two formats
+			dims, o = &abtest.Dims{Format: multi}, abtest.NoFill
+		case 2: // an unknown placement
+			dims, o = &abtest.Dims{Country: [2]byte{'D', 'E'}, OS: 2}, abtest.Error
+		}
+		g.RequestDims(a, dev, o, time.Millisecond, dims)
+		if o == abtest.Fill {
+			g.ImpressionDims(a, 2000, dims)
+		}
+	}
+	d := t.TempDir()
+	if _, err := rows.WriteFile(d, "edge-a", day0, c.Flush("edge-a", day0, day0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	rep := build(t, report.Options{}, d)
+	labels := map[string][]string{}
+	for _, bd := range rep.Experiments[0].Breakdowns {
+		for _, v := range bd.Values {
+			labels[bd.Dim] = append(labels[bd.Dim], valueLabel(bd.Dim, v.Value))
+		}
+		if bd.NoImpressions {
+			t.Errorf("%s: impressions by dimension judged missing", bd.Dim)
+		}
+	}
+	if strings.Join(labels["format"], ",") != "banner,(no format),banner+video" || !strings.Contains(strings.Join(labels["country"], ","), "(unknown)") ||
+		!strings.Contains(strings.Join(labels["os"], ","), "(unknown)") {
+		t.Fatalf("labels %v", labels)
+	}
+	text, page, _ := render(t, rep)
+	for name, s := range map[string]string{"text": text.String(), "html": page.String()} {
+		for _, want := range []string{"(no format)", "banner+video", "(no format): requests for an unknown placement or for a slot that takes none of the request&#39;s formats",
+			"(unknown): requests whose country the edge could not tell"} {
+			if name == "text" {
+				want = strings.ReplaceAll(want, "&#39;", "'")
+			}
+			if !strings.Contains(s, want) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
+		if strings.Contains(s, "carry no revenue") || strings.Contains(s, "carry no impressions") {
+			t.Errorf("%s says the rows carry no revenue by dimension; they do", name)
+		}
+	}
+	// Rows of edges whose impressions carried no dimensions: the page says
+	// why revenue is n/a.
+	old := t.TempDir()
+	w := &world{devices: 600, seed: 9, fill: [4]float64{0.5, 0.5, 0.5, 0.5}, dims: true, oldEdge: true, countries: []string{"US", "DE"}}
+	w.run(t, old, day0, 1)
+	if text, page, _ := render(t, build(t, report.Options{}, old)); !strings.Contains(page.String(), "These rows carry no impressions by country") ||
+		!strings.Contains(text.String(), "these rows carry no impressions by country") {
+		t.Error("page or text does not say why revenue by country is n/a")
 	}
 }

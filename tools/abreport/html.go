@@ -133,7 +133,11 @@ svg text{font-family:inherit}
 			b.WriteString("</table>")
 		}
 		for _, bd := range er.Breakdowns {
-			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Requests count under the decision's %s; impressions, clicks and revenue under their tracking token's (the same value); "-": these rows carry no revenue by %s.</p>`, esc(bd.Dim), esc(bd.Dim), esc(bd.Dim))
+			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Requests count under the decision's %s; impressions, clicks and revenue under their tracking token's (the same value). "-": nothing to divide by (no requests, or no impressions, with this value), or n/a.`, esc(bd.Dim), esc(bd.Dim))
+			if n := breakdownNote(bd); n != "" {
+				fmt.Fprintf(&b, " %s.", esc(capitalize(n)))
+			}
+			b.WriteString("</p>")
 			b.WriteString(`<table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
 			for _, g := range er.Groups {
 				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th><th>revenue</th><th>eCPM</th><th>rev/request</th>", esc(report.GroupKey(g.Test, g.Variant)))
@@ -143,7 +147,7 @@ svg text{font-family:inherit}
 			}
 			b.WriteString("</tr>")
 			for _, v := range bd.Values {
-				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", esc(valueLabel(v.Value)))
+				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", esc(valueLabel(bd.Dim, v.Value)))
 				for _, g := range er.Groups {
 					gk := report.GroupKey(g.Test, g.Variant)
 					fmt.Fprintf(&b, "<td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>", v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
@@ -177,6 +181,14 @@ svg text{font-family:inherit}
 }
 
 func esc(s string) string { return html.EscapeString(s) }
+
+// capitalize starts a note's sentence.
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
 
 func color(i int) string { return palette[i%len(palette)] }
 
