@@ -327,19 +327,24 @@ func tfmt(t time.Time) string {
 // a long format spreadsheets and dataframes pivot as they like. The
 // first columns are the fixed-horizon statistics (as before the
 // sequential view existed); the sequential, adjusted, CUPED and guardrail
-// columns follow.
+// columns follow; then dimension, dimension_value and revenue. Lines with
+// an empty dimension are the groups' (as before breakdowns came to the
+// CSV); then each breakdown value's lines, per group and breakdown metric,
+// with that value's requests, revenue and fixed-horizon lifts
+// (uncorrected: no Holm/BH, no sequential columns; no users per value).
+// New columns only ever go at the end, so readers by position keep working.
 func WriteCSV(w io.Writer, rep *report.Report) error {
 	cw := newCSV(w)
 	cw.row("env", "experiment", "test", "variant", "share_bp", "users", "requests", "metric", "control_value", "variant_value",
 		"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed",
-		"view", "seq_p_value", "seq_abs_low", "seq_abs_high", "seq_rel_low", "seq_rel_high", "p_holm", "p_bh", "cuped_variance_ratio", "guardrail_verdict")
+		"view", "seq_p_value", "seq_abs_low", "seq_abs_high", "seq_rel_low", "seq_rel_high", "p_holm", "p_bh", "cuped_variance_ratio", "guardrail_verdict",
+		"dimension", "dimension_value", "revenue")
 	metrics := slices.Clone(report.MetricNames)
 	for _, m := range report.GuardrailNames {
 		if !slices.Contains(metrics, m) {
 			metrics = append(metrics, m)
 		}
 	}
-	nan := math.NaN()
 	for _, er := range rep.Experiments {
 		ctl := er.Control()
 		for _, g := range er.Groups {
@@ -350,34 +355,87 @@ func WriteCSV(w io.Writer, rep *report.Report) error {
 				}
 			}
 			for _, m := range metrics {
-				l := stats.Lift{Abs: nan, AbsLo: nan, AbsHi: nan, Rel: nan, RelLo: nan, RelHi: nan, P: nan, DF: nan}
-				sq := stats.SeqLift{P: nan, AbsLo: nan, AbsHi: nan, RelLo: nan, RelHi: nan}
-				cv, holm, bh, cuped, verdict := nan, nan, nan, nan, ""
+				l := newCSVLine(rep, er, g, m)
+				l.users, l.requests, l.variant, l.revenue = num(g.Users), fmt.Sprint(g.Requests), g.Metrics[m].Value, float64(g.RevenueMicros)/1e6
 				if ctl != nil {
-					cv = ctl.Metrics[m].Value
+					l.control = ctl.Metrics[m].Value
 				}
 				if comp != nil {
-					l, sq = comp.Lifts[m], comp.Seq[m]
+					l.lift, l.seq = comp.Lifts[m], comp.Seq[m]
 					if v, ok := comp.Holm[m]; ok {
-						holm, bh = v, comp.BH[m]
+						l.holm, l.bh = v, comp.BH[m]
 					}
 					if v, ok := comp.CUPED[m]; ok {
-						cuped = v
+						l.cuped = v
 					}
 					for _, gr := range comp.Guardrails {
 						if gr.Metric == m {
-							verdict = gr.Verdict
+							l.verdict = gr.Verdict
 						}
 					}
 				}
-				cw.row(er.Env, er.Experiment, g.Test, g.Variant, fmt.Sprint(g.ShareBP), num(g.Users), fmt.Sprint(g.Requests), m,
-					num(cv), num(g.Metrics[m].Value), num(l.Abs), num(l.AbsLo), num(l.AbsHi), num(l.Rel), num(l.RelLo), num(l.RelHi),
-					num(l.P), num(l.DF), num(er.SRM.P), fmt.Sprint(er.SRM.Failed),
-					string(rep.Options.View), num(sq.P), num(sq.AbsLo), num(sq.AbsHi), num(sq.RelLo), num(sq.RelHi), num(holm), num(bh), num(cuped), verdict)
+				cw.line(&l)
+			}
+		}
+		for _, bd := range er.Breakdowns {
+			for _, v := range bd.Values {
+				for _, g := range er.Groups {
+					gk := report.GroupKey(g.Test, g.Variant)
+					for _, m := range report.BreakdownMetrics {
+						l := newCSVLine(rep, er, g, m)
+						l.dim, l.value = bd.Dim, valueLabel(bd.Dim, v.Value)
+						l.requests, l.revenue, l.variant = fmt.Sprintf("%.0f", v.Requests[gk]), v.Revenue[gk], v.Metrics[gk][m]
+						if ctl != nil {
+							l.control = v.Metrics[report.GroupKey(ctl.Test, ctl.Variant)][m]
+						}
+						if lf, ok := v.Lifts[gk][m]; ok {
+							l.lift = lf
+						}
+						cw.line(&l)
+					}
+				}
 			}
 		}
 	}
 	return cw.flush()
+}
+
+// csvLine is one CSV line's cells before formatting (NaN: null).
+type csvLine struct {
+	env, experiment, test, variantName, view, metric string
+	share                                            uint32
+	users, requests                                  string
+	control, variant                                 float64
+	lift                                             stats.Lift
+	seq                                              stats.SeqLift
+	srmP                                             float64
+	srmFailed                                        bool
+	holm, bh, cuped                                  float64
+	verdict, dim, value                              string
+	revenue                                          float64
+}
+
+// newCSVLine is group g's line for metric m with every statistic null.
+func newCSVLine(rep *report.Report, er *report.ExperimentReport, g *report.GroupTotals, m string) csvLine {
+	nan := math.NaN()
+	return csvLine{env: er.Env, experiment: er.Experiment, test: g.Test, variantName: g.Variant, view: string(rep.Options.View), metric: m,
+		share: g.ShareBP, control: nan, variant: nan,
+		lift: stats.Lift{Abs: nan, AbsLo: nan, AbsHi: nan, Rel: nan, RelLo: nan, RelHi: nan, P: nan, DF: nan},
+		seq:  stats.SeqLift{P: nan, AbsLo: nan, AbsHi: nan, RelLo: nan, RelHi: nan},
+		srmP: er.SRM.P, srmFailed: er.SRM.Failed, holm: nan, bh: nan, cuped: nan, revenue: nan}
+}
+
+func (c *csvWriter) line(x *csvLine) {
+	l, sq := &x.lift, &x.seq
+	revenue := ""
+	if !math.IsNaN(x.revenue) {
+		revenue = fmt.Sprintf("%.6f", x.revenue) // units to the micro
+	}
+	c.row(x.env, x.experiment, x.test, x.variantName, fmt.Sprint(x.share), x.users, x.requests, x.metric,
+		num(x.control), num(x.variant), num(l.Abs), num(l.AbsLo), num(l.AbsHi), num(l.Rel), num(l.RelLo), num(l.RelHi),
+		num(l.P), num(l.DF), num(x.srmP), fmt.Sprint(x.srmFailed),
+		x.view, num(sq.P), num(sq.AbsLo), num(sq.AbsHi), num(sq.RelLo), num(sq.RelHi), num(x.holm), num(x.bh), num(x.cuped), x.verdict,
+		x.dim, x.value, revenue)
 }
 
 // num prints a float for CSV: empty for NaN so readers see a null.

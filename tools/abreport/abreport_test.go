@@ -3,6 +3,7 @@ package abreport
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -407,6 +408,102 @@ func TestReportNamesItsUserSketch(t *testing.T) {
 	}
 }
 
+// csvHeader30 is the CSV header as consumers read it before breakdowns
+// came to the CSV: these columns must stay where they are.
+var csvHeader30 = []string{"env", "experiment", "test", "variant", "share_bp", "users", "requests", "metric", "control_value", "variant_value",
+	"abs_lift", "abs_ci_low", "abs_ci_high", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value", "df", "srm_p_value", "srm_failed",
+	"view", "seq_p_value", "seq_abs_low", "seq_abs_high", "seq_rel_low", "seq_rel_high", "p_holm", "p_bh", "cuped_variance_ratio", "guardrail_verdict"}
+
+// The CSV carries the breakdowns: the old columns in place, the groups'
+// lines as before (empty dimension), then per dimension, value, group and
+// breakdown metric a line with that value's requests, revenue, metric
+// values and fixed-horizon lift, which add up to and equal the report's.
+func TestCSVBreakdowns(t *testing.T) {
+	d := t.TempDir()
+	w := &world{devices: 2000, seed: 8, fill: [4]float64{0.5, 0.55, 0.5, 0.5}, dims: true, usPrice: 4000, countries: []string{"US", "DE", "FR"}}
+	w.run(t, d, day0, 2)
+	rep := build(t, report.Options{}, d)
+	er := rep.Experiments[0]
+	var out bytes.Buffer
+	if err := WriteCSV(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&out).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := recs[0]
+	if len(head) != 33 || strings.Join(head[:30], ",") != strings.Join(csvHeader30, ",") || strings.Join(head[30:], ",") != "dimension,dimension_value,revenue" {
+		t.Fatalf("header %v", head)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	main, byDim := 0, map[string]int{}
+	reqs := map[[3]string]float64{} // dimension, group, metric -> requests summed over values
+	for _, r := range recs[1:] {
+		if r[col["dimension"]] == "" {
+			main++
+			continue
+		}
+		byDim[r[col["dimension"]]]++
+		v, err := strconv.ParseFloat(r[col["requests"]], 64)
+		if err != nil {
+			t.Fatalf("requests %q: %v", r[col["requests"]], err)
+		}
+		reqs[[3]string{r[col["dimension"]], r[col["test"]] + "/" + r[col["variant"]], r[col["metric"]]}] += v
+		if r[col["users"]] != "" || r[col["p_holm"]] != "" || r[col["seq_p_value"]] != "" {
+			t.Errorf("breakdown line claims users, Holm or a sequential p-value: %v", r)
+		}
+	}
+	if main != len(er.Groups)*7 {
+		t.Errorf("%d group lines, want %d", main, len(er.Groups)*7)
+	}
+	for _, bd := range er.Breakdowns {
+		if want := len(bd.Values) * len(er.Groups) * len(report.BreakdownMetrics); byDim[bd.Dim] != want {
+			t.Errorf("%s: %d lines, want %d", bd.Dim, byDim[bd.Dim], want)
+		}
+		for _, g := range er.Groups {
+			gk := report.GroupKey(g.Test, g.Variant)
+			if got := reqs[[3]string{bd.Dim, gk, "fill_rate"}]; got != float64(g.Requests) {
+				t.Errorf("%s, %s: values' requests add to %g, want %d", bd.Dim, gk, got, g.Requests)
+			}
+		}
+	}
+	// One line checked cell by cell: t1's US fill rate.
+	var us report.BreakdownValue
+	for _, v := range er.Breakdowns[0].Values {
+		if v.Value == "US" {
+			us = v
+		}
+	}
+	found := false
+	for _, r := range recs[1:] {
+		if r[col["dimension"]] != "country" || r[col["dimension_value"]] != "US" || r[col["test"]] != "t1" || r[col["metric"]] != "ecpm" {
+			continue
+		}
+		found = true
+		l := us.Lifts["t1/better"]["ecpm"]
+		for name, want := range map[string]float64{"variant_value": us.Metrics["t1/better"]["ecpm"], "control_value": us.Metrics["control/control"]["ecpm"],
+			"rel_lift": l.Rel, "p_value": l.P, "revenue": us.Revenue["t1/better"]} {
+			got, err := strconv.ParseFloat(r[col[name]], 64)
+			if err != nil && !math.IsNaN(want) {
+				t.Errorf("%s %q: %v", name, r[col[name]], err)
+			}
+			if err == nil && math.Abs(got-want) > 1e-6*math.Max(1, math.Abs(want)) {
+				t.Errorf("%s %g, want %g", name, got, want)
+			}
+		}
+		if got, _ := strconv.ParseFloat(r[col["variant_value"]], 64); math.Abs(got-4) > 1e-9 {
+			t.Errorf("US eCPM %g, want the US price 4", got)
+		}
+	}
+	if !found {
+		t.Error("no line for t1's US eCPM")
+	}
+}
+
 // The empty breakdown value is labelled per dimension for what it holds
 // (decisionDims): "(unknown)" country or OS, "(no format)" for a
 // request of an unknown placement or of a slot that takes none of its
@@ -455,7 +552,7 @@ func TestBreakdownEmptyValues(t *testing.T) {
 		!strings.Contains(strings.Join(labels["os"], ","), "(unknown)") {
 		t.Fatalf("labels %v", labels)
 	}
-	text, page, _ := render(t, rep)
+	text, page, out := render(t, rep)
 	for name, s := range map[string]string{"text": text.String(), "html": page.String()} {
 		for _, want := range []string{"(no format)", "banner+video", "(no format): requests for an unknown placement or for a slot that takes none of the request&#39;s formats",
 			"(unknown): requests whose country the edge could not tell"} {
@@ -469,6 +566,9 @@ func TestBreakdownEmptyValues(t *testing.T) {
 		if strings.Contains(s, "carry no revenue") || strings.Contains(s, "carry no impressions") {
 			t.Errorf("%s says the rows carry no revenue by dimension; they do", name)
 		}
+	}
+	if !strings.Contains(out.String(), ",format,(no format),") {
+		t.Error("CSV lacks the (no format) lines")
 	}
 	// Rows of edges whose impressions carried no dimensions: the page says
 	// why revenue is n/a.
