@@ -580,3 +580,24 @@ func TestBreakdownEmptyValues(t *testing.T) {
 		t.Error("page or text does not say why revenue by country is n/a")
 	}
 }
+
+// Every table of the page sits in a horizontally scrolling box: the
+// breakdown tables (five columns a group, two a test) are wider than the
+// page at 1300 px and must not run off its right edge.
+func TestHTMLWideTablesScroll(t *testing.T) {
+	d := t.TempDir()
+	w := &world{devices: 600, seed: 10, fill: [4]float64{0.5, 0.5, 0.5, 0.5}, dims: true, countries: []string{"US"}}
+	w.run(t, d, day0, 2)
+	var page bytes.Buffer
+	if err := WriteHTML(&page, build(t, report.Options{}, d), nil); err != nil {
+		t.Fatal(err)
+	}
+	s := page.String()
+	n := strings.Count(s, "<table")
+	if n < 5 || strings.Count(s, "<div class=scroll><table>") != n || strings.Count(s, "</table></div>") != n {
+		t.Errorf("%d tables, %d in a scroll box", n, strings.Count(s, "<div class=scroll><table>"))
+	}
+	if !strings.Contains(s, ".scroll{overflow-x:auto") {
+		t.Error("no horizontal scrolling for the scroll box")
+	}
+}

@@ -23,7 +23,7 @@ func WriteHTML(w io.Writer, rep *report.Report, skipped []Skipped) error {
 	b.WriteString(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>adedge A/B report</title><style>
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-bottom:1px solid #ccc;padding-bottom:4px}h3{font-size:15px;margin:20px 0 6px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:right}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}.scroll{overflow-x:auto;max-width:100%}th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:right}
 th{background:#f4f6f8}td.l,th.l{text-align:left}.sig{font-weight:bold}.pos{color:#17803d}.neg{color:#b3261e}
 .srmbad{background:#b3261e;color:#fff;padding:12px 16px;font-weight:bold;font-size:16px;border-radius:4px}
 .srmok{background:#e7f4ea;padding:8px 12px;border-radius:4px}.warn{background:#fff4d6;padding:8px 12px;border-radius:4px;margin:4px 0}
@@ -58,21 +58,21 @@ svg text{font-family:inherit}
 		} else {
 			fmt.Fprintf(&b, `<div class="srmok">%s</div>`, esc(srmLine(er)))
 		}
-		b.WriteString(`<h3>Groups</h3><table><tr><th class=l>test / variant</th><th>share</th><th>users</th><th>requests</th><th>fill rate</th><th>CTR</th><th>eCPM</th><th>revenue/request</th><th>revenue/user</th></tr>`)
+		b.WriteString(`<h3>Groups</h3><div class=scroll><table><tr><th class=l>test / variant</th><th>share</th><th>users</th><th>requests</th><th>fill rate</th><th>CTR</th><th>eCPM</th><th>revenue/request</th><th>revenue/user</th></tr>`)
 		for i, g := range er.Groups {
 			fmt.Fprintf(&b, `<tr><td class=l><span style="color:%s">&#9632;</span> %s</td><td>%s</td><td>%.0f</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>`,
 				color(i), esc(report.GroupKey(g.Test, g.Variant)), fmtShare(g), g.Users, g.Requests,
 				fmtMetric("fill_rate", g.Metrics["fill_rate"].Value), fmtMetric("ctr", g.Metrics["ctr"].Value), fmtMetric("ecpm", g.Metrics["ecpm"].Value),
 				fmtMetric("x", g.Metrics["revenue_per_request"].Value), fmtMetric("x", g.Metrics["revenue_per_user"].Value))
 		}
-		b.WriteString("</table>")
+		b.WriteString("</table></div>")
 		ctl := er.Control()
 		view := rep.Options.View
 		fmt.Fprintf(&b, `<p class=note>%s</p>`, esc(viewLine(rep, er)))
 		for _, c := range er.Comparisons {
 			fmt.Fprintf(&b, "<h3>%s (%s) vs control</h3>", esc(c.Test), esc(c.Variant))
 			iv := intervalName(view)
-			fmt.Fprintf(&b, `<table><tr><th class=l>metric</th><th>control</th><th>variant</th><th>abs lift</th><th>%s</th><th>rel lift</th><th>%s</th><th>p</th><th>p fixed</th><th>p Holm</th><th>p BH</th><th>CUPED</th></tr>`, iv, iv)
+			fmt.Fprintf(&b, `<div class=scroll><table><tr><th class=l>metric</th><th>control</th><th>variant</th><th>abs lift</th><th>%s</th><th>rel lift</th><th>%s</th><th>p</th><th>p fixed</th><th>p Holm</th><th>p BH</th><th>CUPED</th></tr>`, iv, iv)
 			vg := er.Group(c.Test, c.Variant)
 			for _, m := range report.MetricNames {
 				l := c.Lifts[m]
@@ -90,8 +90,8 @@ svg text{font-family:inherit}
 					metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value), cls, fmtAbs(m, l.Abs), fmtAbs(m, alo), fmtAbs(m, ahi),
 					cls, fmtRel(l.Rel), fmtRel(rlo), fmtRel(rhi), fmtP(p), fmtP(l.P), cls, fmtP(c.Holm[m]), fmtP(c.BH[m]), cupedCell(c, m))
 			}
-			b.WriteString("</table>")
-			b.WriteString(`<table><tr><th class=l>guardrail</th><th>control</th><th>variant</th><th>rel lift</th><th>` + iv + `</th><th>p</th><th class=l>verdict</th></tr>`)
+			b.WriteString("</table></div>")
+			b.WriteString(`<div class=scroll><table><tr><th class=l>guardrail</th><th>control</th><th>variant</th><th>rel lift</th><th>` + iv + `</th><th>p</th><th class=l>verdict</th></tr>`)
 			for _, gr := range c.Guardrails {
 				m := gr.Metric
 				rlo, rhi := c.RelCI(view, m)
@@ -99,7 +99,7 @@ svg text{font-family:inherit}
 					metricLabel[m], fmtMetric(m, ctl.Metrics[m].Value), fmtMetric(m, vg.Metrics[m].Value), fmtRel(c.Lifts[m].Rel), fmtRel(rlo), fmtRel(rhi),
 					fmtP(c.P(view, m)), strings.ReplaceAll(gr.Verdict, " ", "-"), esc(strings.ToUpper(gr.Verdict)))
 			}
-			b.WriteString("</table>")
+			b.WriteString("</table></div>")
 			b.WriteString(forest(c, view))
 			b.WriteString(`<div class="charts">`)
 			for _, m := range []string{"fill_rate", "revenue_per_request", "ctr", "error_rate"} {
@@ -108,7 +108,7 @@ svg text{font-family:inherit}
 			b.WriteString("</div>")
 		}
 		if len(er.DaySRM) > 0 {
-			b.WriteString(`<h3>Sample ratio by day</h3><table><tr><th class=l>day</th>`)
+			b.WriteString(`<h3>Sample ratio by day</h3><div class=scroll><table><tr><th class=l>day</th>`)
 			for _, g := range er.Groups {
 				if !g.Unassigned {
 					fmt.Fprintf(&b, "<th>%s users</th>", esc(report.GroupKey(g.Test, g.Variant)))
@@ -130,7 +130,7 @@ svg text{font-family:inherit}
 				}
 				fmt.Fprintf(&b, "<td>%s</td><td class=l>%s</td></tr>", fmtP(d.P), verdict)
 			}
-			b.WriteString("</table>")
+			b.WriteString("</table></div>")
 		}
 		for _, bd := range er.Breakdowns {
 			fmt.Fprintf(&b, `<h3>By %s</h3><p class=note>Fixed-horizon lifts, not corrected for the many values: for exploring, not for decisions. Requests count under the decision's %s; impressions, clicks and revenue under their tracking token's (the same value). "-": nothing to divide by (no requests, or no impressions, with this value), or n/a.`, esc(bd.Dim), esc(bd.Dim))
@@ -138,7 +138,7 @@ svg text{font-family:inherit}
 				fmt.Fprintf(&b, " %s.", esc(capitalize(n)))
 			}
 			b.WriteString("</p>")
-			b.WriteString(`<table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
+			b.WriteString(`<div class=scroll><table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
 			for _, g := range er.Groups {
 				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th><th>revenue</th><th>eCPM</th><th>rev/request</th>", esc(report.GroupKey(g.Test, g.Variant)))
 			}
@@ -165,7 +165,7 @@ svg text{font-family:inherit}
 				}
 				b.WriteString("</tr>")
 			}
-			b.WriteString("</table>")
+			b.WriteString("</table></div>")
 		}
 		b.WriteString(`<h3>Over time</h3><div class="charts">`)
 		names := groupNames(er)
