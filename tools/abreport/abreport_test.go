@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -581,9 +582,11 @@ func TestBreakdownEmptyValues(t *testing.T) {
 	}
 }
 
-// Every table of the page sits in a horizontally scrolling box: the
-// breakdown tables (five columns a group, two a test) are wider than the
-// page at 1300 px and must not run off its right edge.
+// Every table of the page sits in a horizontally scrolling box, and the
+// breakdown tables stay nine columns wide however many groups there are
+// (a column per group and lift ran to 23 with four groups, the lifts past
+// the page's right edge at 1300 px): each variant's lifts sit on its own
+// line, control's are "-".
 func TestHTMLWideTablesScroll(t *testing.T) {
 	d := t.TempDir()
 	w := &world{devices: 600, seed: 10, fill: [4]float64{0.5, 0.5, 0.5, 0.5}, dims: true, countries: []string{"US"}}
@@ -594,8 +597,44 @@ func TestHTMLWideTablesScroll(t *testing.T) {
 	}
 	s := page.String()
 	n := strings.Count(s, "<table")
-	if n < 5 || strings.Count(s, "<div class=scroll><table>") != n || strings.Count(s, "</table></div>") != n {
-		t.Errorf("%d tables, %d in a scroll box", n, strings.Count(s, "<div class=scroll><table>"))
+	if n < 5 || strings.Count(s, "<div class=scroll><table") != n || strings.Count(s, "</table></div>") != n {
+		t.Errorf("%d tables, %d in a scroll box", n, strings.Count(s, "<div class=scroll><table"))
+	}
+	rep := build(t, report.Options{}, d)
+	er := rep.Experiments[0]
+	if len(er.Groups) != 4 || len(er.Breakdowns) == 0 {
+		t.Fatalf("%d groups, %d breakdowns", len(er.Groups), len(er.Breakdowns))
+	}
+	i := strings.Index(s, "<table class=bd>")
+	if i < 0 {
+		t.Fatal("no breakdown table")
+	}
+	bd := s[i : i+strings.Index(s[i:], "</table>")]
+	rows := strings.Split(bd, "<tr>")[1:]
+	if h := strings.Count(rows[0], "<th"); h != 9 {
+		t.Errorf("breakdown header has %d columns, want 9", h)
+	}
+	if len(rows) != 1+len(er.Breakdowns[0].Values)*len(er.Groups) {
+		t.Errorf("%d breakdown lines for %d values of %d groups", len(rows)-1, len(er.Breakdowns[0].Values), len(er.Groups))
+	}
+	v := er.Breakdowns[0].Values[0]
+	for _, line := range rows[1 : 1+len(er.Groups)] {
+		cells := strings.Split(line, "<td")
+		last := cells[len(cells)-2:]
+		switch {
+		case strings.Contains(line, ">control/control<"):
+			if !strings.HasPrefix(last[0], ">-<") || !strings.HasPrefix(last[1], ">-<") {
+				t.Errorf("control's line has lifts: %s", line)
+			}
+		default:
+			c := er.Comparisons[slices.IndexFunc(er.Comparisons, func(c report.TestComparison) bool {
+				return strings.Contains(line, ">"+report.GroupKey(c.Test, c.Variant)+"<")
+			})]
+			l := v.Lifts[report.GroupKey(c.Test, c.Variant)]["fill_rate"]
+			if want := ">" + fmtRel(l.Rel) + " [" + fmtRel(l.RelLo) + ", " + fmtRel(l.RelHi) + "]<"; !strings.HasPrefix(last[0], want) {
+				t.Errorf("%s/%s line's fill lift %q, want %q", c.Test, c.Variant, last[0], want)
+			}
+		}
 	}
 	if !strings.Contains(s, ".scroll{overflow-x:auto") {
 		t.Error("no horizontal scrolling for the scroll box")

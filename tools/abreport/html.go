@@ -23,7 +23,7 @@ func WriteHTML(w io.Writer, rep *report.Report, skipped []Skipped) error {
 	b.WriteString(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>adedge A/B report</title><style>
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-bottom:1px solid #ccc;padding-bottom:4px}h3{font-size:15px;margin:20px 0 6px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}.scroll{overflow-x:auto;max-width:100%}th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:right}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}.scroll{overflow-x:auto;max-width:100%}.bd td.bdv{vertical-align:top;font-weight:600;border-bottom:1px solid #bbb}th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:right}
 th{background:#f4f6f8}td.l,th.l{text-align:left}.sig{font-weight:bold}.pos{color:#17803d}.neg{color:#b3261e}
 .srmbad{background:#b3261e;color:#fff;padding:12px 16px;font-weight:bold;font-size:16px;border-radius:4px}
 .srmok{background:#e7f4ea;padding:8px 12px;border-radius:4px}.warn{background:#fff4d6;padding:8px 12px;border-radius:4px;margin:4px 0}
@@ -138,32 +138,34 @@ svg text{font-family:inherit}
 				fmt.Fprintf(&b, " %s.", esc(capitalize(n)))
 			}
 			b.WriteString("</p>")
-			b.WriteString(`<div class=scroll><table><tr><th class=l>` + esc(bd.Dim) + `</th>`)
-			for _, g := range er.Groups {
-				fmt.Fprintf(&b, "<th>%s requests</th><th>fill</th><th>revenue</th><th>eCPM</th><th>rev/request</th>", esc(report.GroupKey(g.Test, g.Variant)))
-			}
+			// One line per value and group, each variant's lifts on its own
+			// line: every figure fits the page's width (a column per group
+			// and lift ran to 20+ columns with four groups, the lifts hidden
+			// past the scroll box's edge).
+			b.WriteString(`<div class=scroll><table class=bd><tr><th class=l>` + esc(bd.Dim) + `</th><th class=l>test / variant</th><th>requests</th><th>fill</th><th>revenue</th><th>eCPM</th><th>rev/request</th><th>fill lift [95% CI]</th><th>rev/request lift [95% CI]</th></tr>`)
+			lifts := make(map[string]bool, len(er.Comparisons))
 			for _, c := range er.Comparisons {
-				fmt.Fprintf(&b, "<th>%s fill lift [95%% CI]</th><th>%s rev/request lift [95%% CI]</th>", esc(c.Test), esc(c.Test))
+				lifts[report.GroupKey(c.Test, c.Variant)] = true
 			}
-			b.WriteString("</tr>")
 			for _, v := range bd.Values {
-				fmt.Fprintf(&b, "<tr><td class=l>%s</td>", esc(valueLabel(bd.Dim, v.Value)))
-				for _, g := range er.Groups {
+				for i, g := range er.Groups {
 					gk := report.GroupKey(g.Test, g.Variant)
-					fmt.Fprintf(&b, "<td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>", v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
+					b.WriteString("<tr>")
+					if i == 0 {
+						fmt.Fprintf(&b, `<td class="l bdv" rowspan=%d>%s</td>`, len(er.Groups), esc(valueLabel(bd.Dim, v.Value)))
+					}
+					fmt.Fprintf(&b, "<td class=l>%s</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>", esc(gk), v.Requests[gk], fmtMetric("fill_rate", v.Metrics[gk]["fill_rate"]),
 						fmtRevenue(v.Revenue[gk]), fmtMetric("ecpm", v.Metrics[gk]["ecpm"]), fmtMetric("revenue_per_request", v.Metrics[gk]["revenue_per_request"]))
-				}
-				for _, c := range er.Comparisons {
 					for _, m := range []string{"fill_rate", "revenue_per_request"} {
-						l, ok := v.Lifts[report.GroupKey(c.Test, c.Variant)][m]
-						if !ok {
+						l, ok := v.Lifts[gk][m]
+						if !lifts[gk] || !ok {
 							b.WriteString("<td>-</td>")
 							continue
 						}
 						fmt.Fprintf(&b, "<td>%s [%s, %s]</td>", fmtRel(l.Rel), fmtRel(l.RelLo), fmtRel(l.RelHi))
 					}
+					b.WriteString("</tr>")
 				}
-				b.WriteString("</tr>")
 			}
 			b.WriteString("</table></div>")
 		}
