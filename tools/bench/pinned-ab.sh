@@ -13,6 +13,12 @@
 # and wrk at SCHED_FIFO 1 (root): only with one P per edge (two Ps on one
 # CPU livelock under FIFO). WORK (default /tmp/pinned-ab) receives a medium
 # inventory and snapshot built by $ADTOOL and $ADBUILDER (default bin/).
+# WARM=MiB (default 2048; 0 skips) writes and deletes that much file data
+# first: on a fresh VM the guest's memory is backed by the host on first
+# touch, and until the page cache has been through it once every new
+# page-cache page of the event log costs a host fault (measured: the log's
+# pwrite share of the edge's CPU 6.4-6.9% cold, 2.0-2.5% warm; see
+# docs/BENCHMARKS.md, "Billing events").
 # Example:
 #   tools/bench/pinned-ab.sh 5 'plain|bin/adedge||' 'logging|bin/adedge||--events-dir @EVENTS@'
 set -euo pipefail
@@ -50,6 +56,11 @@ run() { # label bin env flags -> req/s
 	rm -rf "$work"/events-$$-* /dev/shm/pinned-ab-$$-*
 	echo "${r:-0}"
 }
+if ((${WARM:-2048} > 0)); then
+	mkdir -p "$work"
+	dd if=/dev/zero of="$work/warm" bs=1M count="${WARM:-2048}" status=none
+	rm -f "$work/warm"
+fi
 declare -A res
 specs=("$@")
 for ((i = 0; i < rounds; i++)); do

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 
@@ -94,5 +95,51 @@ func TestHelpExitsZero(t *testing.T) {
 func TestReadmeUsage(t *testing.T) {
 	if err := cliflag.CheckDoc("../../../README.md", "adedge -h", newFlags(&config{}).Usage(), *update); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// unitArgs returns the adedge arguments of the ExecStart in a systemd unit
+// file: the continuation lines joined, the binary dropped.
+func unitArgs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd strings.Builder
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			in, line = true, rest
+		}
+		if !in {
+			continue
+		}
+		more := strings.HasSuffix(line, "\\")
+		cmd.WriteString(strings.TrimSuffix(line, "\\") + " ")
+		if !more {
+			break
+		}
+	}
+	f := strings.Fields(cmd.String())
+	if len(f) < 2 || !strings.HasSuffix(f[0], "/adedge") {
+		t.Fatalf("%s: no ExecStart running adedge (got %q)", path, f)
+	}
+	return f[1:]
+}
+
+// TestSystemdUnitFlags: the unit ops installs starts an edge that parses
+// (a flag renamed or out of range would stop every edge at its next
+// restart with exit 2), and carries the production settings decided in
+// docs/DECISIONS.md: the event log on, every second decision logged.
+func TestSystemdUnitFlags(t *testing.T) {
+	args := unitArgs(t, "../../../ops/systemd/adedge.service")
+	c, err := parseFlags(args)
+	if err != nil {
+		t.Fatalf("ops/systemd/adedge.service ExecStart %q: %v", args, err)
+	}
+	if c.ev.dir == "" || c.ev.sampleAds != 0.5 {
+		t.Errorf("unit: events dir %q, sample %v; want the log on, 0.5 of decisions", c.ev.dir, c.ev.sampleAds)
 	}
 }
