@@ -212,6 +212,22 @@ func (s *AerospikeStore) connectionFailure(aerr as.Error) bool {
 	return aerr.Matches(types.SERVER_NOT_AVAILABLE, types.INVALID_NODE_ERROR, types.NETWORK_ERROR, types.NO_AVAILABLE_CONNECTIONS_TO_NODE)
 }
 
+// sentAndTimedOut reports a read that had a connection and timed out
+// waiting for its answer: a slow node, not a dead one (a dead node's port
+// refuses or resets, and its reads end with no connection to be had). Each
+// such timeout closes its connection, so a slow node also empties the pool
+// and some reads find none; those still count towards the breaker, but
+// only an unbroken run of them trips it. Counting them across the timeouts
+// between them made a node answering after the read timeout trip the
+// breaker after a few hundred reads (TestAerospikeSlowServerIsNotDead) and
+// shed every read for its open window, as if it were down. The client
+// reports a socket deadline as TIMEOUT, wrapped in NETWORK_ERROR or
+// MAX_RETRIES_EXCEEDED depending on the path; what sets it apart is that
+// no attempt in the chain lacked a connection.
+func sentAndTimedOut(aerr as.Error) bool {
+	return aerr.Matches(types.TIMEOUT) && !aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE)
+}
+
 // OpenAerospike connects to the cluster, checks that it serves the
 // namespace and opens cfg.MinConns connections per node.
 func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
@@ -436,6 +452,8 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 		switch {
 		case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
 			s.brk.success()
+		case sentAndTimedOut(aerr):
+			s.brk.reachable()
 		case s.connectionFailure(aerr):
 			s.brk.failure(now)
 		case aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE):

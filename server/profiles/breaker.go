@@ -70,6 +70,16 @@ func (b *breaker) success() {
 	}
 }
 
+// reachable records evidence that the node holds connections and takes
+// requests (a sent read that timed out waiting for its answer): the run of
+// connection failures is broken, but an open breaker stays open until a
+// call succeeds.
+func (b *breaker) reachable() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+}
+
 // failure records a connection-class failure; the breakerTrip-th in a row
 // opens the breaker, and a failure while open (the probe's) doubles the
 // window.
