@@ -234,7 +234,7 @@ const aliveFor = 50 * time.Millisecond
 // time out) and the breaker trips as before (TestBreakerDeadNode). While
 // one check runs, other failures are not counted.
 func (s *AerospikeStore) connFailure(now int64) {
-	if !s.brk.open() && s.brk.fails.Load()+1 >= breakerTrip {
+	if s.brk.nextTrips() {
 		if now-s.aliveAt.Load() < int64(aliveFor) {
 			s.brk.reachable()
 			return
@@ -269,6 +269,22 @@ func (s *AerospikeStore) reachableByDial() bool {
 		}
 	}
 	return false
+}
+
+// noteConnError feeds the breaker what aerr says about the node's
+// reachability, for reads and writes alike: a sent command that timed out
+// breaks the run of connection failures, a connection failure counts
+// towards it. False when aerr says neither.
+func (s *AerospikeStore) noteConnError(aerr as.Error, now int64) bool {
+	switch {
+	case sentAndTimedOut(aerr):
+		s.brk.reachable()
+	case s.connectionFailure(aerr):
+		s.connFailure(now)
+	default:
+		return false
+	}
+	return true
 }
 
 // sentAndTimedOut reports a read that had a connection and timed out
@@ -518,10 +534,7 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 		switch {
 		case aerr.Matches(types.KEY_NOT_FOUND_ERROR):
 			s.brk.success()
-		case sentAndTimedOut(aerr):
-			s.brk.reachable()
-		case s.connectionFailure(aerr):
-			s.connFailure(now)
+		case s.noteConnError(aerr, now):
 		case aerr.Matches(types.NO_AVAILABLE_CONNECTIONS_TO_NODE):
 			// overloaded: says nothing about the node either way
 		case !aerr.Matches(types.TIMEOUT, types.MAX_RETRIES_EXCEEDED):
@@ -589,9 +602,7 @@ func (s *AerospikeStore) IncrementCap(ctx context.Context, device, campaignID st
 	)
 	s.inflight.Add(-1)
 	if aerr != nil {
-		if s.connectionFailure(aerr) {
-			s.connFailure(time.Now().UnixNano())
-		}
+		s.noteConnError(aerr, time.Now().UnixNano())
 		err := s.classify(ctx, aerr, "increment cap")
 		if err == ErrNotFound { // cannot happen for writes; keep the cause visible
 			err = fmt.Errorf("profiles: aerospike increment cap: %w", aerr)

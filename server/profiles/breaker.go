@@ -70,6 +70,11 @@ func (b *breaker) success() {
 	}
 }
 
+// nextTrips reports whether the next failure would open a closed breaker.
+func (b *breaker) nextTrips() bool {
+	return b.openUntil.Load() == 0 && b.fails.Load()+1 >= breakerTrip
+}
+
 // reachable records evidence that the node holds connections and takes
 // requests (a sent read that timed out waiting for its answer): the run of
 // connection failures is broken, but an open breaker stays open until a

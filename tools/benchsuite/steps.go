@@ -149,6 +149,26 @@ func (s *suite) micro(ctx context.Context) error {
 	return nil
 }
 
+// opsUnit is the systemd unit ops installs, relative to the repository.
+const opsUnit = "ops/systemd/adedge.service"
+
+var sampleFlag = regexp.MustCompile(`--events-sample-ads[ =]([0-9.]+)`)
+
+// opsSampleAds is the --events-sample-ads value of the ops unit under src:
+// the logging row's target is for the setting production runs, read from
+// the unit rather than repeated here.
+func opsSampleAds(src string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(src, opsUnit))
+	if err != nil {
+		return "", fmt.Errorf("the ops unit's decision sampling: %w", err)
+	}
+	m := sampleFlag.FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("%s: no --events-sample-ads: the logging row measures the unit's setting", opsUnit)
+	}
+	return string(m[1]), nil
+}
+
 // warmPageCache writes and deletes mib MiB of file data in dir. On a
 // freshly booted VM the host backs the guest's memory on first touch, and
 // until the page cache has been through it every new page an event log
@@ -176,9 +196,9 @@ func warmPageCache(dir string, mib int) error {
 // same wrk settings, interleaved, and reports medians and ratios. More
 // edges on the same CPU take their turn in every round, each in a pair
 // with a run of the plain edge (order alternating by round): one logging as
-// the ops unit does (--events-dir, --events-sample-ads 0.5: every second
-// decision, docs/DECISIONS.md), one logging every decision, one pacing budgets the run cannot spend
-// (--spend local on a snapshot whose budgets are the largest allowed: the
+// the ops unit does (--events-dir and the unit's --events-sample-ads,
+// docs/DECISIONS.md), one logging every decision, one pacing budgets the
+// run cannot spend (--spend local on a snapshot whose budgets are the largest allowed: the
 // same ads as the plain edge, so the ratio is pacing's own cost), and one
 // pacing the inventory's budgets, which wrk's one URL spends within
 // seconds: from then on most top candidates are throttled and each request
@@ -188,7 +208,11 @@ func (s *suite) throughput(ctx context.Context) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not installed (apt-get install wrk)")
 	}
-	logged, err := s.variantEdge("adedge-events", "--events-dir", filepath.Join(s.o.Work, "events"), "--events-sample-ads", "0.5")
+	sample, err := opsSampleAds(s.o.Src)
+	if err != nil {
+		return err
+	}
+	logged, err := s.variantEdge("adedge-events", "--events-dir", filepath.Join(s.o.Work, "events"), "--events-sample-ads", sample)
 	if err != nil {
 		return err
 	}
@@ -324,8 +348,8 @@ func (s *suite) throughput(ctx context.Context) error {
 			Value:  median(r), Unit: "ratio", Target: target,
 			Command: wrkCmd + " against adedge " + flags + ", paired with a plain adedge run (order alternating by round)"})
 	}
-	logRow(1, "adedge logging as the ops unit does (--events-dir, every second decision: --events-sample-ads 0.5) / adedge without an event log",
-		rl, l, pl[0], ">= 0.95", "--events-dir DIR --events-sample-ads 0.5")
+	logRow(1, "adedge logging as the ops unit does (--events-dir --events-sample-ads "+sample+") / adedge without an event log",
+		rl, l, pl[0], ">= 0.95", "--events-dir DIR --events-sample-ads "+sample)
 	logRow(4, "adedge logging every ad decision (--events-dir) / adedge without an event log", rla, la, pl[3], "", "--events-dir DIR")
 	s.add(Row{Section: sec, What: "adedge pacing budgets the run cannot spend (--spend local) / adedge with --spend none",
 		Figure: fmt.Sprintf("%.2fx (%s vs %s req/s; rounds %s; skips per request %.1f vs %.1f)", median(rp), fmtRate(median(p)), fmtRate(median(pl[1])), fmtRatios(rp), skips(2), skips(0)),

@@ -2,6 +2,9 @@ package benchsuite
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,5 +42,27 @@ func TestUnboundBudgets(t *testing.T) {
 	}
 	if _, err := unboundBudgets([]byte("{\"id\":\"c1\"}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad line: %v", err)
+	}
+}
+
+// TestOpsSampleAds: the logging row reads the ops unit's sampling, and a
+// unit without it is an error rather than a silent full-logging row.
+func TestOpsSampleAds(t *testing.T) {
+	v, err := opsSampleAds("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 || f > 1 {
+		t.Fatalf("ops unit --events-sample-ads %q: want a share in (0, 1]", v)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ops/systemd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, opsUnit), []byte("ExecStart=/usr/local/bin/adedge --events-dir /x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opsSampleAds(dir); err == nil || !strings.Contains(err.Error(), "no --events-sample-ads") {
+		t.Fatalf("unit without sampling: %v", err)
 	}
 }
