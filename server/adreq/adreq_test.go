@@ -339,6 +339,17 @@ func TestNoAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("ParseJSON with escapes: %v allocs, want 0", n)
 	}
+	var buf []byte
+	for _, q := range []string{benchQuery, "placement=a%2Db&device=ab%2Dcd&country=us&os=ios"} {
+		raw := []byte(q)
+		if n := testing.AllocsPerRun(200, func() {
+			if err := ParseRawQuery(raw, &buf, &r); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("ParseRawQuery(%q): %v allocs, want 0", q, n)
+		}
+	}
 	args.Parse("placement=p&country=US")
 	if n := testing.AllocsPerRun(200, func() { _ = ParseQuery(&args, &r) }); n != 0 {
 		t.Errorf("ParseQuery error path: %v allocs, want 0", n)
@@ -357,6 +368,35 @@ func BenchmarkParseQuery(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := ParseQuery(&args, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseQueryWithArgs is the old serving path's whole query cost:
+// fasthttp's Args split and decode, then ParseQuery (BenchmarkParseQuery
+// leaves the split out).
+func BenchmarkParseQueryWithArgs(b *testing.B) {
+	var args fasthttp.Args
+	raw := []byte(benchQuery)
+	var r Request
+	b.ReportAllocs()
+	for b.Loop() {
+		args.ParseBytes(raw)
+		if err := ParseQuery(&args, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseRawQuery is the serving path's: split, decode and parse.
+func BenchmarkParseRawQuery(b *testing.B) {
+	raw := []byte(benchQuery)
+	var buf []byte
+	var r Request
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ParseRawQuery(raw, &buf, &r); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -139,3 +139,36 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRawQuery: the raw-query parser the serving path uses gives
+// exactly ParseQuery's answer on fasthttp's Args for every query string
+// (the oracle), in both geo modes, and never allocates beyond its buffer.
+func FuzzParseRawQuery(f *testing.F) {
+	f.Add(benchQuery)
+	f.Add("placement=p&country=US&os=ios")
+	f.Add("placement=a%20b&country=US&os=ios&placement=c")
+	f.Add("placement&country&os=&osv=1..2&devtype=tv&=x&&")
+	f.Add("pl%61cement=p1&country=u%53&os=i+os&device=%zz&app=%4")
+	f.Add("=&&=&placement==x=&country=US=&os=ios")
+	f.Fuzz(func(t *testing.T, raw string) {
+		var args fasthttp.Args
+		args.Parse(raw)
+		for _, geo := range []bool{false, true} {
+			var want, got Request
+			var werr, gerr *FieldError
+			var buf []byte
+			q := []byte(raw)
+			if geo {
+				werr, gerr = ParseQueryGeo(&args, &want), ParseRawQueryGeo(q, &buf, &got)
+			} else {
+				werr, gerr = ParseQuery(&args, &want), ParseRawQuery(q, &buf, &got)
+			}
+			if (werr == nil) != (gerr == nil) || werr != nil && *werr != *gerr {
+				t.Fatalf("query %q geo %v: Args error %v, raw error %v", raw, geo, werr, gerr)
+			}
+			if !sameRequest(&want, &got) {
+				t.Fatalf("query %q geo %v: Args gives %+v, raw %+v", raw, geo, want, got)
+			}
+		}
+	})
+}

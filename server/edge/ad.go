@@ -19,8 +19,11 @@ import (
 	"github.com/adedge/adedge/snapshot"
 )
 
-func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+// serveAd answers /v1/ad. raw is the request's raw query when isRaw
+// (rawAdQuery matched); otherwise the query comes from ctx's parsed URI
+// or, for a POST, the JSON body.
+func (s *Server) serveAd(ctx *fasthttp.RequestCtx, raw []byte, isRaw bool) {
+	start := requestStart(ctx)
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
 
@@ -36,6 +39,10 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 		} else {
 			ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
 		}
+	} else if isRaw && s.cfg.Geo != nil {
+		ferr = adreq.ParseRawQueryGeo(raw, &st.qbuf, &st.req)
+	} else if isRaw {
+		ferr = adreq.ParseRawQuery(raw, &st.qbuf, &st.req)
 	} else if s.cfg.Geo != nil {
 		ferr = adreq.ParseQueryGeo(ctx.QueryArgs(), &st.req)
 	} else {
@@ -67,7 +74,7 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 
 	prof := s.readProfile(st, st.req.Device, true)
 
-	now := s.cfg.Now()
+	now := s.wallNow(start)
 	seq := s.reqSeq.Add(1)
 	st.sreq = selection.Request{
 		Placement: st.req.Placement, Country: st.req.Country, OS: st.req.OS,

@@ -49,7 +49,7 @@ func init() {
 // 204 when no imp fills. Privacy signals decide what the request may use
 // (server/privacy); no campaign wins two imps of one request.
 func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := requestStart(ctx)
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
 	au := &st.auc
@@ -137,7 +137,7 @@ func (s *Server) serveAuction(ctx *fasthttp.RequestCtx) {
 	}
 	prof := s.readProfile(st, device, dec.ReadProfile())
 
-	now := s.cfg.Now()
+	now := s.wallNow(start)
 	b := st.buf[:0]
 	au.chosen = au.chosen[:0]
 	bids := 0

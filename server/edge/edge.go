@@ -9,6 +9,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -104,11 +105,36 @@ func (c *Config) defaults() {
 	}
 }
 
+// requestStart is when fasthttp handed ctx to the handler: it reads the
+// clock for ctx.Time on every request anyway, and a clock read is ~53 ns
+// on this kind of VM (docs/BENCHMARKS.md, "clock reads"). A ctx not
+// served by a fasthttp.Server (handler tests and benchmarks) has no time:
+// then the clock is read here.
+func requestStart(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}
+
+// wallNow is the decision clock for a request that started at start: start
+// itself on the real clock (one clock read fewer per request), Config.Now
+// when a test injected one.
+func (s *Server) wallNow(start time.Time) time.Time {
+	if s.realClock {
+		return start
+	}
+	return s.cfg.Now()
+}
+
 // Server handles the serving port.
 type Server struct {
 	cfg   Config
 	src   *snapsource.Source
 	store profiles.Store
+	// realClock: Config.Now is time.Now (not injected), so a request's
+	// start time is also its decision time (wallNow).
+	realClock bool
 	// memStore: the store answers from memory (profiles.InMemory), so a
 	// request needs no deadline context for it.
 	memStore bool
@@ -145,6 +171,7 @@ type reqState struct {
 	buf     []byte
 	tok     []byte
 	line    []byte
+	qbuf    []byte // decoded query values of GET /v1/ad (adreq.ParseRawQuery)
 	evs     eventState
 	auc     auctionState // POST /openrtb2/auction (auction.go)
 }
@@ -154,10 +181,12 @@ type reqState struct {
 // only it knows (requests in flight, the snapshot in service) and builds
 // the health state from it once (Health).
 func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, hc health.Config) *Server {
+	realClock := cfg.Now == nil
 	cfg.defaults()
 	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log,
 		sel: selection.Selector{MaxScan: cfg.MaxScan, Pacing: cfg.Pacing}, capQ: make(chan capUpdate, cfg.CapQueue)}
 	_, s.memStore = store.(profiles.InMemory)
+	s.realClock = realClock
 	if cfg.Env == "staging" {
 		s.envCode = 1
 	}
@@ -187,6 +216,35 @@ func (s *Server) Health() *health.State { return s.health }
 // InFlight is the number of requests being served.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
+// rawAdQuery is the raw query of a GET whose request line names /v1/ad
+// literally ("/v1/ad" or "/v1/ad?..."; a fragment cut off as fasthttp
+// cuts it), so the SDK's request skips fasthttp's URI and Args parsing
+// (docs/BENCHMARKS.md, "raw query"). Any other spelling (absolute form,
+// percent-encoded or unnormalised path) is not ok and takes the general
+// route, which parses and normalises the URI first.
+func rawAdQuery(ctx *fasthttp.RequestCtx) ([]byte, bool) {
+	if !ctx.IsGet() {
+		return nil, false
+	}
+	const path = "/v1/ad"
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) < len(path) || string(uri[:len(path)]) != path {
+		return nil, false
+	}
+	rest := uri[len(path):]
+	if len(rest) == 0 {
+		return rest, true
+	}
+	if rest[0] != '?' {
+		return nil, false
+	}
+	q := rest[1:]
+	if i := bytes.IndexByte(q, '#'); i >= 0 {
+		q = q[:i]
+	}
+	return q, true
+}
+
 // Handler is the fasthttp entry point for the serving port.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.inFlight.Add(1)
@@ -196,6 +254,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		// established connections on a drained edge) sends them elsewhere.
 		ctx.SetConnectionClose()
 	}
+	if q, ok := rawAdQuery(ctx); ok {
+		s.metrics.httpRequests[endpointAd].Inc()
+		s.serveAd(ctx, q, true)
+		return
+	}
 	path := ctx.Path()
 	switch string(path) { // the compiler does not allocate for this conversion
 	case "/v1/ad":
@@ -204,7 +267,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET, POST")
 			return
 		}
-		s.serveAd(ctx)
+		s.serveAd(ctx, nil, false)
 	case "/openrtb2/auction":
 		s.metrics.httpRequests[endpointAuction].Inc()
 		if !ctx.IsPost() {
