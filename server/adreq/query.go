@@ -22,9 +22,9 @@ func ParseQueryGeo(args *fasthttp.Args, dst *Request) *FieldError {
 }
 
 // ParseRawQuery is ParseQuery on the raw query string (the request URI
-// after '?', before any '#'), without fasthttp's URI and Args parsing: the
-// serving path's GET /v1/ad reads it straight from the request line
-// (docs/BENCHMARKS.md, "raw query"). Pairs split and decode exactly as
+// after '?', before any '#'; fasthttp's URI.QueryString) without
+// fasthttp's Args, which split and copy every pair first: the serving
+// path's GET /v1/ad uses it (docs/BENCHMARKS.md, "raw query"). Pairs split and decode exactly as
 // fasthttp.Args does (FuzzParseRawQuery holds the two to the same answer);
 // decoding goes through fasthttp.AppendUnquotedArg. A pair without '%'
 // or '+' aliases q; one with them is decoded into *buf, whose capacity

@@ -19,10 +19,11 @@ import (
 	"github.com/adedge/adedge/snapshot"
 )
 
-// serveAd answers /v1/ad. raw is the request's raw query when isRaw
-// (rawAdQuery matched); otherwise the query comes from ctx's parsed URI
-// or, for a POST, the JSON body.
-func (s *Server) serveAd(ctx *fasthttp.RequestCtx, raw []byte, isRaw bool) {
+// serveAd answers /v1/ad, from the JSON body of a POST or the raw query
+// of a GET: fasthttp has parsed the URI (it does for every request) but
+// not the query, and adreq.ParseRawQuery reads it without fasthttp's Args
+// (docs/BENCHMARKS.md, "raw query").
+func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 	start := requestStart(ctx)
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
@@ -39,14 +40,10 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx, raw []byte, isRaw bool) {
 		} else {
 			ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
 		}
-	} else if isRaw && s.cfg.Geo != nil {
-		ferr = adreq.ParseRawQueryGeo(raw, &st.qbuf, &st.req)
-	} else if isRaw {
-		ferr = adreq.ParseRawQuery(raw, &st.qbuf, &st.req)
 	} else if s.cfg.Geo != nil {
-		ferr = adreq.ParseQueryGeo(ctx.QueryArgs(), &st.req)
+		ferr = adreq.ParseRawQueryGeo(ctx.URI().QueryString(), &st.qbuf, &st.req)
 	} else {
-		ferr = adreq.ParseQuery(ctx.QueryArgs(), &st.req)
+		ferr = adreq.ParseRawQuery(ctx.URI().QueryString(), &st.qbuf, &st.req)
 	}
 	if ferr == nil && st.req.Country == adreq.NoCountry {
 		ferr = s.geoCountry(ctx, &st.req)

@@ -9,7 +9,6 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -216,35 +215,6 @@ func (s *Server) Health() *health.State { return s.health }
 // InFlight is the number of requests being served.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
-// rawAdQuery is the raw query of a GET whose request line names /v1/ad
-// literally ("/v1/ad" or "/v1/ad?..."; a fragment cut off as fasthttp
-// cuts it), so the SDK's request skips fasthttp's URI and Args parsing
-// (docs/BENCHMARKS.md, "raw query"). Any other spelling (absolute form,
-// percent-encoded or unnormalised path) is not ok and takes the general
-// route, which parses and normalises the URI first.
-func rawAdQuery(ctx *fasthttp.RequestCtx) ([]byte, bool) {
-	if !ctx.IsGet() {
-		return nil, false
-	}
-	const path = "/v1/ad"
-	uri := ctx.Request.Header.RequestURI()
-	if len(uri) < len(path) || string(uri[:len(path)]) != path {
-		return nil, false
-	}
-	rest := uri[len(path):]
-	if len(rest) == 0 {
-		return rest, true
-	}
-	if rest[0] != '?' {
-		return nil, false
-	}
-	q := rest[1:]
-	if i := bytes.IndexByte(q, '#'); i >= 0 {
-		q = q[:i]
-	}
-	return q, true
-}
-
 // Handler is the fasthttp entry point for the serving port.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.inFlight.Add(1)
@@ -254,11 +224,6 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		// established connections on a drained edge) sends them elsewhere.
 		ctx.SetConnectionClose()
 	}
-	if q, ok := rawAdQuery(ctx); ok {
-		s.metrics.httpRequests[endpointAd].Inc()
-		s.serveAd(ctx, q, true)
-		return
-	}
 	path := ctx.Path()
 	switch string(path) { // the compiler does not allocate for this conversion
 	case "/v1/ad":
@@ -267,7 +232,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET, POST")
 			return
 		}
-		s.serveAd(ctx, nil, false)
+		s.serveAd(ctx)
 	case "/openrtb2/auction":
 		s.metrics.httpRequests[endpointAuction].Inc()
 		if !ctx.IsPost() {

@@ -37,41 +37,10 @@ func (e *env) rawLine(method, requestURI string) *resp {
 	return out
 }
 
-// TestRawAdQuery pins which request lines take the raw-query route: only
-// a GET of the literal path, with the query up to a fragment.
-func TestRawAdQuery(t *testing.T) {
-	for _, c := range []struct {
-		method, uri string
-		ok          bool
-		query       string
-	}{
-		{"GET", "/v1/ad?placement=p&os=ios", true, "placement=p&os=ios"},
-		{"GET", "/v1/ad", true, ""},
-		{"GET", "/v1/ad?", true, ""},
-		{"GET", "/v1/ad?a=b#frag?c=d", true, "a=b"},
-		{"GET", "/v1/ad#frag", false, ""},
-		{"GET", "/v1/ad/", false, ""},
-		{"GET", "/v1/adx?a=b", false, ""},
-		{"GET", "/v1//ad?a=b", false, ""},
-		{"GET", "/v1/%61d?a=b", false, ""},
-		{"GET", "http://edge/v1/ad?a=b", false, ""},
-		{"GET", "/v1/a", false, ""},
-		{"POST", "/v1/ad?a=b", false, ""},
-		{"HEAD", "/v1/ad?a=b", false, ""},
-	} {
-		var ctx fasthttp.RequestCtx
-		ctx.Request.Header.SetMethod(c.method)
-		ctx.Request.Header.SetRequestURI(c.uri)
-		q, ok := rawAdQuery(&ctx)
-		if ok != c.ok || string(q) != c.query {
-			t.Errorf("%s %s: (%q, %v), want (%q, %v)", c.method, c.uri, q, ok, c.query, c.ok)
-		}
-	}
-}
-
 // TestAdRequestLineSpellings: every spelling of an ad request that
-// fasthttp resolves to /v1/ad answers as the plain one does, whether it
-// took the raw-query route or the general one; near misses stay 404.
+// fasthttp resolves to /v1/ad answers as the plain one does (the query is
+// read raw, after fasthttp's URI parse: a fragment is not part of it);
+// near misses stay 404.
 func TestAdRequestLineSpellings(t *testing.T) {
 	e := newEnv(t, envOpts{httpServer: true})
 	q := e.search(1, anyCampaign)[0]
