@@ -180,6 +180,7 @@ type Server struct {
 	dir  string
 	port int
 	cpus string
+	fifo int
 
 	mu      sync.Mutex
 	running bool
@@ -223,6 +224,12 @@ type Options struct {
 	// CPUs, when set, pins the server to these CPUs (taskset -c CPUS), as
 	// the benchmark suite does to keep it off the edge's core.
 	CPUs string
+	// FIFO, when > 0, runs the server at SCHED_FIFO with this priority
+	// (chrt -f FIFO; root). The benchmark suite puts it above its load
+	// generator on their shared CPU: below it, the generator's wake-ups
+	// delayed reads past the edge's 1 ms deadline (docs/BENCHMARKS.md,
+	// "The store above the generator").
+	FIFO int
 	// Persist keeps namespace test on a file in the server's directory
 	// (storage-engine device) instead of memory, so its records survive
 	// Kill and Restart: a node that crashes and comes back with its data.
@@ -321,7 +328,7 @@ func startWith(o Options) (*Server, error) {
 			last = err
 			continue
 		}
-		s := &Server{kit: kit, dir: dir, port: port, cpus: o.CPUs, noGuard: o.noGuard}
+		s := &Server{kit: kit, dir: dir, port: port, cpus: o.CPUs, fifo: o.FIFO, noGuard: o.noGuard}
 		if last = s.Restart(); last == nil {
 			return s, nil
 		}
@@ -391,6 +398,9 @@ func (s *Server) Restart() error {
 	argv := []string{filepath.Join(s.kit, "start.sh"), s.dir, strconv.Itoa(s.port)}
 	if s.cpus != "" {
 		argv = append([]string{"taskset", "-c", s.cpus}, argv...)
+	}
+	if s.fifo > 0 {
+		argv = append([]string{"chrt", "-f", strconv.Itoa(s.fifo)}, argv...)
 	}
 	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {

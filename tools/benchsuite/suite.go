@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			s.skip("SCHED_FIFO (--fifo): chrt -f 1 failed (" + err.Error() + "); servers and load run at normal priority")
 		} else {
 			s.rt = true
-			s.rep.Sched = "servers under test and load generators at SCHED_FIFO 1 (chrt -f 1), above the shared machine's other sessions; the Aerospike server at normal priority"
+			s.rep.Sched = "servers under test and load generators at SCHED_FIFO 1 (chrt -f 1), above the shared machine's other sessions; the Aerospike server at SCHED_FIFO 2, above the load generator it shares CPU 1 with"
 		}
 	}
 	defer s.stopAll()
