@@ -436,3 +436,38 @@ func TestReapOrphans(t *testing.T) {
 		t.Fatal("the reaper stopped a server whose owner runs")
 	}
 }
+
+// TestFIFOAndNsupPeriod: Options.FIFO runs the server at SCHED_FIFO with
+// that priority, and the info port's set-config moves nsup-period, the
+// two things the benchmark suite does to its server.
+func TestFIFOAndNsupPeriod(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SCHED_FIFO needs root")
+	}
+	if _, err := exec.LookPath("chrt"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chrt (util-linux) missing under CI=true")
+		}
+		t.Skip("chrt missing")
+	}
+	s := StartWith(t, Options{FIFO: 2})
+	pid, err := s.Pid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after "pid (comm) ": state is field 3, rt_priority 40, policy 41.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 39 || f[37] != "2" || f[38] != "1" {
+		t.Fatalf("asd rt_priority/policy = %v/%v, want 2/1 (SCHED_FIFO)", f[37:38], f[38:39])
+	}
+	if ans, err := s.Info("set-config:context=namespace;id=" + NamespaceProfiles + ";nsup-period=3600"); err != nil || ans != "ok" {
+		t.Fatalf("set-config nsup-period: %q, %v", ans, err)
+	}
+	if v, err := s.Stat("namespace/"+NamespaceProfiles, "nsup-period"); err != nil || v != "3600" {
+		t.Fatalf("nsup-period after set-config = %q, %v", v, err)
+	}
+}
