@@ -185,6 +185,7 @@ type AerospikeStore struct {
 	writeTTL     uint32
 	capPolicy    *as.MapPolicy
 	policies     sync.Pool // *as.BasePolicy for Get, to spare an allocation
+	keys         sync.Pool // *as.Key of the store's namespace and set for Get: SetValue re-keys one without as.NewKey's three allocations
 	brk          breaker
 	inflight     atomic.Int64 // client calls running (see connectionFailure)
 	dialing      atomic.Bool  // a reachableByDial check is running
@@ -387,6 +388,13 @@ func OpenAerospike(cfg AerospikeConfig) (*AerospikeStore, error) {
 	// result code alone), failing bursts that a fresh connection would
 	// serve well within the deadline.
 	s.policies.New = func() any { return new(as.BasePolicy) }
+	s.keys.New = func() any {
+		k, err := as.NewKey(s.cfg.Namespace, s.cfg.Set, "")
+		if err != nil {
+			return nil // Get falls back to as.NewKey, which reports the error
+		}
+		return k
+	}
 
 	switch {
 	case cfg.TTL == TTLNever:
@@ -494,7 +502,17 @@ func (s *AerospikeStore) Get(ctx context.Context, device string, dst *Profile) e
 	if err != nil {
 		return s.countGet(err)
 	}
-	key, aerr := as.NewKey(s.cfg.Namespace, s.cfg.Set, device)
+	// The client keeps no reference to the key once Get has returned and
+	// its record is dropped (fillProfile copies out of it), so the key goes
+	// back to the pool on return.
+	key, _ := s.keys.Get().(*as.Key)
+	var aerr as.Error
+	if key != nil {
+		defer s.keys.Put(key)
+		aerr = key.SetValue(as.StringValue(device))
+	} else {
+		key, aerr = as.NewKey(s.cfg.Namespace, s.cfg.Set, device)
+	}
 	if aerr != nil {
 		return s.countGet(fmt.Errorf("profiles: aerospike key: %w", aerr))
 	}

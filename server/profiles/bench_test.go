@@ -175,3 +175,36 @@ func BenchmarkAerospikeIncrementCap(b *testing.B) {
 		}
 	}
 }
+
+// TestAerospikeGetAllocs holds the store's Get to what the client forces:
+// a raw v7 Get of the same bins with a key made once, plus the one
+// allocation a key per device needs (the device boxed as the key's
+// Value). Measured side by side, so a client upgrade moves both.
+func TestAerospikeGetAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	s, _ := real(t, "")
+	ctx := ctxFor(t, 5*time.Second)
+	if err := s.PutProfile(ctx, "dev-allocs", &Profile{Segments: []string{"a", "b"}, InstalledApps: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	key := rawKey(t, s, "dev-allocs")
+	p := as.NewPolicy()
+	p.TotalTimeout, p.SocketTimeout = 5*time.Second, 5*time.Second
+	raw := testing.AllocsPerRun(200, func() {
+		if _, err := s.client.Get(p, key, getBins...); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var prof Profile
+	store := testing.AllocsPerRun(200, func() {
+		if err := s.Get(ctx, "dev-allocs", &prof); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per read: raw client %v, store %v", raw, store)
+	if store > raw+1 {
+		t.Errorf("store Get %v allocs, raw client Get %v: want at most one more (the key's value)", store, raw)
+	}
+}
