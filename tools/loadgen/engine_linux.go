@@ -176,10 +176,20 @@ func (e *engine) run(ctx context.Context, startIn, duration, warmup time.Duratio
 
 // wait blocks in epoll_pwait2 for up to ns nanoseconds (epoll_wait with a
 // millisecond timeout, rounded up, on kernels before 5.11).
+//
+// epoll_pwait2 is entered as a raw syscall, keeping the P. Through
+// Syscall6, a generator pinned to one CPU (GOMAXPROCS 1) had its only P
+// taken by sysmon from every wait longer than 20 us (no idle P, so the
+// runtime retakes it at once), and each wake-up paid a hand-off and a
+// futex to get it back: 4.8 s of CPU for 52.5k requests at 5k req/s, 2.8 s
+// raw (docs/BENCHMARKS.md, "The generator's wait"). Nothing else needs
+// the P while the engine waits; a stop-the-world or preemption signal
+// interrupts the wait (EINTR, answered as 0 events) and the wait is never
+// longer than the loop's 50 ms.
 func (e *engine) wait(events []unix.EpollEvent, ns int64) int {
 	if e.pwait2 {
 		ts := unix.NsecToTimespec(ns)
-		n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(e.epfd), uintptr(unsafe.Pointer(&events[0])),
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT2, uintptr(e.epfd), uintptr(unsafe.Pointer(&events[0])),
 			uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
 		if errno == 0 {
 			return int(n)
