@@ -10,7 +10,9 @@ import (
 // ParseQuery fills dst from GET /v1/ad query arguments
 // (placement, device, country, os, osv, devtype, app; others are ignored).
 // fasthttp has already percent-decoded them; dst's byte fields alias args.
-// It returns nil or the first problem found.
+// It returns nil or the first problem found. The serving path parses the
+// raw query instead (ParseRawQuery); this is the reference that
+// FuzzParseRawQuery holds it to.
 func ParseQuery(args *fasthttp.Args, dst *Request) *FieldError {
 	return parseArgs(args, dst, false)
 }
@@ -24,11 +26,12 @@ func ParseQueryGeo(args *fasthttp.Args, dst *Request) *FieldError {
 // ParseRawQuery is ParseQuery on the raw query string (the request URI
 // after '?', before any '#'; fasthttp's URI.QueryString) without
 // fasthttp's Args, which split and copy every pair first: the serving
-// path's GET /v1/ad uses it (docs/BENCHMARKS.md, "raw query"). Pairs split and decode exactly as
-// fasthttp.Args does (FuzzParseRawQuery holds the two to the same answer);
-// decoding goes through fasthttp.AppendUnquotedArg. A pair without '%'
-// or '+' aliases q; one with them is decoded into *buf, whose capacity
-// is made len(q) once so decoded values never move.
+// path's GET /v1/ad uses it (docs/BENCHMARKS.md, "raw query"). Pairs
+// split and decode exactly as fasthttp.Args does (FuzzParseRawQuery holds
+// the two to the same answer); decoding goes through
+// fasthttp.AppendUnquotedArg. A pair without '%' or '+' aliases q; one
+// with them is decoded into *buf, whose capacity is made len(q) once so
+// decoded values never move.
 func ParseRawQuery(q []byte, buf *[]byte, dst *Request) *FieldError {
 	return parseRaw(q, buf, dst, false)
 }

@@ -105,8 +105,8 @@ func (c *Config) defaults() {
 }
 
 // requestStart is when fasthttp handed ctx to the handler: it reads the
-// clock for ctx.Time on every request anyway, and a clock read is ~53 ns
-// on this kind of VM (docs/BENCHMARKS.md, "clock reads"). A ctx not
+// clock for ctx.Time on every request anyway, and a clock read is 43-53
+// ns on this kind of VM (docs/BENCHMARKS.md, "clock reads"). A ctx not
 // served by a fasthttp.Server (handler tests and benchmarks) has no time:
 // then the clock is read here.
 func requestStart(ctx *fasthttp.RequestCtx) time.Time {
@@ -180,12 +180,11 @@ type reqState struct {
 // only it knows (requests in flight, the snapshot in service) and builds
 // the health state from it once (Health).
 func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token.Signer, m *Metrics, log *eventlog.Ring, hc health.Config) *Server {
-	realClock := cfg.Now == nil
+	realClock := cfg.Now == nil // before defaults() fills it with time.Now
 	cfg.defaults()
-	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log,
+	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, realClock: realClock,
 		sel: selection.Selector{MaxScan: cfg.MaxScan, Pacing: cfg.Pacing}, capQ: make(chan capUpdate, cfg.CapQueue)}
 	_, s.memStore = store.(profiles.InMemory)
-	s.realClock = realClock
 	if cfg.Env == "staging" {
 		s.envCode = 1
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -332,30 +333,11 @@ func (e *env) try(method, uri string, body []byte) (*resp, error) {
 	if err := e.client.DoTimeout(req, res, 5*time.Second); err != nil {
 		return nil, err
 	}
-	out := &resp{code: res.StatusCode(), body: append([]byte(nil), res.Body()...), header: map[string]string{}}
-	for k, v := range res.Header.All() {
-		out.header[strings.ToLower(string(k))] = string(v)
-	}
-	return out, nil
+	return copyResp(res), nil
 }
 
-// rawHeadersOnly sends a request line and headers announcing a body of
-// contentLength bytes, sends no body, and reads the answer.
-func (e *env) rawHeadersOnly(method, uri string, contentLength int) (*resp, error) {
-	c, err := e.ln.Dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", method, uri, contentLength); err != nil {
-		return nil, err
-	}
-	res := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(res)
-	if err := res.Read(bufio.NewReader(c)); err != nil {
-		return nil, err
-	}
+// copyResp copies a finished response out of fasthttp's pooled object.
+func copyResp(res *fasthttp.Response) *resp {
 	out := &resp{code: res.StatusCode(), body: append([]byte(nil), res.Body()...), header: map[string]string{}}
 	for k, v := range res.Header.All() {
 		out.header[strings.ToLower(string(k))] = string(v)
@@ -363,7 +345,45 @@ func (e *env) rawHeadersOnly(method, uri string, contentLength int) (*resp, erro
 	if res.ConnectionClose() {
 		out.header["connection"] = "close"
 	}
-	return out, nil
+	return out
+}
+
+// rawHeadersOnly sends a request line and headers announcing a body of
+// contentLength bytes, sends no body, and reads the answer.
+func (e *env) rawHeadersOnly(method, uri string, contentLength int) (*resp, error) {
+	return e.rawExchange(method, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", method, uri, contentLength))
+}
+
+// rawLine sends requestURI verbatim on the request line (the fasthttp
+// client would rewrite an absolute form or an unnormalised path) and reads
+// the answer.
+func (e *env) rawLine(method, requestURI string) *resp {
+	e.t.Helper()
+	r, err := e.rawExchange(method, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: edge\r\n\r\n", method, requestURI))
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, requestURI, err)
+	}
+	return r
+}
+
+// rawExchange writes head on a new connection and reads one answer.
+func (e *env) rawExchange(method, head string) (*resp, error) {
+	c, err := e.ln.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, head); err != nil {
+		return nil, err
+	}
+	res := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(res)
+	res.SkipBody = method == "HEAD"
+	if err := res.Read(bufio.NewReader(c)); err != nil {
+		return nil, err
+	}
+	return copyResp(res), nil
 }
 
 func (e *env) get(uri string) *resp { e.t.Helper(); return e.do("GET", uri, nil) }

@@ -1,41 +1,9 @@
 package edge
 
 import (
-	"bufio"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
 )
-
-// rawLine sends requestURI verbatim on the request line (the fasthttp
-// client would rewrite an absolute form or an unnormalised path) and reads
-// the answer.
-func (e *env) rawLine(method, requestURI string) *resp {
-	e.t.Helper()
-	c, err := e.ln.Dial()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: edge\r\n\r\n", method, requestURI); err != nil {
-		e.t.Fatal(err)
-	}
-	res := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(res)
-	res.SkipBody = method == "HEAD"
-	if err := res.Read(bufio.NewReader(c)); err != nil {
-		e.t.Fatalf("%s %s: %v", method, requestURI, err)
-	}
-	out := &resp{code: res.StatusCode(), body: append([]byte(nil), res.Body()...), header: map[string]string{}}
-	for k, v := range res.Header.All() {
-		out.header[strings.ToLower(string(k))] = string(v)
-	}
-	return out
-}
 
 // TestAdRequestLineSpellings: every spelling of an ad request that
 // fasthttp resolves to /v1/ad answers as the plain one does (the query is

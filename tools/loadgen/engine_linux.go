@@ -183,7 +183,8 @@ func (e *engine) run(ctx context.Context, startIn, duration, warmup time.Duratio
 // runtime retakes it at once), and each wake-up paid a hand-off and a
 // futex to get it back: 4.8 s of CPU for 52.5k requests at 5k req/s, 2.8 s
 // raw (docs/BENCHMARKS.md, "The generator's wait"). Nothing else needs
-// the P while the engine waits; a stop-the-world or preemption signal
+// the P while the engine waits (the once-a-second progress line can wait
+// for it); a stop-the-world or preemption signal
 // interrupts the wait (EINTR, answered as 0 events) and the wait is never
 // longer than the loop's 50 ms.
 func (e *engine) wait(events []unix.EpollEvent, ns int64) int {
