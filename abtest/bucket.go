@@ -190,6 +190,31 @@ type Assignment struct {
 	combo  uint8 // index of the merged parameters
 }
 
+// NumLabelKeys bounds Assignment.LabelKey: one key per combination of the
+// layers' groups, then unassigned, then held out.
+const NumLabelKeys = 1<<(2*MaxLayers) + 2
+
+// LabelKey numbers the assignment's report labels in every layer (what
+// Labels and LayerLabels return): equal keys, equal labels, for one
+// Bucketer. The edge memoises the JSON of the labels by it. -1 for an
+// assignment Assign cannot produce (a group over MaxTests).
+func (a Assignment) LabelKey() int {
+	switch {
+	case a.Unassigned:
+		return NumLabelKeys - 2
+	case a.Held:
+		return NumLabelKeys - 1
+	}
+	k := 0
+	for l, g := range a.Groups {
+		if g > MaxTests {
+			return -1
+		}
+		k |= int(g) << (2 * l)
+	}
+	return k
+}
+
 // compiledLayer is one layer ready for Assign.
 type compiledLayer struct {
 	id     string

@@ -401,3 +401,39 @@ func BenchmarkLayerShareBP(b *testing.B) {
 		_ = bk.LayerShareBP(a, i&1)
 	}
 }
+
+// LabelKey is what the edge memoises a fill's bucket JSON by: two
+// assignments with one key must have the same labels in every layer, and
+// every key Assign produces is in range. Over devices that land in each
+// cell of twoLayers, the holdout and unassigned.
+func TestLabelKey(t *testing.T) {
+	b := mustBucketer(t, twoLayers())
+	type labels [MaxLayers][3]string
+	seen := map[int]labels{}
+	check := func(a Assignment) {
+		t.Helper()
+		k := a.LabelKey()
+		if k < 0 || k >= NumLabelKeys {
+			t.Fatalf("%+v: key %d out of [0, %d)", a, k, NumLabelKeys)
+		}
+		var l labels
+		for i := 0; i < b.NumLayers(); i++ {
+			l[i][0], l[i][1], l[i][2] = b.LayerLabels(a, i)
+		}
+		if prev, ok := seen[k]; ok && prev != l {
+			t.Fatalf("key %d: labels %v and %v", k, prev, l)
+		}
+		seen[k] = l
+	}
+	check(b.Assign(nil))
+	for i := 0; i < 20000; i++ {
+		check(b.Assign([]byte("dev-" + strconv.Itoa(i))))
+	}
+	// 2x2 cells, the holdout, unassigned: six label sets, six keys.
+	if len(seen) != 6 {
+		t.Errorf("%d distinct keys, want 6: %v", len(seen), seen)
+	}
+	if k := (Assignment{Groups: [MaxLayers]uint8{MaxTests + 1}}).LabelKey(); k != -1 {
+		t.Errorf("group over MaxTests: key %d, want -1", k)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/server/staging"
 	"github.com/adedge/adedge/server/token"
-	"github.com/adedge/adedge/snapshot"
 )
 
 // serveAd answers /v1/ad, from the JSON body of a POST or the raw query
@@ -160,21 +159,19 @@ func (s *Server) readProfile(st *reqState, device []byte, allowed bool) *profile
 }
 
 // appendAd encodes the 200 response: request id, campaign, creative, signed
-// impression and click URLs, price and bucket labels.
+// impression and click URLs, price and bucket labels. What depends only on
+// the snapshot and the bucket comes from exp.answers (answer.go).
 func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *expInfo, a abtest.Assignment, seq uint64, now time.Time) ([]byte, error) {
 	r := snap.R
-	camp, _ := r.Campaign(st.res.Campaign)
-	cr, _ := r.Creative(st.res.Creative)
-	campID, crID := r.String(camp.ID), r.String(cr.ID)
-	test, variant := exp.bucketer.Labels(a)
+	ca := exp.answers.creative(r, st.res.Campaign, st.res.Creative, &st.ans)
+	_, variant := exp.bucketer.Labels(a)
 
 	st.sign = token.Claims{
 		Issued: now.UnixMilli(), PriceMicros: st.res.PriceMicros, CapPeriod: st.res.CapPeriod,
 		Env: s.envCode, Test: a.Test, Placement: st.req.Placement, Country: countryCode(st.req.Country),
-		OS: uint8(st.req.OS), DeviceType: st.req.DeviceType, Format: formatCode(&cr),
-		Campaign: unsafe.Slice(unsafe.StringData(campID), len(campID)),
-		Creative: unsafe.Slice(unsafe.StringData(crID), len(crID)),
-		Device:   st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),
+		OS: uint8(st.req.OS), DeviceType: st.req.DeviceType, Format: ca.format,
+		Campaign: ca.campID, Creative: ca.crID,
+		Device: st.req.Device, Experiment: unsafe.Slice(unsafe.StringData(exp.id), len(exp.id)),
 		Variant: unsafe.Slice(unsafe.StringData(variant), len(variant)), Snapshot: unsafe.Slice(unsafe.StringData(snap.Version), len(snap.Version)),
 	}
 	var err error
@@ -184,22 +181,8 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	}
 	b = append(b, `{"request_id":"`...)
 	b = appendHex64(b, seq^s.reqSalt)
-	b = append(b, `","campaign":`...)
-	b = appendJSONString(b, campID)
-	b = append(b, `,"creative":{"id":`...)
-	b = appendJSONString(b, crID)
-	b = append(b, `,"format":"`...)
-	b = append(b, cr.Format.String()...)
-	b = append(b, `","width":`...)
-	b = strconv.AppendUint(b, uint64(cr.Width), 10)
-	b = append(b, `,"height":`...)
-	b = strconv.AppendUint(b, uint64(cr.Height), 10)
-	b = append(b, `,"asset_url":`...)
-	b = appendJSONString(b, r.String(cr.AssetURL))
-	if v := r.String(cr.ADomain); v != "" {
-		b = append(b, `,"adomain":`...)
-		b = appendJSONString(b, v)
-	}
+	b = append(b, '"')
+	b = append(b, ca.json...)
 	pl, _ := r.Placement(st.res.Placement)
 	if pl.Interstitial() {
 		b = append(b, `,"interstitial":true`...)
@@ -207,10 +190,12 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	if pl.Rewarded() {
 		b = append(b, `,"rewarded":true`...)
 	}
-	if cr.Format == snapshot.FormatVideo {
+	if ca.video {
+		cr, _ := r.Creative(st.res.Creative)
 		b = append(b, `,"duration_seconds":`...)
 		b = strconv.AppendUint(b, uint64(cr.DurationSeconds), 10)
 		b = append(b, `,"vast":"`...)
+		campID, crID := unsafe.String(unsafe.SliceData(ca.campID), len(ca.campID)), unsafe.String(unsafe.SliceData(ca.crID), len(ca.crID))
 		st.auc.adm = s.appendVAST(st.auc.adm[:0], st, r, &cr, campID, crID, &st.sreq)
 		b = appendJSONStringBody(b, unsafe.String(unsafe.SliceData(st.auc.adm), len(st.auc.adm)))
 		b = append(b, '"')
@@ -223,37 +208,7 @@ func (s *Server) appendAd(b []byte, st *reqState, snap *snapsource.Snap, exp *ex
 	b = strconv.AppendInt(b, st.res.PriceMicros, 10)
 	b = append(b, `,"ecpm_micros":`...)
 	b = strconv.AppendInt(b, st.res.ECPMMicros, 10)
-	b = append(b, `,"bucket":{"env":"`...)
-	b = append(b, s.cfg.Env...)
-	b = append(b, `","experiment":`...)
-	b = appendJSONString(b, exp.id)
-	b = append(b, `,"test":`...)
-	b = appendJSONString(b, test)
-	b = append(b, `,"variant":`...)
-	b = appendJSONString(b, variant)
-	if bk := exp.bucketer; bk.Set().Layered() {
-		// One (test, variant) per layer; test and variant above are the
-		// first layer's (docs/EXPERIMENTS.md).
-		b = append(b, `,"layers":[`...)
-		for l := 0; l < bk.NumLayers(); l++ {
-			layer, test, variant := bk.LayerLabels(a, l)
-			if l > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"layer":`...)
-			b = appendJSONString(b, layer)
-			b = append(b, `,"test":`...)
-			b = appendJSONString(b, test)
-			b = append(b, `,"variant":`...)
-			b = appendJSONString(b, variant)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	b = append(b, `},"snapshot":"`...)
-	b = append(b, snap.Version...)
-	b = append(b, `"}`...)
-	return b, nil
+	return s.appendTail(b, exp, a), nil
 }
 
 // experiment returns the snapshot's experiment set id and control params,
@@ -262,7 +217,10 @@ func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
 	if e := s.exp.Load(); e != nil && e.version == snap.Version {
 		return e
 	}
-	e := &expInfo{version: snap.Version, params: abtest.Defaults}
+	if e := s.expPrev.Load(); e != nil && e.version == snap.Version {
+		return e // a request still on the snapshot being replaced
+	}
+	e := &expInfo{version: snap.Version, params: abtest.Defaults, answers: newAnswers(snap.R, s.answerBudget)}
 	var err error
 	if e.bucketer, err = abtest.SnapshotBucketer(snap.R.ExperimentsJSON(), abtest.Defaults); err != nil {
 		// The builder refuses bad sets; a snapshot from elsewhere serves
@@ -274,7 +232,9 @@ func (s *Server) experiment(snap *snapsource.Snap) *expInfo {
 		e.gen = c.Serving(s.cfg.Env, snap.Version, e.bucketer)
 		e.stageGen = c.Serving("staging", snap.Version, e.bucketer) // pinned like e.gen
 	}
-	s.exp.Store(e)
+	if old := s.exp.Swap(e); old != nil && old.version != e.version {
+		s.expPrev.Store(old)
+	}
 	return e
 }
 

@@ -151,6 +151,9 @@ type Server struct {
 	capQ     chan capUpdate
 	pool     sync.Pool // *reqState
 	exp      atomic.Pointer[expInfo]
+	expPrev  atomic.Pointer[expInfo] // the one exp replaced: requests that acquired the old snapshot keep its memo
+	// answerBudget caps each snapshot's memoised creative JSON (answer.go).
+	answerBudget int64
 
 	// envHeader is X-Adedge-Env's value and publicJSON PublicURL escaped
 	// for a JSON string, made once: every response writes them.
@@ -172,7 +175,8 @@ type reqState struct {
 	line    []byte
 	qbuf    []byte // decoded query values of GET /v1/ad (adreq.ParseRawQuery)
 	evs     eventState
-	auc     auctionState // POST /openrtb2/auction (auction.go)
+	auc     auctionState   // POST /openrtb2/auction (auction.go)
+	ans     creativeAnswer // a fill's creative part when the memo cannot hold it
 }
 
 // New wires a Server. log may be nil (no access log). hc is the edge's
@@ -185,6 +189,7 @@ func New(cfg Config, src *snapsource.Source, store profiles.Store, signer *token
 	s := &Server{cfg: cfg, src: src, store: store, signer: signer, metrics: m, log: log, realClock: realClock,
 		sel: selection.Selector{MaxScan: cfg.MaxScan, Pacing: cfg.Pacing}, capQ: make(chan capUpdate, cfg.CapQueue)}
 	_, s.memStore = store.(profiles.InMemory)
+	s.answerBudget = defaultAnswerBudget
 	if cfg.Env == "staging" {
 		s.envCode = 1
 	}
@@ -353,6 +358,7 @@ type expInfo struct {
 	bucketer *abtest.Bucketer
 	gen      *abtest.Generation // nil without Counters
 	stageGen *abtest.Generation // forward errors, counted as staging's
+	answers  *answers           // memoised JSON of this snapshot's fills
 }
 
 // RunCapWorkers drains the frequency-cap queue into the store until ctx
