@@ -54,11 +54,12 @@ func newAnswers(r *snapshot.Reader, budget int64) *answers {
 // the pair.
 func (a *answers) creative(r *snapshot.Reader, camp, ci int, scratch *creativeAnswer) *creativeAnswer {
 	if ci >= 0 && ci < len(a.creatives) {
-		if e := a.creatives[ci].Load(); e != nil && e.campaign == camp {
+		e := a.creatives[ci].Load()
+		if e != nil && e.campaign == camp {
 			return e
 		}
-		if a.budget.Load() > 0 && a.creatives[ci].Load() == nil {
-			e := &creativeAnswer{}
+		if e == nil && a.budget.Load() > 0 {
+			e = &creativeAnswer{}
 			e.build(r, camp, ci)
 			if a.creatives[ci].CompareAndSwap(nil, e) {
 				a.budget.Add(-int64(len(e.json) + len(e.campID) + len(e.crID) + 96))
