@@ -145,3 +145,21 @@ func TestFIFOSaysSo(t *testing.T) {
 		t.Errorf("no scheduling line:\n%s", md)
 	}
 }
+
+// The platform meter's JSON (adtool hiccup --json) becomes the row's
+// figure; output it cannot read says so instead of a zero.
+func TestPlatformFigure(t *testing.T) {
+	in := `{"period_ns":1000000,"threshold_ns":1000000,"cpus":[` +
+		`{"cpu":0,"priority":99,"wakeups":9000,"stalls":2,"max_late_ns":1250000,"largest":[]},` +
+		`{"cpu":1,"priority":99,"wakeups":8990,"stalls":5,"max_late_ns":30790000,"largest":[{"at_ns":5,"late_ns":30790000}]}]}`
+	want := "platform: a SCHED_FIFO 99 sleeper woke at most 1.2 / 30.8 ms late on CPU 0 / 1 (7 wake-ups over 1ms late)"
+	if got := platformFigure([]byte(in)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := platformFigure([]byte("hiccup: killed")); !strings.HasPrefix(got, "platform meter: unreadable") {
+		t.Errorf("bad output: %s", got)
+	}
+	if got := joinFigures("a", "", "b"); got != "a; b" {
+		t.Errorf("joinFigures: %q", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -536,7 +537,9 @@ func (s *suite) latency(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		meter := s.platformMeter(ctx)
 		r, err := s.loadgen(ctx, "http://"+s.adedge, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
+		platform := meter()
 		if err != nil {
 			return err
 		}
@@ -545,7 +548,7 @@ func (s *suite) latency(ctx context.Context) error {
 		if s.maxRPS > 0 && rate == rates[len(rates)-1] {
 			what += " (half of its wrk maximum)"
 		}
-		s.latencyRows(latencySection, what, "", rate, r, before, after, "",
+		s.latencyRows(latencySection, what, "", rate, r, before, after, platform,
 			fmt.Sprintf("taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms --target http://EDGE --inventory INV", rate, d))
 	}
 	return nil
@@ -693,7 +696,9 @@ func (s *suite) aerospikeRate(ctx context.Context, addr, admin string, rate floa
 	if err != nil {
 		return err
 	}
+	meter := s.platformMeter(ctx)
 	r, err := s.loadgen(ctx, "http://"+addr, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
+	platform := meter()
 	if err != nil {
 		return err
 	}
@@ -703,7 +708,7 @@ func (s *suite) aerospikeRate(ctx context.Context, addr, admin string, rate floa
 	shed := promtext.Delta(before, after, "adedge_profile_lookups_total", `result="shed"`)
 	s.latencyRows(latencySection, fmt.Sprintf("adedge with Aerospike profiles (real Aerospike 7.2 server) at %s req/s%s", fmtRate(rate), why),
 		"the Aerospike server and the load generator share CPU 1", rate, r, before, after,
-		fmt.Sprintf("%.0f profile hits, %.0f timeouts, %.0f shed", hits, to, shed),
+		joinFigures(fmt.Sprintf("%.0f profile hits, %.0f timeouts, %.0f shed", hits, to, shed), platform),
 		fmt.Sprintf("taskset -c 1 ../shared/aerospike/start.sh DIR PORT; adtool profiles load --to aerospike://127.0.0.1:PORT/profiles/profiles; adedge --profiles aerospike://...; taskset -c 1 adtool loadgen --rate %.0f --duration %s --warmup 500ms", rate, d))
 	return nil
 }
@@ -1004,4 +1009,9 @@ func (s *suite) pacing(ctx context.Context) error {
 	}
 	s.add(lost)
 	return nil
+}
+
+// joinFigures joins a row's extra figures with "; ", leaving out empty ones.
+func joinFigures(f ...string) string {
+	return strings.Join(slices.DeleteFunc(f, func(s string) bool { return s == "" }), "; ")
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/adedge/adedge/internal/hiccup"
 	"github.com/adedge/adedge/tools/loadgen"
 	"github.com/adedge/adedge/tools/promtext"
 )
@@ -473,4 +474,50 @@ func stepOrder(step string) int {
 		return i
 	}
 	return len(stepNames)
+}
+
+// platformMeter runs `adtool hiccup` on CPUs 0 and 1 beside a latency
+// run (--fifo only: its threads need SCHED_FIFO 99 to say anything about
+// the platform rather than the guest's own load). stop ends it and
+// returns the row's platform figure: how late a sleeper nothing in the
+// guest can preempt woke on each CPU. A client p99.9 of the same size is
+// then the platform's stall, not the edge's (docs/BENCHMARKS.md, "Stalls
+// that are the platform's"). Its cost: 1,000 wake-ups a second per CPU.
+func (s *suite) platformMeter(ctx context.Context) (stop func() string) {
+	if !s.rt || !s.pin {
+		return func() string { return "" }
+	}
+	cmd := exec.CommandContext(ctx, s.bin("adtool"), "hiccup", "--cpus", "0,1", "--duration", "1h", "--json")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		return func() string { return "platform meter: " + err.Error() }
+	}
+	return func() string {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			return fmt.Sprintf("platform meter: %v: %s", err, lastLines(errb.String(), 2))
+		}
+		return platformFigure(out.Bytes())
+	}
+}
+
+// platformFigure formats adtool hiccup's JSON for a row.
+func platformFigure(b []byte) string {
+	var r struct {
+		ThresholdNS time.Duration `json:"threshold_ns"`
+		CPUs        []hiccup.CPU  `json:"cpus"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || len(r.CPUs) == 0 {
+		return fmt.Sprintf("platform meter: unreadable output %q", lastLines(string(b), 1))
+	}
+	late := make([]string, len(r.CPUs))
+	cpus := make([]string, len(r.CPUs))
+	for i, c := range r.CPUs {
+		late[i] = fmt.Sprintf("%.1f", float64(c.MaxLate)/1e6)
+		cpus[i] = strconv.Itoa(c.CPU)
+	}
+	_, stalls := hiccup.Worst(r.CPUs)
+	return fmt.Sprintf("platform: a SCHED_FIFO 99 sleeper woke at most %s ms late on CPU %s (%d wake-ups over %v late)",
+		strings.Join(late, " / "), strings.Join(cpus, " / "), stalls, r.ThresholdNS)
 }
