@@ -68,6 +68,14 @@ func (f *FindMaxOptions) judge(r *Result) (bool, string) {
 
 // FindMax searches rates: doubling from Start until a trial fails, then
 // bisecting between the best pass and the lowest failure.
+//
+// Latency need not fall with the rate: where CPUs idle between requests
+// (a light load on a VM, each wake-up a hypervisor exit) a low rate can
+// miss a p99 bound that a higher one meets. So while nothing has passed, a
+// trial that failed on latency alone, with every request answered at the
+// asked rate, is followed by a higher one, up to upTries times; only a
+// server that is short of its rate, or still over the bound after that,
+// sends the search below Start.
 func FindMax(ctx context.Context, f FindMaxOptions) (*MaxResult, error) {
 	if f.P99 <= 0 {
 		return nil, errors.New("loadgen: find-max needs a p99 bound > 0")
@@ -119,8 +127,9 @@ func FindMax(ctx context.Context, f FindMaxOptions) (*MaxResult, error) {
 		}
 		return t, nil
 	}
-	lo, hi := 0.0, 0.0 // best pass, lowest failure (0 = none yet)
+	lo, hi := 0.0, 0.0 // best pass, lowest failure above it (0 = none yet)
 	rate := f.Start
+	ups := 0 // failed trials followed by a higher rate before any pass
 	for n := 0; n < f.MaxTrials && ctx.Err() == nil; n++ {
 		t, err := run(rate)
 		if err != nil {
@@ -137,6 +146,13 @@ func FindMax(ctx context.Context, f FindMaxOptions) (*MaxResult, error) {
 			hi = rate
 		}
 		switch {
+		case lo == 0 && ups < upTries && f.latencyOnly(t) && rate < f.MaxRate:
+			ups++
+			hi, rate = 0, min(rate*2, f.MaxRate)
+		case lo == 0 && ups > 0 && rate > f.Start:
+			// Higher did not help: search below Start, as if it had
+			// been the first failure.
+			hi, rate = f.Start, f.Start/2
 		case hi == 0:
 			if rate >= f.MaxRate {
 				return out, nil
@@ -155,4 +171,15 @@ func FindMax(ctx context.Context, f FindMaxOptions) (*MaxResult, error) {
 		}
 	}
 	return out, ctx.Err()
+}
+
+// upTries is how many doublings a search tries above a rate that failed on
+// latency alone before it looks below Start.
+const upTries = 2
+
+// latencyOnly reports whether a failed trial kept up (every request
+// answered at the asked rate) and missed only the p99 bound.
+func (f *FindMaxOptions) latencyOnly(t *Trial) bool {
+	r := t.Result
+	return !t.Pass && r.Bad() == 0 && r.Achieved >= f.MinAchieved*r.Rate
 }

@@ -182,6 +182,67 @@ func TestFindMaxSearch(t *testing.T) {
 	}
 }
 
+// TestFindMaxLowRateLatency: a server whose p99 misses the bound at low
+// rates (idle CPUs woken per request) but meets it from 1500/s up to its
+// knee. The search steps up past the failing start instead of halving
+// towards a trickle, and lands within its precision below the knee. A
+// server that misses the bound everywhere it keeps up, and passes only at
+// a trickle, still gets the downward search.
+func TestFindMaxLowRateLatency(t *testing.T) {
+	search := func(t *testing.T, p99 func(rate float64) float64, knee float64) (*MaxResult, []float64) {
+		t.Helper()
+		var asked []float64
+		fake := func(_ context.Context, o Options) (*Result, error) {
+			asked = append(asked, o.Rate)
+			r := &Result{Rate: o.Rate, Achieved: o.Rate}
+			r.LatencyUS.P99 = p99(o.Rate)
+			if o.Rate > knee {
+				r.Achieved, r.LatencyUS.P99 = knee, 900_000
+			}
+			return r, nil
+		}
+		res, err := FindMax(context.Background(), FindMaxOptions{
+			Run: Options{Target: "http://127.0.0.1:1", Conns: 32, Targets: Fixed("/")}, P99: time.Millisecond,
+			Start: 1000, Trial: time.Second, Precision: 0.05, MaxTrials: 20, Confirm: true, run: fake,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, asked
+	}
+	t.Run("passes above the start", func(t *testing.T) {
+		const knee = 12000.0
+		res, asked := search(t, func(r float64) float64 {
+			if r < 1500 {
+				return 1500
+			}
+			return 500
+		}, knee)
+		if res.MaxRate > knee || res.MaxRate < knee*0.95 {
+			t.Fatalf("max %.0f (asked %v), want within 5%% below %.0f", res.MaxRate, asked, knee)
+		}
+		if asked[0] != 1000 || asked[1] != 1000 || asked[2] != 2000 {
+			t.Fatalf("asked %v: want 1000, its confirmation, then 2000", asked)
+		}
+	})
+	t.Run("passes only at a trickle", func(t *testing.T) {
+		res, asked := search(t, func(r float64) float64 {
+			if r > 300 {
+				return 1500
+			}
+			return 500
+		}, 50000)
+		if res.MaxRate > 300 || res.MaxRate < 250 {
+			t.Fatalf("max %.0f (asked %v), want 250-300", res.MaxRate, asked)
+		}
+		for i, want := range []float64{1000, 1000, 2000, 2000, 4000, 4000, 500} {
+			if asked[i] != want {
+				t.Fatalf("asked %v: want two steps up from 1000, then below it", asked)
+			}
+		}
+	})
+}
+
 // TestFindMax runs the search for real against a server that answers 503
 // past 3000 req/s (150 in a 50 ms window). A loaded machine can only push
 // the result down (the generator falls behind, trials fail short of their
