@@ -7,6 +7,11 @@
 // runs it beside its latency rows (adtool hiccup) so a p99.9 that matches
 // a stall here is read as the platform's, not the edge's
 // (docs/BENCHMARKS.md, "Stalls that are the platform's").
+//
+// One stall is the guest's own: when real-time tasks use up a CPU's
+// sched_rt_runtime_us (95% by default), the kernel throttles them all,
+// this thread included, for the rest of sched_rt_period_us. A benchmark
+// that saturates a CPU at SCHED_FIFO shows here as stalls of up to 50 ms.
 package hiccup
 
 import (
