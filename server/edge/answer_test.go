@@ -155,3 +155,30 @@ func campaignID(r *snapshot.Reader, i int) string {
 	c, _ := r.Campaign(i)
 	return r.String(c.ID)
 }
+
+// Across a swap, requests still holding the old snapshot and requests on
+// the new one alternate for a while. Each keeps its own expInfo (and
+// memo) instead of rebuilding it on every alternation.
+func TestExperimentInfoSurvivesSwap(t *testing.T) {
+	e := newEnv(t, envOpts{store: "none", noWorkers: true})
+	old := e.src.Acquire()
+	defer old.Release()
+	publish(t, e.dir, e.w.snapshot(t, baseCreated.Add(time.Minute)))
+	if swapped, err := e.src.Reload(); err != nil || !swapped {
+		t.Fatalf("reload: %v %v", swapped, err)
+	}
+	cur := e.src.Acquire()
+	defer cur.Release()
+	if cur.Version == old.Version {
+		t.Fatal("no new version")
+	}
+	xo, xc := e.srv.experiment(old), e.srv.experiment(cur)
+	for range 3 {
+		if e.srv.experiment(old) != xo || e.srv.experiment(cur) != xc {
+			t.Fatal("an expInfo was rebuilt while two snapshots alternate")
+		}
+	}
+	if xo.version != old.Version || xc.version != cur.Version || e.srv.exp.Load() != xc {
+		t.Fatalf("versions %s / %s, current %s", xo.version, xc.version, e.srv.exp.Load().version)
+	}
+}
