@@ -70,6 +70,17 @@ func (m *Metrics) RegisterServerMetrics(s *Server, logDropped func() uint64) {
 			func() float64 { return float64(s.InFlight()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_cap_queue_length", Help: "Frequency-cap updates waiting."},
 			func() float64 { return float64(len(s.capQ)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_answer_memo_bytes",
+			Help: "Bytes of the current snapshot's memoised fill JSON (creative parts; capped, past the cap fills are encoded per request)."},
+			func() float64 { used, _ := s.answerMemo(); return float64(used) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "adedge_answer_memo_full",
+			Help: "1 when the current snapshot's answer memo has reached its cap: new creatives' fills are encoded per request (slower, same bytes)."},
+			func() float64 {
+				if _, full := s.answerMemo(); full {
+					return 1
+				}
+				return 0
+			}),
 	)
 	if logDropped == nil {
 		// No access log: nothing is dropped, and the series the dashboard

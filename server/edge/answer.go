@@ -27,6 +27,7 @@ type answers struct {
 	creatives []atomic.Pointer[creativeAnswer] // by creative index
 	tails     [abtest.NumLabelKeys]atomic.Pointer[[]byte]
 	budget    atomic.Int64 // bytes creatives may still take; below 0 nothing more is kept
+	limit     int64        // the budget it started with
 	off       bool         // a budget of 0: nothing memoised (the oracle test's encoder)
 }
 
@@ -45,6 +46,7 @@ type creativeAnswer struct {
 func newAnswers(r *snapshot.Reader, budget int64) *answers {
 	a := &answers{creatives: make([]atomic.Pointer[creativeAnswer], r.NumCreatives())}
 	a.budget.Store(budget)
+	a.limit = budget
 	a.off = budget <= 0
 	return a
 }
@@ -148,4 +150,15 @@ func (s *Server) encodeTail(b []byte, exp *expInfo, as abtest.Assignment) []byte
 	b = append(b, `},"snapshot":"`...)
 	b = append(b, exp.version...)
 	return append(b, `"}`...)
+}
+
+// answerMemo reports the current snapshot's memo: bytes its creative
+// parts take, and whether it is full (the metrics adedge_answer_memo_*).
+func (s *Server) answerMemo() (used int64, full bool) {
+	x := s.exp.Load()
+	if x == nil || x.answers.off {
+		return 0, false
+	}
+	left := x.answers.budget.Load()
+	return x.answers.limit - left, left <= 0
 }

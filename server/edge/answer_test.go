@@ -182,3 +182,32 @@ func TestExperimentInfoSurvivesSwap(t *testing.T) {
 		t.Fatalf("versions %s / %s, current %s", xo.version, xc.version, e.srv.exp.Load().version)
 	}
 }
+
+// The memo's gauges: bytes grow as creatives fill, and a capped memo
+// says it is full (its later fills still answer, encoded per request).
+func TestAnswerMemoMetrics(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		budget int64
+		full   float64
+	}{{"default", defaultAnswerBudget, 0}, {"one entry", 1, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{store: "none", noWorkers: true})
+			e.srv.answerBudget = c.budget
+			if got := e.metric("adedge_answer_memo_bytes"); got != 0 {
+				t.Fatalf("bytes %v before any fill", got)
+			}
+			for _, u := range fillMix(t, e, 16, nil) {
+				if a := serveOne(e, u); a.code != fasthttp.StatusOK {
+					t.Fatalf("%s: %d", u, a.code)
+				}
+			}
+			if got := e.metric("adedge_answer_memo_bytes"); got <= 0 {
+				t.Errorf("bytes %v after 16 fills", got)
+			}
+			if got := e.metric("adedge_answer_memo_full"); got != c.full {
+				t.Errorf("full %v, want %v", got, c.full)
+			}
+		})
+	}
+}
