@@ -106,6 +106,9 @@ func TestBreakerDeadNode(t *testing.T) {
 	if !stats.Unreachable || stats.BreakerTrips == 0 {
 		t.Errorf("stats %+v, want unreachable", stats)
 	}
+	if st.lastDialError() == "" {
+		t.Error("the breaker tripped without a failed reachability dial on record")
+	}
 	// Reads and writes with a deadline fail within it.
 	for i := 0; i < 3; i++ {
 		const d = 100 * time.Millisecond
@@ -202,7 +205,7 @@ func TestBreakerLiveNodeBusyPool(t *testing.T) {
 	st := s.Stats()
 	t.Logf("%d reads by %d workers: %v; stats %+v", workers*reads, workers, counts, st)
 	if st.BreakerTrips != 0 || counts["unavailable"] != 0 {
-		t.Fatalf("a live node was treated as dead: %d trips, %d reads shed (%v)", st.BreakerTrips, counts["unavailable"], counts)
+		t.Fatalf("a live node was treated as dead: %d trips, %d reads shed (%v); last failed dial: %q", st.BreakerTrips, counts["unavailable"], counts, s.lastDialError())
 	}
 	if counts["ok"] < workers*reads/2 {
 		t.Fatalf("only %d of %d reads answered by a live node: %v", counts["ok"], workers*reads, counts)
