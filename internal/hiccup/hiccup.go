@@ -163,20 +163,3 @@ func (m *Meter) Stop() []CPU {
 	m.wg.Wait()
 	return m.res
 }
-
-// Worst is the largest lateness over all CPUs, and how many stalls they
-// saw in all.
-func Worst(cpus []CPU) (max time.Duration, stalls int) {
-	for _, c := range cpus {
-		max = maxDur(max, c.MaxLate)
-		stalls += c.Stalls
-	}
-	return max, stalls
-}
-
-func maxDur(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
-}

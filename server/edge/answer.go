@@ -27,8 +27,7 @@ type answers struct {
 	creatives []atomic.Pointer[creativeAnswer] // by creative index
 	tails     [abtest.NumLabelKeys]atomic.Pointer[[]byte]
 	budget    atomic.Int64 // bytes creatives may still take; below 0 nothing more is kept
-	limit     int64        // the budget it started with
-	off       bool         // a budget of 0: nothing memoised (the oracle test's encoder)
+	limit     int64        // the budget it started with; <= 0: nothing memoised (the oracle test's encoder)
 }
 
 // creativeAnswer is one creative's part of a fill, and what the token needs
@@ -43,11 +42,14 @@ type creativeAnswer struct {
 	json []byte
 }
 
+// entryOverhead is what a creativeAnswer costs besides its bytes: the
+// struct, three slice headers and the allocator's rounding.
+const entryOverhead = 96
+
 func newAnswers(r *snapshot.Reader, budget int64) *answers {
 	a := &answers{creatives: make([]atomic.Pointer[creativeAnswer], r.NumCreatives())}
 	a.budget.Store(budget)
 	a.limit = budget
-	a.off = budget <= 0
 	return a
 }
 
@@ -64,7 +66,7 @@ func (a *answers) creative(r *snapshot.Reader, camp, ci int, scratch *creativeAn
 			e = &creativeAnswer{}
 			e.build(r, camp, ci)
 			if a.creatives[ci].CompareAndSwap(nil, e) {
-				a.budget.Add(-int64(len(e.json) + len(e.campID) + len(e.crID) + 96))
+				a.budget.Add(-int64(len(e.json) + len(e.campID) + len(e.crID) + entryOverhead))
 			}
 			return e
 		}
@@ -106,7 +108,7 @@ func (e *creativeAnswer) build(r *snapshot.Reader, camp, ci int) {
 // labels and the snapshot version, from the memo when the key has one.
 func (s *Server) appendTail(b []byte, exp *expInfo, as abtest.Assignment) []byte {
 	k := as.LabelKey()
-	if k < 0 || exp.answers.off {
+	if k < 0 || exp.answers.limit <= 0 {
 		return s.encodeTail(b, exp, as)
 	}
 	if t := exp.answers.tails[k].Load(); t != nil {
@@ -156,7 +158,7 @@ func (s *Server) encodeTail(b []byte, exp *expInfo, as abtest.Assignment) []byte
 // parts take, and whether it is full (the metrics adedge_answer_memo_*).
 func (s *Server) answerMemo() (used int64, full bool) {
 	x := s.exp.Load()
-	if x == nil || x.answers.off {
+	if x == nil || x.answers.limit <= 0 {
 		return 0, false
 	}
 	left := x.answers.budget.Load()

@@ -537,9 +537,7 @@ func (s *suite) latency(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		meter := s.platformMeter(ctx)
-		r, err := s.loadgen(ctx, "http://"+s.adedge, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
-		platform := meter()
+		r, platform, err := s.meteredLoadgen(ctx, "http://"+s.adedge, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
 		if err != nil {
 			return err
 		}
@@ -696,9 +694,7 @@ func (s *suite) aerospikeRate(ctx context.Context, addr, admin string, rate floa
 	if err != nil {
 		return err
 	}
-	meter := s.platformMeter(ctx)
-	r, err := s.loadgen(ctx, "http://"+addr, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
-	platform := meter()
+	r, platform, err := s.meteredLoadgen(ctx, "http://"+addr, "--rate", fmt.Sprint(rate), "--duration", d, "--warmup", "500ms", "--conns", "64")
 	if err != nil {
 		return err
 	}

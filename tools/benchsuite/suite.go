@@ -476,6 +476,14 @@ func stepOrder(step string) int {
 	return len(stepNames)
 }
 
+// meteredLoadgen is loadgen with the platform meter running beside it:
+// the run's result and the row's platform figure ("" without --fifo).
+func (s *suite) meteredLoadgen(ctx context.Context, target string, args ...string) (*loadgen.Result, string, error) {
+	stop := s.platformMeter(ctx)
+	r, err := s.loadgen(ctx, target, args...)
+	return r, stop(), err
+}
+
 // platformMeter runs `adtool hiccup` on CPUs 0 and 1 beside a latency
 // run (--fifo only: its threads need SCHED_FIFO 99 to say anything about
 // the platform rather than the guest's own load). stop ends it and
@@ -513,11 +521,12 @@ func platformFigure(b []byte) string {
 	}
 	late := make([]string, len(r.CPUs))
 	cpus := make([]string, len(r.CPUs))
+	stalls := 0
 	for i, c := range r.CPUs {
 		late[i] = fmt.Sprintf("%.1f", float64(c.MaxLate)/1e6)
 		cpus[i] = strconv.Itoa(c.CPU)
+		stalls += c.Stalls
 	}
-	_, stalls := hiccup.Worst(r.CPUs)
 	return fmt.Sprintf("platform: a SCHED_FIFO 99 sleeper woke at most %s ms late on CPU %s (%d wake-ups over %v late)",
 		strings.Join(late, " / "), strings.Join(cpus, " / "), stalls, r.ThresholdNS)
 }
