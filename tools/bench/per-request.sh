@@ -4,16 +4,25 @@
 # server runs pinned to CPU 0 and wrk to CPU 1, both at SCHED_FIFO 1 (root);
 # one unmeasured second of load, then ${SECS:-5} s measured. Used to compare
 # adedge with the trivial handler (docs/BENCHMARKS.md, issue 13, "same
-# syscalls, more CPU").
+# syscalls, more user CPU"). The server's output goes to
+# ${WORK:-/tmp}/per-request-LABEL.log.
 #
 #   tools/bench/per-request.sh LABEL URL -- SERVER-COMMAND...
 set -euo pipefail
-label=$1 url=$2
+if (($# < 4)) || [[ $3 != -- ]]; then
+	echo "usage: $0 LABEL URL -- SERVER-COMMAND..." >&2
+	exit 2
+fi
+label=$1 url=$2 log=${WORK:-/tmp}/per-request-$1.log
 shift 3
-chrt -f 1 taskset -c 0 "$@" >"/tmp/per-request-$label.log" 2>&1 &
+chrt -f 1 taskset -c 0 "$@" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$url" && break; kill -0 $pid 2>/dev/null || exit 1; sleep 0.1; done
+for _ in $(seq 100); do
+	curl -s -o /dev/null "$url" && break
+	kill -0 $pid 2>/dev/null || { echo "$label: server exited before answering $url; its output: $log" >&2; exit 1; }
+	sleep 0.1
+done
 chrt -f 1 taskset -c 1 wrk -t1 -c64 -d1s "$url" >/dev/null
 snap() { # syscr syscw voluntary involuntary utime stime (all threads)
 	local r w v=0 i=0 t
