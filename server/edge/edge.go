@@ -460,3 +460,19 @@ func (l *eventLimits) allow(name string, now int64) (suppressed uint64, ok bool)
 	}
 	return e.dropped.Swap(0), true
 }
+
+// NeverBlocks reports whether ctx's request is answered without waiting
+// on anything outside the process, so an event loop may run it in place
+// (server/evloop): ads, auctions, video and /health when the profile store
+// answers from memory (or there is none) and no staging traffic is
+// forwarded. Pixels wait for the event log's fsync, a remote store for the
+// network: those run on a goroutine.
+func (s *Server) NeverBlocks(ctx *fasthttp.RequestCtx) bool {
+	switch string(ctx.Path()) {
+	case "/health":
+		return true
+	case "/v1/ad", "/openrtb2/auction", "/v1/video":
+		return (s.store == nil || s.memStore) && s.cfg.Forwarder == nil
+	}
+	return false
+}

@@ -194,8 +194,9 @@ func warmPageCache(dir string, mib int) error {
 }
 
 // throughput compares adedge with the trivial handler and nginx under the
-// same wrk settings, interleaved, and reports medians and ratios. More
-// edges on the same CPU take their turn in every round, each in a pair
+// same wrk settings, interleaved, and reports medians and ratios; the
+// same edge with --serve-loop events runs right after the plain one in
+// every round, against the same two. More edges on the same CPU take their turn in every round, each in a pair
 // with a run of the plain edge (order alternating by round): one logging as
 // the ops unit does (--events-dir and the unit's --events-sample-ads,
 // docs/DECISIONS.md), one logging every decision, one pacing budgets the
@@ -218,6 +219,10 @@ func (s *suite) throughput(ctx context.Context) error {
 		return err
 	}
 	loggedAll, err := s.variantEdge("adedge-events-all", "--events-dir", filepath.Join(s.o.Work, "events-all"))
+	if err != nil {
+		return err
+	}
+	loop, err := s.variantEdge("adedge-event-loop", "--serve-loop", "events")
 	if err != nil {
 		return err
 	}
@@ -260,9 +265,14 @@ func (s *suite) throughput(ctx context.Context) error {
 	runs := pick(s, 1, 5)
 	d := pick(s, 2*time.Second, 5*time.Second)
 	var a, b, n, l, la, p, q, rb, rn, rl, rla, rp, rq []float64
-	var pl [4][]float64 // the plain runs paired with each variant
+	var ev, reb, ren, rea []float64 // the event-loop edge and its ratios
+	var pl [4][]float64             // the plain runs paired with each variant
 	for i := 0; i < runs; i++ {
 		x, err := s.wrk(ctx, s.adURL, d)
+		if err != nil {
+			return err
+		}
+		e, err := s.wrk(ctx, loop.url, d)
 		if err != nil {
 			return err
 		}
@@ -271,12 +281,13 @@ func (s *suite) throughput(ctx context.Context) error {
 			return err
 		}
 		a, b, rb = append(a, x), append(b, y), append(rb, x/y)
+		ev, reb, rea = append(ev, e), append(reb, e/y), append(rea, e/x)
 		if s.nginx != "" {
 			z, err := s.wrk(ctx, "http://"+s.nginx+"/", d)
 			if err != nil {
 				return err
 			}
-			n, rn = append(n, z), append(rn, x/z)
+			n, rn, ren = append(n, z), append(rn, x/z), append(ren, e/z)
 		}
 		// Each variant against a plain edge run right beside it, first
 		// in even rounds and second in odd ones, so the machine's drift
@@ -333,14 +344,26 @@ func (s *suite) throughput(ctx context.Context) error {
 	}
 	sec := fmt.Sprintf("Throughput (wrk -t1 -c64, %d interleaved runs of %v, medians)", runs, d)
 	wrkCmd := fmt.Sprintf("taskset -c 1 wrk -t1 -c64 -d%ds URL", int(d.Seconds()))
-	s.add(Row{Section: sec, What: "adedge (embedded profiles, a profile read per request) / trivial fasthttp handler, same body",
-		Figure: fmt.Sprintf("%.2fx (%s vs %s req/s; rounds %s)", median(rb), fmtRate(median(a)), fmtRate(median(b)), fmtRatios(rb)), Value: median(rb), Unit: "ratio",
-		Target: ">= 0.9", Command: wrkCmd + " against adedge, then against adtool baseline --body (adedge's answer)"})
-	if len(n) > 0 {
-		s.add(Row{Section: sec, What: "adedge / nginx `return 200` with the same body (1 worker)",
-			Figure: fmt.Sprintf("%.2fx (%s vs %s req/s; rounds %s)", median(rn), fmtRate(median(a)), fmtRate(median(n)), fmtRatios(rn)), Value: median(rn), Unit: "ratio",
-			Target: ">= 0.8", Command: wrkCmd + " (nginx-light, worker_processes 1)"})
+	// ratioRow is one "x / y" row: the median ratio, both medians, every
+	// round's ratio.
+	ratioRow := func(what string, r, x, y []float64, target, cmd string) {
+		s.add(Row{Section: sec, What: what,
+			Figure: fmt.Sprintf("%.2fx (%s vs %s req/s; rounds %s)", median(r), fmtRate(median(x)), fmtRate(median(y)), fmtRatios(r)), Value: median(r), Unit: "ratio",
+			Target: target, Command: cmd})
 	}
+	nginxCmd := wrkCmd + " (nginx-light, worker_processes 1)"
+	ratioRow("adedge (embedded profiles, a profile read per request) / trivial fasthttp handler, same body", rb, a, b,
+		">= 0.9", wrkCmd+" against adedge, then against adtool baseline --body (adedge's answer)")
+	if len(n) > 0 {
+		ratioRow("adedge / nginx `return 200` with the same body (1 worker)", rn, a, n, ">= 0.8", nginxCmd)
+	}
+	ratioRow("adedge --serve-loop events (event loops, ads answered in place) / trivial fasthttp handler, same body", reb, ev, b,
+		">= 0.9", wrkCmd+" against adedge --serve-loop events, then against adtool baseline --body")
+	if len(n) > 0 {
+		ratioRow("adedge --serve-loop events / nginx `return 200` with the same body (1 worker)", ren, ev, n, ">= 0.8", nginxCmd)
+	}
+	ratioRow("adedge --serve-loop events / adedge (a goroutine per connection, the default)", rea, ev, a,
+		"", wrkCmd+" against both, one after the other in each round")
 	logRow := func(k int, what string, r, v []float64, plain []float64, target, flags string) {
 		written := after[k].Sum("adedge_events_decisions_total") - before[k].Sum("adedge_events_decisions_total")
 		dropped := after[k].Sum("adedge_events_decisions_dropped_total") - before[k].Sum("adedge_events_decisions_dropped_total")

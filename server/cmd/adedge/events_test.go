@@ -31,13 +31,15 @@ func TestEventFlagsRefused(t *testing.T) {
 // recorded, the edge restarts on the same log, and the replayed pixel is a
 // duplicate (answered 204, counted 0 times) because the recent-id set is
 // rebuilt from the log.
-func TestEventsSurviveRestart(t *testing.T) {
+func TestEventsSurviveRestart(t *testing.T) { eachLoop(t, testEventsSurviveRestart) }
+
+func testEventsSurviveRestart(t *testing.T, loop []string) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(token.GenerateKey())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"--events-dir", dir, "--token-key", keyFile, "--edge-name", "e1"}
+	flags := append(loop, "--events-dir", dir, "--token-key", keyFile, "--edge-name", "e1")
 	p := startEdge(t, flags...)
 	c := client()
 	body := get(t, c, "http://"+p.addr+"/v1/ad?placement=pl-0000001&country=US&os=android&osv=12")

@@ -12,6 +12,7 @@ import (
 // config is every flag of adedge, by area.
 type config struct {
 	listen, admin, snapshotDir, profiles, tokenKey, publicURL, accessLog, env string
+	serveLoop                                                                 string
 	profileTimeout, readTimeout, writeTimeout, idleTimeout, shutdownTimeout   time.Duration
 	tokenTTL, poll                                                            time.Duration
 	maxConns, maxConnsPerIP, capQueue, capWorkers, maxScan, readBuffer        int
@@ -72,6 +73,7 @@ func newFlags(c *config) *cliflag.Set {
 	srv.Int(&c.maxConnsPerIP, "max-conns-per-ip", 0, "concurrent connections per client IP (0 = unlimited; balancers share IPs)", cliflag.AtLeast(0))
 	srv.Int(&c.readBuffer, "read-buffer", 8192, "per-connection read buffer; bounds request headers (431 beyond)", cliflag.AtLeast(1024))
 	srv.Int(&c.listenBacklog, "listen-backlog", 4096, "accept queue of the serving port (capped by net.core.somaxconn; ops/sysctl.md); 0 = Go default", cliflag.AtLeast(0))
+	srv.String(&c.serveLoop, "serve-loop", "goroutines", "goroutines: fasthttp, a goroutine per connection | events: epoll event loops, one read and one write per request, ads answered in place when the profile store is in memory (docs/DECISIONS.md)", cliflag.OneOf("goroutines", "events"))
 	srv.Int(&c.maxScan, "max-scan", selection.DefaultMaxScan, "candidates examined per request", atLeastOne)
 
 	trk := s.Group("Tracking")

@@ -25,6 +25,7 @@ import (
 	"github.com/adedge/adedge/internal/cliflag"
 	"github.com/adedge/adedge/server/edge"
 	"github.com/adedge/adedge/server/eventlog"
+	"github.com/adedge/adedge/server/evloop"
 	"github.com/adedge/adedge/server/profiles"
 	"github.com/adedge/adedge/server/snapsource"
 	"github.com/adedge/adedge/server/tcplisten"
@@ -75,6 +76,7 @@ type edgeApp struct {
 	adminLn  net.Listener
 	agentLn  net.Listener
 	http     *fasthttp.Server
+	loop     *evloop.Server // --serve-loop events: instead of http and ln
 	admin    *http.Server
 	// stopWorkers ends the cap workers and the access-log writer after the
 	// last request, waiting for both (the drain's last step).
@@ -236,6 +238,14 @@ func (e *edgeApp) build() error {
 	e.onClose(func() { _ = e.admin.Close() })
 	go func() { _ = e.admin.Serve(e.adminLn) }()
 
+	if cfg.serveLoop == "events" {
+		if e.loop, err = newEventLoop(cfg, srv); err != nil {
+			return err
+		}
+		metrics.OpenConnections(e.loop.OpenConnections)
+		metrics.ProfileStore(store.Stats)
+		return nil
+	}
 	if e.ln, err = tcplisten.Listen(ctx, cfg.listen, cfg.listenBacklog); err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
@@ -275,18 +285,27 @@ func (e *edgeApp) openAccessLog() (*eventlog.Ring, error) {
 // serve accepts requests until a stop (parent's end, a signal, POST
 // /admin/drain), reloading on SIGHUP, then drains.
 func (e *edgeApp) serve(parent context.Context, ready func(serving, admin net.Addr)) error {
-	st := e.src.Stats()
-	log.Printf("adedge %s: serving on %s (admin %s), snapshot %q, profiles %s, profile timeout %s",
-		buildVersion, e.ln.Addr(), e.adminLn.Addr(), st.Version, e.store.Name(), e.cfg.profileTimeout)
-
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- e.http.Serve(e.ln) }()
+	var addr net.Addr
+	if e.loop != nil {
+		go func() { serveErr <- e.loop.Serve(e.cfg.listen) }()
+		<-e.loop.Ready()
+		if addr = e.loop.Addr(); addr == nil {
+			return fmt.Errorf("--listen %s: %w", e.cfg.listen, <-serveErr)
+		}
+	} else {
+		addr = e.ln.Addr()
+		go func() { serveErr <- e.http.Serve(e.ln) }()
+	}
+	st := e.src.Stats()
+	log.Printf("adedge %s: serving on %s (admin %s, %s loop), snapshot %q, profiles %s, profile timeout %s",
+		buildVersion, addr, e.adminLn.Addr(), e.cfg.serveLoop, st.Version, e.store.Name(), e.cfg.profileTimeout)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if ready != nil {
-		ready(e.ln.Addr(), e.adminLn.Addr())
+		ready(addr, e.adminLn.Addr())
 	}
 	for {
 		var why fmt.Stringer
@@ -325,7 +344,12 @@ func (e *edgeApp) drain(why fmt.Stringer, sigs <-chan os.Signal) error {
 	drainWait(why, e.cfg.drainGrace, sigs)
 	log.Printf("%s: stop accepting, finishing in-flight requests (up to %s)", why, e.cfg.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.shutdownTimeout)
-	err := e.http.ShutdownWithContext(sctx)
+	var err error
+	if e.loop != nil {
+		err = e.loop.Shutdown(sctx)
+	} else {
+		err = e.http.ShutdownWithContext(sctx)
+	}
 	cancel()
 	for _, stop := range e.stopWorkers {
 		stop()
@@ -359,6 +383,25 @@ func newHTTPServer(cfg *config, h fasthttp.RequestHandler) *fasthttp.Server {
 		TCPKeepalive:                  true,
 		CloseOnShutdown:               true,
 	}
+}
+
+// newEventLoop is the serving port's event-loop server (--serve-loop
+// events), with the same limits as newHTTPServer's.
+func newEventLoop(cfg *config, srv *edge.Server) (*evloop.Server, error) {
+	return evloop.New(evloop.Config{
+		Handler:                       srv.Handler,
+		ErrorHandler:                  edge.ErrorHandler,
+		Inline:                        srv.NeverBlocks,
+		MaxHeaderBytes:                cfg.readBuffer,
+		MaxBodyBytes:                  maxRequestBodySize,
+		ReadTimeout:                   cfg.readTimeout,
+		WriteTimeout:                  cfg.writeTimeout,
+		IdleTimeout:                   cfg.idleTimeout,
+		MaxConns:                      cfg.maxConns,
+		MaxConnsPerIP:                 cfg.maxConnsPerIP,
+		Backlog:                       cfg.listenBacklog,
+		DisableHeaderNamesNormalizing: true,
+	})
 }
 
 // maxRequestBodySize bounds what fasthttp reads of a body (413 and a closed

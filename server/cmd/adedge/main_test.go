@@ -108,6 +108,13 @@ func startEdge(t *testing.T, flags ...string) *edgeProc {
 	return p
 }
 
+// eachLoop runs test once per --serve-loop, as subtests named after it.
+func eachLoop(t *testing.T, test func(t *testing.T, loop []string)) {
+	for _, l := range []string{"goroutines", "events"} {
+		t.Run(l, func(t *testing.T) { test(t, []string{"--serve-loop", l}) })
+	}
+}
+
 // client returns an HTTP client for a normal, well-behaved caller.
 func client() *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
@@ -165,8 +172,10 @@ func readStatus(r *bufio.Reader) (string, error) {
 // TestOversizedHeadersAndBody: 10 KB of junk headers (over the 8 KiB read
 // buffer) gets a 431 and a closed connection; a body over the server's
 // 16 KiB bound gets a JSON 413. A normal client is served meanwhile.
-func TestOversizedHeadersAndBody(t *testing.T) {
-	p := startEdge(t)
+func TestOversizedHeadersAndBody(t *testing.T) { eachLoop(t, testOversizedHeadersAndBody) }
+
+func testOversizedHeadersAndBody(t *testing.T, loop []string) {
+	p := startEdge(t, loop...)
 	c := client()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -247,9 +256,11 @@ func isReset(err error) bool {
 
 // TestSlowloris: a client dribbling a header byte every 100 ms is cut at
 // ReadTimeout, and other clients are served promptly all the while.
-func TestSlowloris(t *testing.T) {
+func TestSlowloris(t *testing.T) { eachLoop(t, testSlowloris) }
+
+func testSlowloris(t *testing.T, loop []string) {
 	const readTimeout = 500 * time.Millisecond
-	p := startEdge(t, "--read-timeout", readTimeout.String())
+	p := startEdge(t, append(loop, "--read-timeout", readTimeout.String())...)
 	c := client()
 
 	const slow = 4
@@ -335,6 +346,10 @@ func TestManyIdleConnections(t *testing.T) {
 	if raceEnabled {
 		t.Skip("10k connections under the race detector measure the detector; make test runs this without -race")
 	}
+	eachLoop(t, testManyIdleConnections)
+}
+
+func testManyIdleConnections(t *testing.T, loop []string) {
 	const conns = 10_000
 	need := uint64(conns + 1000)
 	var old syscall.Rlimit
@@ -349,7 +364,7 @@ func TestManyIdleConnections(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 	}
-	p := startEdge(t, "--read-timeout", "30s", "--idle-timeout", "60s")
+	p := startEdge(t, append(loop, "--read-timeout", "30s", "--idle-timeout", "60s")...)
 	c := client()
 	base := served(t, c, p.addr, 20, time.Second)
 
@@ -508,9 +523,11 @@ func probeIdle(open []net.Conn) string {
 // TestSIGTERMFinishesInFlight: SIGTERM while a request is in the handler
 // (held up by a slow profile store) lets it finish and answer; then the
 // edge stops cleanly and the port is closed.
-func TestSIGTERMFinishesInFlight(t *testing.T) {
+func TestSIGTERMFinishesInFlight(t *testing.T) { eachLoop(t, testSIGTERMFinishesInFlight) }
+
+func testSIGTERMFinishesInFlight(t *testing.T, loop []string) {
 	aero := aerotest.New(t)
-	p := startEdge(t, "--profiles", "aerospike://"+aero.Addr()+"/test/profiles", "--profile-timeout", "3s")
+	p := startEdge(t, append(loop, "--profiles", "aerospike://"+aero.Addr()+"/test/profiles", "--profile-timeout", "3s")...)
 	c := client()
 	served(t, c, p.addr, 3, time.Second)
 	const delay = 800 * time.Millisecond
