@@ -19,10 +19,10 @@ import (
 )
 
 // serveAd answers /v1/ad, from the JSON body of a POST or the raw query
-// of a GET: fasthttp has parsed the URI (it does for every request) but
-// not the query, and adreq.ParseRawQuery reads it without fasthttp's Args
-// (docs/BENCHMARKS.md, "raw query").
-func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
+// of a GET (query, from target: the request line's own bytes when fasthttp
+// need not parse the URI); adreq.ParseRawQuery reads it without fasthttp's
+// Args (docs/BENCHMARKS.md, "raw query").
+func (s *Server) serveAd(ctx *fasthttp.RequestCtx, query []byte) {
 	start := requestStart(ctx)
 	st := s.pool.Get().(*reqState)
 	defer s.pool.Put(st)
@@ -40,9 +40,9 @@ func (s *Server) serveAd(ctx *fasthttp.RequestCtx) {
 			ferr = adreq.ParseJSON(ctx.PostBody(), &st.req, &st.scratch)
 		}
 	} else if s.cfg.Geo != nil {
-		ferr = adreq.ParseRawQueryGeo(ctx.URI().QueryString(), &st.qbuf, &st.req)
+		ferr = adreq.ParseRawQueryGeo(query, &st.qbuf, &st.req)
 	} else {
-		ferr = adreq.ParseRawQuery(ctx.URI().QueryString(), &st.qbuf, &st.req)
+		ferr = adreq.ParseRawQuery(query, &st.qbuf, &st.req)
 	}
 	if ferr == nil && st.req.Country == adreq.NoCountry {
 		ferr = s.geoCountry(ctx, &st.req)

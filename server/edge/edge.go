@@ -228,7 +228,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		// established connections on a drained edge) sends them elsewhere.
 		ctx.SetConnectionClose()
 	}
-	path := ctx.Path()
+	path, query := target(ctx)
 	switch string(path) { // the compiler does not allocate for this conversion
 	case "/v1/ad":
 		s.metrics.httpRequests[endpointAd].Inc()
@@ -236,7 +236,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET, POST")
 			return
 		}
-		s.serveAd(ctx)
+		s.serveAd(ctx, query)
 	case "/openrtb2/auction":
 		s.metrics.httpRequests[endpointAuction].Inc()
 		if !ctx.IsPost() {
@@ -468,7 +468,8 @@ func (l *eventLimits) allow(name string, now int64) (suppressed uint64, ok bool)
 // forwarded. Pixels wait for the event log's fsync, a remote store for the
 // network: those run on a goroutine.
 func (s *Server) NeverBlocks(ctx *fasthttp.RequestCtx) bool {
-	switch string(ctx.Path()) {
+	path, _ := target(ctx)
+	switch string(path) {
 	case "/health":
 		return true
 	case "/v1/ad", "/openrtb2/auction", "/v1/video":

@@ -278,11 +278,16 @@ type conn struct {
 	out    bytes.Buffer  // a goroutine's answer, handed to AsyncWrite
 	expect bool          // 100 Continue sent for the pending request
 
-	closed   atomic.Bool  // OnClose ran: loop tasks queued for it do nothing
-	busy     atomic.Bool  // a request runs on a goroutine
-	begun    atomic.Int64 // unix ns of a pending request's first byte, 0 none
-	lastDone atomic.Int64 // unix ns the last answer was written (or the connection opened)
-	stuck    atomic.Int64 // unix ns since answers have waited unsent, 0 none
+	closed atomic.Bool  // OnClose ran: loop tasks queued for it do nothing
+	busy   atomic.Bool  // a request runs on a goroutine
+	begun  atomic.Int64 // unix ns a pending request was first seen incomplete, 0 none
+	served atomic.Int64 // process runs that wrote (answers or nothing): OnTick tells idleness by it not moving
+	stuck  atomic.Int64 // unix ns since answers have waited unsent, 0 none
+
+	// Ticker-owned: the served count OnTick saw last, and since when
+	// (unix ns) it has not moved. No clock is read per request.
+	seen      int64
+	idleSince atomic.Int64
 }
 
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
@@ -311,7 +316,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	s.open.Add(1)
 	c.ctx.Init2(&c.addr, nil, false)
-	c.lastDone.Store(time.Now().UnixNano())
+	c.idleSince.Store(time.Now().UnixNano())
 	gc.SetContext(c)
 	return nil, gnet.None
 }
@@ -373,9 +378,6 @@ func (s *Server) process(c *conn) gnet.Action {
 			c.begun.Store(0)
 			break
 		}
-		if c.begun.Load() == 0 {
-			c.begun.Store(time.Now().UnixNano())
-		}
 		n, err, ready := s.read(c, buf)
 		if err != nil {
 			s.answerError(c, err)
@@ -383,6 +385,11 @@ func (s *Server) process(c *conn) gnet.Action {
 			break
 		}
 		if !ready {
+			// The read timeout runs from here: a request that arrives
+			// whole (nearly all) costs no clock read.
+			if c.begun.Load() == 0 {
+				c.begun.Store(time.Now().UnixNano())
+			}
 			break
 		}
 		_, _ = gc.Discard(n)
@@ -428,18 +435,19 @@ func (s *Server) answerErrorNow(c *conn, err error) {
 	c.bw = nil
 }
 
-// wrote notes whether c's answers wait unsent (the client is not reading)
-// and when the last one was written.
+// wrote counts an answer written and notes whether c's answers wait
+// unsent (the client is not reading).
 func (s *Server) wrote(c *conn) {
-	now := time.Now().UnixNano()
-	c.lastDone.Store(now)
+	c.served.Add(1)
 	switch ob := c.gc.OutboundBuffered(); {
 	case ob == 0:
-		c.stuck.Store(0)
+		if c.stuck.Load() != 0 {
+			c.stuck.Store(0)
+		}
 	case ob > maxOutbound:
 		_ = c.gc.Close()
 	case c.stuck.Load() == 0:
-		c.stuck.Store(now)
+		c.stuck.Store(time.Now().UnixNano())
 	}
 }
 
@@ -606,7 +614,12 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 			}
 			continue
 		}
-		if now-c.lastDone.Load() > idle {
+		// Idle since the first tick that saw no new answer: never
+		// earlier than IdleTimeout, up to one tick late.
+		if n := c.served.Load(); n != c.seen {
+			c.seen = n
+			c.idleSince.Store(now)
+		} else if now-c.idleSince.Load() > idle {
 			late = append(late, c)
 		}
 	}
