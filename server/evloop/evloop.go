@@ -273,6 +273,7 @@ type conn struct {
 	addr   addrConn
 	ip     netip.Addr
 	rd     bytes.Reader
+	uri    fasthttp.URI  // checkTarget's scratch
 	br     *bufio.Reader // from Server.readers while a request is parsed
 	bw     *bufio.Writer // from Server.writers while process runs
 	out    bytes.Buffer  // a goroutine's answer, handed to AsyncWrite
@@ -315,7 +316,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return []byte(overloaded), gnet.Close
 	}
 	s.open.Add(1)
-	c.ctx.Init2(&c.addr, nil, false)
+	c.ctx.Init2(&c.addr, log.Default(), false) // ctx.Logger() writes to the process log
 	c.idleSince.Store(time.Now().UnixNano())
 	gc.SetContext(c)
 	return nil, gnet.None
@@ -485,6 +486,9 @@ func (s *Server) read(c *conn, buf []byte) (n int, err error, ready bool) {
 	if err := req.Header.Read(c.br); err != nil {
 		return 0, err, false
 	}
+	if err := c.checkTarget(&req.Header); err != nil {
+		return 0, err, false
+	}
 	cl := req.Header.ContentLength()
 	switch {
 	case cl == -1:
@@ -508,6 +512,55 @@ func (s *Server) read(c *conn, buf []byte) (n int, err error, ready bool) {
 		c.ctx.Response.SkipBody = true
 	}
 	return end + cl, nil, true
+}
+
+// checkTarget refuses what fasthttp.Server refuses before its handler
+// runs: a target or Host that fasthttp's URI parser rejects (400). The
+// common request (an origin-form target of printable ASCII, a host name
+// or IPv4 address with an optional port) is checked by a scan, without
+// the parse the handler may never need (edge.target).
+func (c *conn) checkTarget(h *fasthttp.RequestHeader) error {
+	uri, host := h.RequestURI(), h.Host()
+	if plainTarget(uri) && plainHost(host) {
+		return nil
+	}
+	return c.uri.Parse(host, uri)
+}
+
+// plainTarget: "/" then printable ASCII, no "://" (fasthttp would look
+// for a scheme and host in it).
+func plainTarget(uri []byte) bool {
+	if len(uri) == 0 || uri[0] != '/' {
+		return false
+	}
+	for i, b := range uri {
+		if b < 0x21 || b > 0x7e || (b == ':' && i+2 < len(uri) && uri[i+1] == '/' && uri[i+2] == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// plainHost: letters, digits, '.' and '-', then an optional ":" and
+// digits; nothing else (IPv6 literals, user info, escapes go to the parser).
+func plainHost(host []byte) bool {
+	if len(host) == 0 || len(host) > 255 {
+		return false
+	}
+	port := false
+	for _, b := range host {
+		switch {
+		case b >= '0' && b <= '9':
+		case port:
+			return false
+		case b == ':':
+			port = true
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b == '.', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // headerEnd is the length of the request line and headers at the start of

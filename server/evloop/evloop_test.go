@@ -162,6 +162,9 @@ func TestBadRequests(t *testing.T) {
 		{"header too large", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 2000) + "\r\n\r\n", 431},
 		{"header never ends", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 2000), 431},
 		{"body too large", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", 413},
+		{"bad host", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
+		{"bad host port", "GET / HTTP/1.1\r\nHost: edge:8x\r\n\r\n", 400},
+		{"bad scheme", "GET 1ht!tp://edge/ HTTP/1.1\r\nHost: edge\r\n\r\n", 400},
 		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
 		{"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 411},
 	} {
@@ -283,5 +286,47 @@ func TestNoHandler(t *testing.T) {
 	}
 	if !errors.Is(s.bootErr, s.bootErr) || s.Addr() != nil {
 		t.Fatal("Addr set after a failed Serve")
+	}
+}
+
+// TestCheckTargetIsFasthttps: for targets and hosts the scan passes,
+// fasthttp's parser agrees; the rest go to the parser itself.
+func TestCheckTargetIsFasthttps(t *testing.T) {
+	for _, tc := range []struct{ uri, host string }{
+		{"/v1/ad?x=1", "edge"}, {"/v1/ad?x=1", "127.0.0.1:8080"}, {"/a?u=http://x", "edge"},
+		{"/", "[::1]:80"}, {"/", "edge:8x"}, {"/", ""}, {"http://edge/x", "edge"}, {"/\x7f", "edge"},
+		{"/", "user@edge"}, {"/", "ed%41ge"},
+	} {
+		var c conn
+		var h fasthttp.RequestHeader
+		h.SetRequestURI(tc.uri)
+		h.SetHost(tc.host)
+		var u fasthttp.URI
+		want := u.Parse([]byte(tc.host), []byte(tc.uri))
+		if got := c.checkTarget(&h); (got == nil) != (want == nil) {
+			t.Errorf("%q host %q: checkTarget %v, fasthttp %v", tc.uri, tc.host, got, want)
+		}
+	}
+}
+
+// TestHTTP10ClosesUnlessKeepAlive: an HTTP/1.0 request without
+// Connection: keep-alive gets its answer and a closed connection; with it,
+// the connection stays.
+func TestHTTP10ClosesUnlessKeepAlive(t *testing.T) {
+	_, addr := start(t, Config{Handler: echo(nil)})
+	c, br := dial(t, addr)
+	fmt.Fprint(c, "GET /old HTTP/1.0\r\n\r\n")
+	if _, body := readAnswer(t, br, "GET"); body != "GET /old " {
+		t.Fatalf("answer %q", body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("HTTP/1.0 connection left open (read: %v)", err)
+	}
+	c2, br2 := dial(t, addr)
+	for i := 0; i < 2; i++ {
+		fmt.Fprint(c2, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		if _, body := readAnswer(t, br2, "GET"); body != "GET /ka " {
+			t.Fatalf("keep-alive answer %d: %q", i, body)
+		}
 	}
 }

@@ -71,3 +71,20 @@ func FuzzRequest(f *testing.F) {
 // isResetErr: the server may reset a connection it closed with input
 // still unread (an error answer before the rest of a request).
 func isResetErr(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// FuzzPlainTarget: whatever the scan passes, fasthttp's URI parser
+// accepts, so checkTarget refuses exactly what fasthttp.Server would.
+func FuzzPlainTarget(f *testing.F) {
+	f.Add([]byte("/v1/ad?x=1"), []byte("127.0.0.1:8080"))
+	f.Add([]byte("/a?u=http://x"), []byte("edge"))
+	f.Add([]byte("/"), []byte("[::1]"))
+	f.Fuzz(func(t *testing.T, uri, host []byte) {
+		if !plainTarget(uri) || !plainHost(host) {
+			return
+		}
+		var u fasthttp.URI
+		if err := u.Parse(host, uri); err != nil {
+			t.Fatalf("%q host %q: the scan passed it, fasthttp refuses it: %v", uri, host, err)
+		}
+	})
+}
