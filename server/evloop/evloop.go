@@ -17,9 +17,9 @@
 // connection reads nothing more until its answer is written, so answers
 // leave in request order (HTTP/1.1 pipelining).
 //
-// What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body or
-// none, keep-alive, pipelining, Expect: 100-continue. A chunked request body
-// is refused with 411 (the SDK and OpenRTB callers send Content-Length).
+// What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length or
+// chunked body or none, keep-alive, pipelining, Expect: 100-continue.
+// Header lines must end in CRLF (bare LF: 400).
 // Limits: MaxHeaderBytes (431), MaxBodyBytes (413), ReadTimeout for a
 // request begun (408), IdleTimeout between requests, WriteTimeout for an
 // answer the client does not take, MaxConns and MaxConnsPerIP (503).
@@ -34,6 +34,7 @@ import (
 	"log"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -455,8 +456,8 @@ func (s *Server) wrote(c *conn) {
 // errBareLF refuses headers that end in bare LFs (400).
 var errBareLF = errors.New("evloop: request headers must end lines with CRLF")
 
-// errChunked refuses a chunked request body (411).
-var errChunked = errors.New("evloop: chunked request bodies are not accepted; send Content-Length")
+// errBadChunk is a chunked body that breaks its framing (400).
+var errBadChunk = errors.New("evloop: malformed chunked request body")
 
 // read parses the request at the start of buf into c.ctx: the bytes it
 // took and ready, or not ready when buf does not hold all of it yet, or
@@ -489,29 +490,114 @@ func (s *Server) read(c *conn, buf []byte) (n int, err error, ready bool) {
 	if err := c.checkTarget(&req.Header); err != nil {
 		return 0, err, false
 	}
+	if req.Header.IsHead() {
+		c.ctx.Response.SkipBody = true
+	}
 	cl := req.Header.ContentLength()
 	switch {
-	case cl == -1:
-		return 0, errChunked, false
+	case cl == -1: // chunked: framed here, decoded by fasthttp
+		n, complete, err := chunkedLen(buf[end:], s.cfg.MaxBodyBytes, s.cfg.MaxHeaderBytes)
+		if err != nil || !complete {
+			s.awaitBody(c, err)
+			return 0, err, false
+		}
+		c.rd.Reset(buf[end : end+n])
+		c.br.Reset(&c.rd)
+		if err := req.ContinueReadBody(c.br, s.cfg.MaxBodyBytes); err != nil {
+			return 0, err, false
+		}
+		return end + n, nil, true
 	case cl < 0: // no body
 		cl = 0
 	case cl > s.cfg.MaxBodyBytes:
 		return 0, fasthttp.ErrBodyTooLarge, false
 	}
 	if len(buf) < end+cl {
-		if !c.expect && bytes.EqualFold(req.Header.Peek("Expect"), []byte("100-continue")) {
-			c.expect = true
-			_, _ = c.gc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
-		}
+		s.awaitBody(c, nil)
 		return 0, nil, false
 	}
 	if cl > 0 {
 		req.SetBody(buf[end : end+cl])
 	}
-	if req.Header.IsHead() {
-		c.ctx.Response.SkipBody = true
-	}
 	return end + cl, nil, true
+}
+
+// awaitBody answers Expect: 100-continue once for a request whose body
+// has not all come (err == nil).
+func (s *Server) awaitBody(c *conn, err error) {
+	if err == nil && !c.expect && bytes.EqualFold(c.ctx.Request.Header.Peek("Expect"), []byte("100-continue")) {
+		c.expect = true
+		_, _ = c.gc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	}
+}
+
+// chunkedLen is the length of the chunked body at the start of b,
+// through its last chunk and trailers, with complete false while b does
+// not hold all of it. It refuses data over maxBody (413), framing that
+// breaks RFC 9112 7.1, a size line, trailer section or framing overhead
+// past what a maxBody body could need (400).
+func chunkedLen(b []byte, maxBody, maxTrailers int) (n int, complete bool, err error) {
+	total, i := 0, 0
+	for {
+		if i > 8*maxBody+64 {
+			return 0, false, errBadChunk // framing overhead no client needs
+		}
+		j := bytes.Index(b[i:], crlf)
+		if j < 0 {
+			if len(b)-i > 256 {
+				return 0, false, errBadChunk
+			}
+			return 0, false, nil
+		}
+		line := b[i : i+j]
+		if k := bytes.IndexByte(line, ';'); k >= 0 { // chunk extensions: ignored
+			line = line[:k]
+		}
+		size, ok := parseHexSize(bytes.TrimRight(line, " \t"))
+		if !ok {
+			return 0, false, errBadChunk
+		}
+		i += j + 2
+		if size == 0 {
+			start := i
+			for { // trailer field lines, then the empty line
+				j := bytes.Index(b[i:], crlf)
+				if j < 0 {
+					if len(b)-start > maxTrailers {
+						return 0, false, errBadChunk
+					}
+					return 0, false, nil
+				}
+				i += j + 2
+				if j == 0 {
+					return i, true, nil
+				}
+			}
+		}
+		if total += size; total > maxBody {
+			return 0, false, fasthttp.ErrBodyTooLarge
+		}
+		if len(b)-i < size+2 {
+			return 0, false, nil
+		}
+		if b[i+size] != '\r' || b[i+size+1] != '\n' {
+			return 0, false, errBadChunk
+		}
+		i += size + 2
+	}
+}
+
+var crlf = []byte("\r\n")
+
+// parseHexSize reads a chunk size: hex digits only, below 256 MiB (a
+// body limit refuses far less). Chunked bodies are rare on this edge, so
+// strconv's copy of the digits is no cost worth a parser of our own.
+func parseHexSize(h []byte) (int, bool) {
+	if len(h) == 0 || h[0] == '+' || h[0] == '-' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(h), 16, 28)
+	return int(n), err == nil
 }
 
 // checkTarget refuses what fasthttp.Server refuses before its handler
@@ -588,12 +674,7 @@ func headerEnd(buf []byte) int {
 // the connection closes after it.
 func (s *Server) answerError(c *conn, err error) {
 	c.ctx.Response.Reset()
-	if errors.Is(err, errChunked) {
-		c.ctx.Response.SetStatusCode(fasthttp.StatusLengthRequired)
-		c.ctx.Response.SetBodyString(err.Error() + "\n")
-	} else {
-		s.cfg.ErrorHandler(&c.ctx, err)
-	}
+	s.cfg.ErrorHandler(&c.ctx, err)
 	c.ctx.Response.SetConnectionClose()
 	_ = c.ctx.Response.Write(c.bw)
 	_ = c.bw.Flush()

@@ -122,6 +122,45 @@ func TestPartialRequests(t *testing.T) {
 	}
 }
 
+// TestChunkedBodies: a chunked body, delivered whole or a byte at a time,
+// with extensions and trailers, reaches the handler decoded; the request
+// after it on the connection is answered too.
+func TestChunkedBodies(t *testing.T) {
+	_, addr := start(t, Config{Handler: echo(nil)})
+	req := "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n" +
+		"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, whole := range []bool{true, false} {
+		c, br := dial(t, addr)
+		if whole {
+			fmt.Fprint(c, req)
+		} else {
+			for i := 0; i < len(req); i++ {
+				if _, err := c.Write([]byte{req[i]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, body := readAnswer(t, br, "POST"); body != "POST /c abc0123456789" {
+			t.Fatalf("whole=%v: chunked answer %q", whole, body)
+		}
+		if _, body := readAnswer(t, br, "GET"); body != "GET /after " {
+			t.Fatalf("whole=%v: next answer %q", whole, body)
+		}
+	}
+	// 100-continue before a chunked body.
+	c, br := dial(t, addr)
+	fmt.Fprint(c, "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("interim answer %q, %v", line, err)
+	}
+	br.ReadString('\n')
+	fmt.Fprint(c, "2\r\nhi\r\n0\r\n\r\n")
+	if _, body := readAnswer(t, br, "POST"); body != "POST /e hi" {
+		t.Fatalf("answer %q", body)
+	}
+}
+
 func TestExpectContinue(t *testing.T) {
 	_, addr := start(t, Config{Handler: echo(nil)})
 	c, br := dial(t, addr)
@@ -166,7 +205,10 @@ func TestBadRequests(t *testing.T) {
 		{"bad host port", "GET / HTTP/1.1\r\nHost: edge:8x\r\n\r\n", 400},
 		{"bad scheme", "GET 1ht!tp://edge/ HTTP/1.1\r\nHost: edge\r\n\r\n", 400},
 		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
-		{"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 411},
+		{"chunk too large", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 413},
+		{"chunks over the body limit", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("a\r\n0123456789\r\n", 11), 413},
+		{"bad chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400},
+		{"chunk without its CRLF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, br := dial(t, addr)
