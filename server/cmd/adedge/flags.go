@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -114,6 +115,9 @@ func newFlags(c *config) *cliflag.Set {
 			c.publicURL = "http://" + host
 		}
 		c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+		if c.serveLoop == "events" && strings.HasPrefix(c.profiles, "aerospike://") {
+			return errors.New("--serve-loop events needs an in-memory --profiles (none or file:PATH): with aerospike:// every ad request runs on a goroutine that competes with the loop for the CPU, and under a saturating load 99% of its profile reads were shed; use --serve-loop goroutines (docs/DECISIONS.md)")
+		}
 		return c.ab.check(c.listen)
 	})
 	return s

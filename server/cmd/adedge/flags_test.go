@@ -143,3 +143,26 @@ func TestSystemdUnitFlags(t *testing.T) {
 		t.Errorf("unit: events dir %q, sample %v; want the log on, 0.5 of decisions", c.ev.dir, c.ev.sampleAds)
 	}
 }
+
+// TestServeLoopFlags: the event loop refuses a remote profile store (its
+// reads would starve behind the loop) and unknown loops; in-memory stores
+// pass.
+func TestServeLoopFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--serve-loop", "events", "--profiles", "aerospike://127.0.0.1:3000/test/profiles"},
+		{"--serve-loop", "epoll"},
+	} {
+		if _, err := parseFlags(append([]string{"--snapshot-dir", "x"}, args...)); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	for _, args := range [][]string{
+		{"--serve-loop", "events"},
+		{"--serve-loop", "events", "--profiles", "file:/p.jsonl"},
+		{"--serve-loop", "goroutines", "--profiles", "aerospike://127.0.0.1:3000/test/profiles"},
+	} {
+		if _, err := parseFlags(append([]string{"--snapshot-dir", "x"}, args...)); err != nil {
+			t.Errorf("%v refused: %v", args, err)
+		}
+	}
+}

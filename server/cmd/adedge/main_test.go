@@ -523,11 +523,13 @@ func probeIdle(open []net.Conn) string {
 // TestSIGTERMFinishesInFlight: SIGTERM while a request is in the handler
 // (held up by a slow profile store) lets it finish and answer; then the
 // edge stops cleanly and the port is closed.
-func TestSIGTERMFinishesInFlight(t *testing.T) { eachLoop(t, testSIGTERMFinishesInFlight) }
-
-func testSIGTERMFinishesInFlight(t *testing.T, loop []string) {
+//
+// Goroutine loop only: the event loop refuses a remote store
+// (TestServeLoopFlags); evloop's TestShutdownFinishesInFlight holds a
+// request in flight across its Shutdown.
+func TestSIGTERMFinishesInFlight(t *testing.T) {
 	aero := aerotest.New(t)
-	p := startEdge(t, append(loop, "--profiles", "aerospike://"+aero.Addr()+"/test/profiles", "--profile-timeout", "3s")...)
+	p := startEdge(t, "--profiles", "aerospike://"+aero.Addr()+"/test/profiles", "--profile-timeout", "3s")
 	c := client()
 	served(t, c, p.addr, 3, time.Second)
 	const delay = 800 * time.Millisecond
