@@ -42,6 +42,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/adedge/adedge/server/tcplisten"
 )
 
 // Config is what a Server serves and its limits. Zero limits take the
@@ -244,11 +246,11 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
-// listening is the TCP address socket fd listens on, after re-listening it
-// with backlog (when > 0; Linux changes a listening socket's backlog so).
+// listening is the TCP address socket fd listens on, after setting its
+// backlog (when > 0) the way server/tcplisten does.
 func listening(fd, backlog int) (net.Addr, error) {
 	if backlog > 0 {
-		if err := syscall.Listen(fd, backlog); err != nil {
+		if err := tcplisten.SetBacklog(uintptr(fd), backlog); err != nil {
 			return nil, fmt.Errorf("listen(backlog %d): %w", backlog, err)
 		}
 	}
@@ -364,16 +366,8 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *Server) process(c *conn) gnet.Action {
 	gc := c.gc
 	action := gnet.None
-	c.br = s.readers.Get().(*bufio.Reader)
-	c.bw = s.writers.Get().(*bufio.Writer)
-	c.bw.Reset(gc)
-	defer func() {
-		c.br.Reset(nil)
-		c.bw.Reset(nil)
-		s.readers.Put(c.br)
-		s.writers.Put(c.bw)
-		c.br, c.bw = nil, nil
-	}()
+	s.lend(c)
+	defer s.giveBack(c)
 	for action == gnet.None {
 		buf, _ := gc.Peek(-1)
 		if len(buf) == 0 {
@@ -397,8 +391,7 @@ func (s *Server) process(c *conn) gnet.Action {
 		_, _ = gc.Discard(n)
 		c.begun.Store(0)
 		c.expect = false
-		close := c.ctx.Request.Header.ConnectionClose() || s.closing.Load()
-		if close {
+		if c.ctx.Request.Header.ConnectionClose() {
 			c.ctx.SetConnectionClose()
 		}
 		if s.cfg.Inline == nil || !s.cfg.Inline(&c.ctx) {
@@ -427,14 +420,20 @@ func (s *Server) process(c *conn) gnet.Action {
 	return action
 }
 
-// answerErrorNow is answerError outside process, with a writer lent.
-func (s *Server) answerErrorNow(c *conn, err error) {
+// lend gives c the pooled bufio reader and writer for one turn on its
+// loop; giveBack takes them back.
+func (s *Server) lend(c *conn) {
+	c.br = s.readers.Get().(*bufio.Reader)
 	c.bw = s.writers.Get().(*bufio.Writer)
 	c.bw.Reset(c.gc)
-	s.answerError(c, err)
+}
+
+func (s *Server) giveBack(c *conn) {
+	c.br.Reset(nil)
 	c.bw.Reset(nil)
+	s.readers.Put(c.br)
 	s.writers.Put(c.bw)
-	c.bw = nil
+	c.br, c.bw = nil, nil
 }
 
 // wrote counts an answer written and notes whether c's answers wait
@@ -767,7 +766,9 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 			if c.busy.Load() || c.begun.Load() == 0 {
 				return
 			}
-			s.answerErrorNow(c, timeoutError{})
+			s.lend(c)
+			s.answerError(c, timeoutError{})
+			s.giveBack(c)
 			_ = c.gc.Close()
 		})
 	}

@@ -3,7 +3,6 @@ package evloop
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -151,13 +150,22 @@ func TestChunkedBodies(t *testing.T) {
 	// 100-continue before a chunked body.
 	c, br := dial(t, addr)
 	fmt.Fprint(c, "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
-	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
-		t.Fatalf("interim answer %q, %v", line, err)
-	}
-	br.ReadString('\n')
+	readContinue(t, br)
 	fmt.Fprint(c, "2\r\nhi\r\n0\r\n\r\n")
 	if _, body := readAnswer(t, br, "POST"); body != "POST /e hi" {
 		t.Fatalf("answer %q", body)
+	}
+}
+
+// readContinue reads an interim "100 Continue" answer, which has no
+// headers.
+func readContinue(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("interim answer %q, %v", line, err)
+	}
+	if l, _ := br.ReadString('\n'); l != "\r\n" {
+		t.Fatalf("after 100: %q", l)
 	}
 }
 
@@ -165,13 +173,7 @@ func TestExpectContinue(t *testing.T) {
 	_, addr := start(t, Config{Handler: echo(nil)})
 	c, br := dial(t, addr)
 	fmt.Fprint(c, "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-	line, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
-		t.Fatalf("interim answer %q, %v", line, err)
-	}
-	if l, _ := br.ReadString('\n'); l != "\r\n" {
-		t.Fatalf("after 100: %q", l)
-	}
+	readContinue(t, br)
 	fmt.Fprint(c, "body")
 	if _, body := readAnswer(t, br, "POST"); body != "POST /e body" {
 		t.Fatalf("answer %q", body)
@@ -264,8 +266,10 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestShutdownFinishesInFlight(t *testing.T) {
-	release := make(chan struct{})
-	cfg := Config{Handler: echo(release), Inline: func(ctx *fasthttp.RequestCtx) bool { return false }, Loops: 1}
+	release, started := make(chan struct{}), make(chan struct{}, 1)
+	slow := echo(release)
+	h := func(ctx *fasthttp.RequestCtx) { started <- struct{}{}; slow(ctx) }
+	cfg := Config{Handler: h, Inline: func(ctx *fasthttp.RequestCtx) bool { return false }, Loops: 1}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -276,20 +280,10 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	c, br := dial(t, s.Addr().String())
 	fmt.Fprint(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Wait until the request runs, then shut down with it in flight.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		s.mu.Lock()
-		busy := false
-		for k := range s.conns {
-			busy = busy || k.busy.Load()
-		}
-		s.mu.Unlock()
-		if busy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("request never started")
-		}
-		time.Sleep(time.Millisecond) // polling for the state, not synchronising on time
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never started")
 	}
 	stopped := make(chan error, 1)
 	go func() {
@@ -326,8 +320,13 @@ func TestNoHandler(t *testing.T) {
 	if err := s.Serve("256.0.0.1:1"); err == nil {
 		t.Fatal("Serve on a bad address: no error")
 	}
-	if !errors.Is(s.bootErr, s.bootErr) || s.Addr() != nil {
-		t.Fatal("Addr set after a failed Serve")
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("Ready not closed after a failed Serve")
+	}
+	if s.Addr() != nil {
+		t.Fatalf("Addr %v after a failed Serve", s.Addr())
 	}
 }
 

@@ -4,4 +4,5 @@ package tcplisten
 
 import "errors"
 
-func relisten(uintptr, int) error { return errors.New("setting the backlog needs a unix kernel") }
+// SetBacklog is not available off unix.
+func SetBacklog(uintptr, int) error { return errors.New("setting the backlog needs a unix kernel") }

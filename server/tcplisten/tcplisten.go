@@ -39,7 +39,7 @@ func Listen(ctx context.Context, addr string, backlog int) (net.Listener, error)
 		return nil, err
 	}
 	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = relisten(fd, backlog) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { lerr = SetBacklog(fd, backlog) }); err != nil {
 		ln.Close()
 		return nil, err
 	}
